@@ -1,0 +1,120 @@
+"""Validation of event tables: find bad events, skip them with a count, or fail on the first.
+
+Bad events are never dropped silently: :func:`drop_bad_events` returns a :class:`ReadReport`
+that counts every skipped event by reason, and in strict mode raises a :class:`DataError`
+naming the file, the event and the field instead.
+"""
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import DataError
+from .table import FLOAT_FIELDS
+
+#: Reasons an event is rejected, with the particle field each one concerns.
+REASON_FIELDS = {
+    "empty event": "particles",
+    "non-finite value": "particles",
+    "dangling mother link": "mother",
+    "cyclic mother links": "mother",
+}
+
+
+@dataclass
+class ReadReport:
+    """What was read, kept and skipped (and why), summed over files.
+
+    ``skipped`` counts events by reason; ``notes`` counts things that were kept but are worth
+    knowing (e.g. particles with an unknown PDG id).
+    """
+
+    read: int = 0
+    kept: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    notes: Counter = field(default_factory=Counter)
+    files: int = 0
+
+    def __iadd__(self, other):
+        self.read += other.read
+        self.kept += other.kept
+        self.skipped.update(other.skipped)
+        self.notes.update(other.notes)
+        self.files += other.files
+        return self
+
+    def format(self):
+        """One human-readable line per item."""
+        lines = [f"files read: {self.files}", f"events read: {self.read}", f"events kept: {self.kept}"]
+        lines += [f"events skipped ({reason}): {n}" for reason, n in sorted(self.skipped.items())]
+        lines += [f"{what}: {n}" for what, n in sorted(self.notes.items())]
+        return "\n".join(lines)
+
+    def to_dict(self):
+        return {"files": self.files, "read": self.read, "kept": self.kept,
+                "skipped": dict(self.skipped), "notes": dict(self.notes)}
+
+
+def find_bad_events(table):
+    """Per reason, which events are bad.
+
+    Args:
+        table: an :class:`~smartbkg.data.table.EventTable`.
+
+    Returns:
+        dict reason -> (n_events,) bool mask, one entry per key of :data:`REASON_FIELDS`.
+    """
+    n = len(table)
+    counts = table.counts
+    event_of = table.event_index()
+    bad = {"empty event": counts == 0}
+
+    finite = np.ones(table.n_particles, dtype=bool)
+    for name in FLOAT_FIELDS:
+        finite &= np.isfinite(table.particles[name])
+    bad["non-finite value"] = _any_per_event(~finite, event_of, n)
+
+    mother = table.particles["mother"].astype(np.int64)
+    dangling = (mother < -1) | (mother >= counts[event_of])
+    bad["dangling mother link"] = _any_per_event(dangling, event_of, n)
+
+    # Pointer doubling: after k rounds `jump` is the 2^k-th ancestor; in an acyclic event every
+    # chain ends at a root (-1) within the event's particle count, so anything left is a cycle.
+    jump = np.where(dangling, -1, table.global_mother())
+    rounds = int(np.ceil(np.log2(max(int(counts.max(initial=1)), 2)))) + 1
+    for _ in range(rounds):
+        jump = np.where(jump >= 0, jump[np.maximum(jump, 0)], -1)
+    bad["cyclic mother links"] = _any_per_event(jump >= 0, event_of, n)
+    return bad
+
+
+def _any_per_event(particle_mask, event_of, n_events):
+    return np.bincount(event_of[particle_mask], minlength=n_events) > 0
+
+
+def drop_bad_events(table, *, strict=False, source=None):
+    """Remove bad events, counting them, or raise on the first one in strict mode.
+
+    Args:
+        table: the events to check.
+        strict: raise :class:`DataError` for the first bad event instead of skipping.
+        source: file name used in messages.
+
+    Returns:
+        (clean table, :class:`ReadReport` for these events).
+    """
+    bad = find_bad_events(table)
+    report = ReadReport(read=len(table), files=0)
+    any_bad = np.zeros(len(table), dtype=bool)
+    for reason, mask in bad.items():
+        if not mask.any():
+            continue
+        if strict:
+            first = int(np.flatnonzero(mask)[0])
+            raise DataError(reason, path=source, event=int(table.event_id[first]), field=REASON_FIELDS[reason])
+        # Count each bad event once, under its first reason.
+        report.skipped[reason] += int((mask & ~any_bad).sum())
+        any_bad |= mask
+    report.kept = int((~any_bad).sum())
+    return (table.take(~any_bad) if any_bad.any() else table), report

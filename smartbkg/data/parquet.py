@@ -1,0 +1,203 @@
+"""smartbkg parquet shards: the canonical storage, in the layout of Belle II smartBKG parquet.
+
+One row per event. Columns:
+
+* ``particles``: list of structs {pdg, index, mother_index, prodTime, x, y, z, px, py, pz,
+  energy, initial}; ``index`` is the particle's index within the event, ``mother_index`` the
+  mother's ``index`` (-1 or the particle's own index for roots). ``initial`` is a smartbkg
+  addition (Belle II files lack it and it is then taken as false).
+* one boolean column per skim (Belle II files have a single column ``label``);
+* ``event_type`` (string), ``weight`` (float32, optional), ``event_id`` (int64).
+
+The schema metadata key ``smartbkg`` holds JSON with the skim names and event types, so a
+shard is self-describing. Units: GeV, cm, ns.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..errors import DataError
+from .table import EVENT_TYPES, FLOAT_FIELDS, EventTable
+
+FORMAT_VERSION = 1
+METADATA_KEY = b"smartbkg"
+PARTICLE_STRUCT = pa.struct(
+    [("pdg", pa.int32()), ("index", pa.int32()), ("mother_index", pa.int32())]
+    + [(name, pa.float32()) for name in FLOAT_FIELDS]
+    + [("initial", pa.bool_())]
+)
+EVENT_COLUMNS = ("event_type", "weight", "event_id")
+
+
+def table_to_arrow(table):
+    """Convert an :class:`EventTable` to an Arrow table in the smartbkg parquet layout."""
+    p = table.particles
+    local_index = np.arange(table.n_particles, dtype=np.int64) - np.repeat(table.offsets[:-1], table.counts)
+    children = [
+        pa.array(p["pdg"]),
+        pa.array(local_index.astype(np.int32)),
+        pa.array(p["mother"]),
+        *[pa.array(p[name]) for name in FLOAT_FIELDS],
+        pa.array(p["initial"]),
+    ]
+    structs = pa.StructArray.from_arrays(children, fields=list(PARTICLE_STRUCT))
+    particles = pa.ListArray.from_arrays(pa.array(table.offsets.astype(np.int32)), structs)
+    columns = {"particles": particles}
+    for j, skim in enumerate(table.skims):
+        columns[skim] = pa.array(table.labels[:, j])
+    columns["event_type"] = pa.DictionaryArray.from_arrays(
+        pa.array(table.event_type.astype(np.int32)), pa.array(list(table.event_types), pa.string()))
+    if table.weight is not None:
+        columns["weight"] = pa.array(table.weight)
+    columns["event_id"] = pa.array(table.event_id)
+    meta = {"version": FORMAT_VERSION, "skims": list(table.skims), "event_types": list(table.event_types)}
+    return pa.table(columns).replace_schema_metadata({METADATA_KEY: json.dumps(meta).encode()})
+
+
+def write_parquet(table, path, *, row_group_size=65536, compression="zstd"):
+    """Write an event table as one parquet shard (atomically: temp file, then rename).
+
+    Args:
+        table: the events.
+        path: output file.
+        row_group_size: events per row group (the unit of streaming and of sharding).
+    """
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    pq.write_table(table_to_arrow(table), tmp, row_group_size=row_group_size, compression=compression)
+    tmp.replace(path)
+
+
+def read_parquet(path, *, skims=None, row_groups=None, default_event_type="unknown"):
+    """Read a smartbkg or Belle II smartBKG parquet file.
+
+    Args:
+        path: the file.
+        skims: label columns to read (default: all skims recorded in the file's metadata, or
+            ``label`` for Belle II files).
+        row_groups: read only these row groups (default all).
+        default_event_type: event type of every event when the file has no ``event_type`` column.
+
+    Returns:
+        :class:`EventTable` (not yet validated: see :func:`smartbkg.data.checks.drop_bad_events`).
+    """
+    try:
+        f = pq.ParquetFile(path)
+        meta = parquet_metadata(f.schema_arrow, path)
+        skims = resolve_skims(meta, f.schema_arrow.names, skims, path)
+        names = f.schema_arrow.names
+        columns = ["particles", *skims, *[c for c in EVENT_COLUMNS if c in names]]
+        data = f.read_row_groups(row_groups, columns=columns) if row_groups is not None else f.read(columns=columns)
+    except (OSError, pa.ArrowException) as exc:
+        raise DataError(f"cannot read parquet file ({_first_line(exc)})", path=path) from None
+    return table_from_arrow(data, skims=skims, event_types=meta.get("event_types"), path=path,
+                            default_event_type=default_event_type)
+
+
+def parquet_metadata(schema, path):
+    """The smartbkg metadata dict of a parquet schema ({} for foreign files)."""
+    if "particles" not in schema.names:
+        raise DataError("no 'particles' column: not a smartbkg or Belle II smartBKG parquet file",
+                        path=path, field="particles")
+    raw = (schema.metadata or {}).get(METADATA_KEY)
+    return json.loads(raw) if raw else {}
+
+
+def resolve_skims(meta, names, skims, path):
+    """Check the requested skims against a file's columns; default to all recorded skims."""
+    if skims is None:
+        skims = meta.get("skims", ["label"] if "label" in names else [])
+    missing = [s for s in skims if s not in names]
+    if missing:
+        known = meta.get("skims", [n for n in names if n not in ("particles", *EVENT_COLUMNS)])
+        raise DataError(f"unknown skim(s) {missing}; the file has {known}", path=path, field="labels")
+    return list(skims)
+
+
+def table_from_arrow(data, *, skims, event_types=None, path=None, default_event_type="unknown"):
+    """Convert an Arrow table in the parquet layout to an :class:`EventTable` (vectorised).
+
+    Roots may be marked with mother_index -1 or with their own index; ``index`` need not equal
+    the position in the event. A mother_index that names no particle of the event is kept as -2
+    (a dangling link) for :func:`~smartbkg.data.checks.find_bad_events` to report.
+    """
+    col = data.column("particles").combine_chunks()
+    if col.null_count:
+        raise DataError(f"{col.null_count} events have a null particle list", path=path, field="particles")
+    offsets = np.asarray(col.offsets, dtype=np.int64)
+    offsets = offsets - offsets[0]
+    structs = col.flatten()
+    present = {structs.type.field(i).name for i in range(structs.type.num_fields)}
+    missing = [name for name in ("pdg", "mother_index", *FLOAT_FIELDS) if name not in present]
+    if missing:
+        raise DataError(f"particle structs lack fields {missing}", path=path, field="particles")
+    particles = {}
+    for name in ("pdg", "mother_index", "index", *FLOAT_FIELDS, "initial"):
+        if name not in present:
+            continue
+        child = structs.field(name)
+        if child.null_count:
+            raise DataError(f"{child.null_count} null values", path=path, field=name)
+        particles[name] = child.to_numpy(zero_copy_only=False)
+    n_events = len(offsets) - 1
+    counts = np.diff(offsets)
+    start = np.repeat(offsets[:-1], counts)
+    position = np.arange(len(start), dtype=np.int64) - start
+    index = particles.pop("index", position).astype(np.int64)
+    mother_index = particles.pop("mother_index").astype(np.int64)
+    particles["mother"] = _local_mothers(index, mother_index, position, counts)
+
+    labels = np.zeros((n_events, len(skims)), dtype=bool)
+    for j, skim in enumerate(skims):
+        column = data.column(skim)
+        if column.null_count:
+            raise DataError(f"{column.null_count} null labels", path=path, field=skim)
+        labels[:, j] = column.to_numpy(zero_copy_only=False).astype(bool)
+
+    names = data.column_names
+    if "event_type" in names:
+        types = data.column("event_type").combine_chunks()
+        if not pa.types.is_dictionary(types.type):
+            types = types.dictionary_encode()
+        dictionary = [str(v) for v in types.dictionary.to_pylist()]
+        order = list(event_types or EVENT_TYPES)
+        order += [t for t in dictionary if t not in order]
+        remap = np.array([order.index(t) for t in dictionary], dtype=np.int16)
+        event_type = remap[types.indices.to_numpy(zero_copy_only=False)]
+    else:
+        order = [*EVENT_TYPES, default_event_type] if default_event_type not in EVENT_TYPES else list(EVENT_TYPES)
+        event_type = np.full(n_events, order.index(default_event_type), dtype=np.int16)
+    weight = data.column("weight").to_numpy().astype(np.float32) if "weight" in names else None
+    event_id = data.column("event_id").to_numpy() if "event_id" in names else None
+    return EventTable(offsets, particles, labels, tuple(skims), event_type, tuple(order), weight, event_id)
+
+
+def _local_mothers(index, mother_index, position, counts):
+    """Map mother ``index`` values to positions within each event; roots -> -1, dangling -> -2."""
+    is_root = (mother_index < 0) | (mother_index == index)
+    if np.array_equal(index, position):
+        mother = np.where(is_root, -1, mother_index)
+        return np.where((mother >= counts.repeat(counts)), -2, mother)
+    # General case: look the mother's index up among the indices of its own event.
+    event_of = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+    span = int(max(index.max(initial=0), mother_index.max(initial=0))) + 1
+    key = event_of * span + index
+    order = np.argsort(key, kind="stable")
+    sorted_key = key[order]
+    duplicate = np.flatnonzero(sorted_key[1:] == sorted_key[:-1])
+    if len(duplicate):
+        raise DataError("particle index appears twice in one event",
+                        event=int(event_of[order[duplicate[0]]]), field="index")
+    wanted = event_of * span + np.maximum(mother_index, 0)
+    at = np.minimum(np.searchsorted(sorted_key, wanted), len(key) - 1)
+    found = sorted_key[at] == wanted
+    mother = np.where(found, position[order[at]], -2)
+    return np.where(is_root, -1, mother)
+
+
+def _first_line(exc):
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -1,0 +1,97 @@
+"""Checkpoints: written atomically, read with ``torch.load(weights_only=True)``.
+
+A checkpoint is a dict of tensors and plain containers (dicts, lists, tuples, numbers,
+strings) only, so it loads with the safe unpickler. Contents written by the trainer:
+
+==================  ================================================================
+key                 content
+==================  ================================================================
+format              checkpoint format version (int)
+epoch               last completed epoch (1-based; 0 before training)
+step                optimiser steps taken (skipped non-finite steps included)
+model               ``state_dict`` of the bare model (never the DDP wrapper)
+model_info          {name, options, skims, event_types, vocab_size}: rebuilds the model
+config              the resolved :class:`~smartbkg.train.config.RunConfig` as a dict
+optimizer           AdamW ``state_dict``
+scheduler           scheduler ``state_dict`` ({} for a constant learning rate)
+early_stopping      :class:`~smartbkg.train.schedule.EarlyStopping` state
+history             list of per-epoch metric dicts
+rng                 :func:`rng_state` (python, numpy, torch, CUDA)
+retention           true retention eps per skim used by the loss and metrics
+calibration         (best checkpoint, after training) the fitted sampling calibration
+==================  ================================================================
+"""
+
+import os
+import random
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import DataError
+
+FORMAT_VERSION = 1
+
+
+def save_checkpoint(state, path):
+    """Write ``state`` to ``path`` atomically (temp file in the same folder, fsync, rename).
+
+    A run killed while writing leaves the previous checkpoint intact.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path, map_location="cpu"):
+    """Read a checkpoint with the safe unpickler (``weights_only=True``).
+
+    Raises:
+        DataError: the file is missing, truncated or not a smartbkg checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("checkpoint not found", path=path)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises many types for corrupt files (pickle, zip, runtime)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"cannot read checkpoint ({first[:200]})", path=path) from None
+    if not isinstance(state, dict) or "model" not in state or "format" not in state:
+        raise DataError("not a smartbkg checkpoint (no 'model'/'format' entries)", path=path)
+    if state["format"] > FORMAT_VERSION:
+        raise DataError(f"checkpoint format {state['format']} is newer than this smartbkg "
+                        f"({FORMAT_VERSION})", path=path)
+    return state
+
+
+def rng_state():
+    """The random states of python, numpy's legacy global generator, torch and CUDA (plain types)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "python": random.getstate(),
+        "numpy": [kind, torch.from_numpy(keys.copy()), int(pos), int(has_gauss), float(cached)],
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def set_rng_state(state):
+    """Restore what :func:`rng_state` returned."""
+    random.setstate(state["python"])
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy(), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

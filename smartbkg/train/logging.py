@@ -1,0 +1,127 @@
+"""Run records: metrics per epoch as JSON and CSV, TensorBoard scalars, PR curves and hparams.
+
+Metric names are flat strings ``"split/metric"`` or ``"split/metric/skim"``
+(e.g. ``train/loss``, ``val/auc/hadronic``); the same names are the TensorBoard tags, the JSON
+keys and the CSV columns. ``metrics.json`` and ``metrics.csv`` are rewritten from the full
+history after every epoch (atomically), so after a resume they again hold exactly the epochs of
+the checkpoint the run continued from.
+"""
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+
+class RunLogger:
+    """Writes the records of one run folder; does nothing when ``enabled`` is false (other ranks).
+
+    Args:
+        run_dir: the run folder.
+        enabled: write anything at all (true on the main rank only).
+        purge_step: on resume, the first epoch to be written again (TensorBoard drops any
+            later events left by the interrupted run).
+    """
+
+    def __init__(self, run_dir, *, enabled=True, purge_step=None):
+        self.run_dir = Path(run_dir)
+        self.enabled = enabled
+        self.writer = None
+        if enabled:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=purge_step)
+
+    def log_epoch(self, record, history):
+        """Add one epoch's scalars to TensorBoard and rewrite the JSON/CSV files.
+
+        Args:
+            record: {"epoch": int, name: float ...} of the epoch just finished.
+            history: all epoch records so far (``record`` included), in order.
+        """
+        if not self.enabled:
+            return
+        epoch = record["epoch"]
+        for name, value in record.items():
+            if name != "epoch" and isinstance(value, (int, float)) and not isinstance(value, bool):
+                self.writer.add_scalar(name, value, epoch)
+        self.writer.flush()
+        write_history(self.run_dir, history)
+
+    def pr_curve(self, tag, labels, scores, weights, epoch):
+        """A precision-recall curve of ``scores`` in [0, 1] against 0/1 ``labels`` ((n,) tensors)."""
+        if self.enabled and len(labels):
+            self.writer.add_pr_curve(tag, labels.int(), scores.float().clamp(0, 1), epoch,
+                                     weights=None if weights is None else weights.float())
+
+    def hparams(self, config_dict, final_metrics):
+        """Record the run's hyperparameters with its final metrics (TensorBoard HPARAMS tab)."""
+        if not self.enabled:
+            return
+        hparams = {k: _hparam_value(v) for k, v in flatten(config_dict).items()}
+        metrics = {f"final/{k}": float(v) for k, v in final_metrics.items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+        self.writer.add_hparams(hparams, metrics, run_name="hparams")
+        self.writer.flush()
+
+    def close(self):
+        if self.writer is not None:
+            self.writer.close()
+
+
+def write_history(run_dir, history):
+    """Write ``metrics.json`` (list of records) and ``metrics.csv`` (one row per epoch)."""
+    run_dir = Path(run_dir)
+    write_text_atomic(run_dir / "metrics.json", json.dumps(history, indent=1) + "\n")
+    columns = []
+    for record in history:
+        columns += [k for k in record if k not in columns]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    write_text_atomic(run_dir / "metrics.csv", buffer.getvalue())
+
+
+def write_json(path, value):
+    """Write ``value`` as indented JSON, atomically."""
+    write_text_atomic(path, json.dumps(value, indent=1) + "\n")
+
+
+def write_text_atomic(path, text):
+    """Write ``text`` to ``path`` through a temp file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def flatten(values, prefix=""):
+    """Nested dict -> {"a.b.c": leaf}."""
+    flat = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _hparam_value(value):
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return "none" if value is None else value
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return value.item()
+    return str(value)

@@ -1,0 +1,77 @@
+"""Checkpoints: atomic writes, safe loading (weights_only=True), RNG state round trip."""
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from smartbkg.errors import DataError
+from smartbkg.train.checkpoint import FORMAT_VERSION, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+
+
+def _state():
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.AdamW(model.parameters())
+    model(torch.ones(4, 3)).sum().backward()
+    optimizer.step()
+    return {"format": FORMAT_VERSION, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "rng": [rng_state()], "history": [{"epoch": 1, "val/auc": 0.75}], "config": {"train": {"lr": 1e-3}}}
+
+
+def test_round_trip_with_weights_only(tmp_path):
+    state = _state()
+    save_checkpoint(state, tmp_path / "ck" / "last.pt")
+    loaded = torch.load(tmp_path / "ck" / "last.pt", weights_only=True)  # the safe unpickler accepts it
+    assert torch.equal(loaded["model"]["weight"], state["model"]["weight"])
+    assert loaded["optimizer"]["state"][0]["step"] == 1
+    assert loaded["history"] == state["history"]
+    assert list(tmp_path.joinpath("ck").iterdir()) == [tmp_path / "ck" / "last.pt"]  # no temp file left
+
+
+def test_rng_states_restore_every_generator():
+    torch.manual_seed(1), np.random.seed(2), random.seed(3)
+    saved = rng_state()
+    first = (torch.rand(3), np.random.rand(3), random.random())
+    set_rng_state(saved)
+    again = (torch.rand(3), np.random.rand(3), random.random())
+    assert torch.equal(first[0], again[0]) and np.array_equal(first[1], again[1]) and first[2] == again[2]
+
+
+def test_rng_state_survives_the_file(tmp_path):
+    torch.manual_seed(5)
+    save_checkpoint({"format": 1, "model": {}, "rng": rng_state()}, tmp_path / "a.pt")
+    expected = torch.rand(2), np.random.rand(2), random.random()
+    set_rng_state(load_checkpoint(tmp_path / "a.pt")["rng"])
+    assert torch.equal(torch.rand(2), expected[0]) and np.array_equal(np.random.rand(2), expected[1])
+    assert random.random() == expected[2]
+
+
+def test_failed_write_keeps_previous_checkpoint(tmp_path):
+    path = tmp_path / "last.pt"
+    save_checkpoint({"format": 1, "model": {"w": torch.ones(2)}}, path)
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        save_checkpoint({"format": 1, "model": {"w": Unpicklable()}}, path)
+    assert torch.equal(load_checkpoint(path)["model"]["w"], torch.ones(2))
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_bad_checkpoints_raise_data_error(tmp_path):
+    with pytest.raises(DataError, match="checkpoint not found"):
+        load_checkpoint(tmp_path / "missing.pt")
+    (tmp_path / "corrupt.pt").write_bytes(b"not a checkpoint at all")
+    with pytest.raises(DataError, match="cannot read checkpoint"):
+        load_checkpoint(tmp_path / "corrupt.pt")
+    save_checkpoint({"weights": torch.ones(1)}, tmp_path / "foreign.pt")
+    with pytest.raises(DataError, match="not a smartbkg checkpoint"):
+        load_checkpoint(tmp_path / "foreign.pt")
+    good = tmp_path / "good.pt"
+    save_checkpoint(_state(), good)
+    good.write_bytes(good.read_bytes()[:200])  # truncated
+    with pytest.raises(DataError, match="cannot read checkpoint"):
+        load_checkpoint(good)

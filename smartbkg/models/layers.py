@@ -1,0 +1,196 @@
+r"""Building blocks shared by the models: input encodings, attention blocks, masks.
+
+Node features arrive in raw physical units (batch contract): ``x`` (N, 8) =
+[prodTime ns, x cm, y cm, z cm, E GeV, px GeV, py GeV, pz GeV]. Their scales differ by orders of
+magnitude and are heavy-tailed (production times from 0 to ns, vertices from microns to 10 cm),
+so every model first applies the same fixed, parameter-free map
+
+.. math::
+    \tilde x_k = \operatorname{asinh}(x_k / s_k),
+
+with :data:`NODE_SCALES` :math:`s` = (1 ps, 100 um, 100 um, 100 um, 1 GeV, 1 GeV, 1 GeV, 1 GeV).
+``asinh`` is linear below the scale and logarithmic above it, odd (keeps signs) and finite for
+every finite input, so a B-meson flight of 200 um and a K_S flight of 5 cm both land in O(1..10).
+Lorentz invariants (GeV^2) use the same map with scale :data:`INVARIANT_SCALE`.
+"""
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+#: Scales s_k of the node features [prodTime ns, x, y, z cm, E, px, py, pz GeV].
+NODE_SCALES = (1e-3, 1e-2, 1e-2, 1e-2, 1.0, 1.0, 1.0, 1.0)
+
+#: Scale of Lorentz invariants (masses squared, Minkowski products) [GeV^2], about m_pi^2 / 2.
+INVARIANT_SCALE = 1e-2
+
+
+def default_vocab_size():
+    """Number of PDG tokens of the shipped vocabulary (``smartbkg.data.vocab.VOCAB_SIZE``)."""
+    try:
+        from ..data.vocab import VOCAB_SIZE
+    except ImportError:  # the vocabulary module is optional for the models
+        return 1024
+    return VOCAB_SIZE
+
+
+class NodeFeatureEncoding(nn.Module):
+    r"""The fixed map :math:`\operatorname{asinh}(x / s)` of the raw node features (no parameters).
+
+    Shapes: ``x`` (..., 8) raw features in the contract's order -> (..., 8) encoded.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("scales", torch.tensor(NODE_SCALES), persistent=False)
+
+    def forward(self, x):
+        return torch.asinh(x / self.scales)
+
+
+def encode_invariant(value):
+    r""":math:`\operatorname{asinh}(v / s)` of a Lorentz invariant ``value`` [GeV^2], any shape."""
+    return torch.asinh(value / INVARIANT_SCALE)
+
+
+def minkowski_mass2(p4):
+    """Squared masses E^2 - |p|^2 [GeV^2] of four-momenta ``p4`` (..., 4) -> (...)."""
+    return p4[..., 0] ** 2 - (p4[..., 1:] ** 2).sum(-1)
+
+
+class MLP(nn.Sequential):
+    """Linear -> GELU -> ... -> Linear over the last dimension; ``dims`` = (in, hidden..., out)."""
+
+    def __init__(self, dims, dropout=0.0):
+        layers = []
+        for i, (n_in, n_out) in enumerate(zip(dims[:-1], dims[1:])):
+            layers.append(nn.Linear(n_in, n_out))
+            if i < len(dims) - 2:
+                layers += [nn.GELU(), nn.Dropout(dropout)]
+        super().__init__(*layers)
+
+
+def attention_mask(valid, bias=None):
+    """Mask for :func:`~torch.nn.functional.scaled_dot_product_attention` over padded tokens.
+
+    A real query attends to every real key; a padded query attends only to itself, so that no
+    row is empty (no NaN anywhere) and padding never reaches a real token.
+
+    Args:
+        valid: (B, L) bool, True for real tokens.
+        bias: optional (B, H, L, L) float attention bias (added to the logits).
+
+    Returns:
+        (B, 1, L, L) bool mask (True = attend) without ``bias``; with ``bias`` the (B, H, L, L)
+        float mask ``bias`` with ``-inf`` where attention is not allowed.
+    """
+    eye = torch.eye(valid.shape[1], dtype=torch.bool, device=valid.device)
+    allowed = (valid[:, None, None, :] | eye)
+    if bias is None:
+        return allowed
+    return bias.masked_fill(~allowed, float("-inf"))
+
+
+class Attention(nn.Module):
+    r"""Multi-head attention with :func:`~torch.nn.functional.scaled_dot_product_attention`.
+
+    Args:
+        dim: D, token width.
+        num_heads: H (D must be divisible by H).
+        dropout: attention-weight dropout during training.
+
+    Shapes: ``query`` (B, Lq, D), ``context`` (B, Lk, D), ``mask`` broadcastable to
+    (B, H, Lq, Lk) (bool, True = attend, or float added to the logits); returns (B, Lq, D).
+    With ``vectors`` (B, Lk, C) the same attention weights of every head are also applied to
+    these channels, and ``(out, mixed)`` is returned with ``mixed`` (B, H, Lq, C).
+    """
+
+    def __init__(self, dim, num_heads, dropout=0.0):
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"width {dim} is not divisible by {num_heads} heads")
+        self.num_heads, self.dropout = num_heads, dropout
+        self.q = nn.Linear(dim, dim)
+        self.kv = nn.Linear(dim, 2 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, query, context, mask, vectors=None):
+        b, lq, d = query.shape
+        h = self.num_heads
+        q = self.q(query).view(b, lq, h, d // h).transpose(1, 2)
+        k, v = self.kv(context).view(b, -1, 2, h, d // h).permute(2, 0, 3, 1, 4)
+        if vectors is not None:
+            v = torch.cat([v, vectors[:, None].expand(-1, h, -1, -1).to(v.dtype)], dim=-1)
+        if mask.is_floating_point():
+            mask = mask.to(q.dtype)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
+                                             dropout_p=self.dropout if self.training else 0.0)
+        if vectors is not None:
+            out, mixed = out[..., : d // h], out[..., d // h:]
+        out = self.proj(out.transpose(1, 2).reshape(b, lq, d))
+        return out if vectors is None else (out, mixed)
+
+
+class SelfAttentionBlock(nn.Module):
+    """Pre-LayerNorm transformer block: x + Attn(LN x), then x + MLP(LN x).
+
+    Args:
+        dim: D; num_heads: H; mlp_ratio: hidden width of the MLP in units of D;
+        dropout: dropout of attention weights and MLP activations.
+
+    Shapes: ``x`` (B, L, D), ``mask`` as for :class:`Attention`; returns (B, L, D).
+    """
+
+    def __init__(self, dim, num_heads, mlp_ratio=4, dropout=0.0):
+        super().__init__()
+        self.norm_attn = nn.LayerNorm(dim)
+        self.attn = Attention(dim, num_heads, dropout)
+        self.norm_mlp = nn.LayerNorm(dim)
+        self.mlp = MLP((dim, mlp_ratio * dim, dim), dropout)
+
+    def forward(self, x, mask, vectors=None):
+        """With ``vectors`` (B, L, C), also return their per-head attention mixture (B, H, L, C)."""
+        y = self.norm_attn(x)
+        if vectors is None:
+            x = x + self.attn(y, y, mask)
+            return x + self.mlp(self.norm_mlp(x))
+        update, mixed = self.attn(y, y, mask, vectors)
+        x = x + update
+        return x + self.mlp(self.norm_mlp(x)), mixed
+
+
+class ClassAttentionBlock(SelfAttentionBlock):
+    """Class-attention block (CaiT / ParT): the class token attends to itself and the particles.
+
+    Shapes: ``cls`` (B, 1, D), ``x`` (B, L, D), ``mask`` (B, 1, 1, 1 + L) bool over
+    [class token, particles]; returns the updated class token (B, 1, D).
+    """
+
+    def forward(self, cls, x, mask):
+        context = self.norm_attn(torch.cat([cls, x], dim=1))
+        cls = cls + self.attn(context[:, :1], context, mask)
+        return cls + self.mlp(self.norm_mlp(cls))
+
+
+def reset_all(module):
+    """Re-initialise every submodule of ``module`` that has ``reset_parameters`` (not itself)."""
+    for child in module.modules():
+        if child is not module and hasattr(child, "reset_parameters"):
+            child.reset_parameters()
+
+
+def init_embedding(embedding, std=0.02):
+    """Normal(0, std) init of an :class:`~torch.nn.Embedding` or a parameter tensor."""
+    weight = embedding.weight if isinstance(embedding, nn.Embedding) else embedding
+    nn.init.normal_(weight, std=std)
+
+
+def count_parameters(module):
+    """Number of trainable parameters of ``module``."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+__all__ = ["NODE_SCALES", "INVARIANT_SCALE", "NodeFeatureEncoding", "encode_invariant",
+           "minkowski_mass2", "MLP", "attention_mask", "Attention", "SelfAttentionBlock",
+           "ClassAttentionBlock", "reset_all", "init_embedding", "count_parameters",
+           "default_vocab_size"]

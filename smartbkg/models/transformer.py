@@ -1,0 +1,122 @@
+r"""Particle-transformer-style model: all particles attend to all, biased by pair features.
+
+After the Particle Transformer (ParT, arXiv 2202.03772) as adapted to Belle II events (seed 002):
+each particle is a token (encoded node features + PDG embedding + event-type embedding); pair
+features of every two particles (decay-tree adjacency, ln m^2, opening angle ... from
+:mod:`smartbkg.data.pair_features`) pass through a small MLP to one attention bias per head
+(shared by all blocks, or one per block), added to the attention logits of N pre-LayerNorm
+self-attention blocks; then 2 class-attention blocks let a class token (conditioned on the event
+type) read out the event, and a linear head gives one logit per skim (multi-label).
+
+Batches are made dense and padded per batch with :func:`torch_geometric.utils.to_dense_batch`;
+padded keys are masked out of every attention (``-inf`` in the float mask), padded queries only
+see themselves and are never read, so padding never changes the logits.
+The defaults (8 + 2 blocks, 8 heads, width 128, MLP ratio 4) give about 2.1 M parameters.
+"""
+
+import torch
+from torch import nn
+from torch_geometric.utils import to_dense_batch
+
+from ..data.pair_features import dense_adjacency, pair_features
+from . import register_model
+from .layers import (MLP, ClassAttentionBlock, NodeFeatureEncoding, SelfAttentionBlock,
+                     attention_mask, default_vocab_size, init_embedding, reset_all)
+
+
+@register_model("transformer")
+class ParticleTransformer(nn.Module):
+    """Transformer over the particles of an event with pair-feature attention biases.
+
+    Args:
+        num_skims: S, number of outputs.
+        num_event_types: number of event-type codes (embedding rows).
+        vocab_size: number of PDG tokens (default: the shipped vocabulary).
+        dim: D, token width.
+        heads: H, attention heads (D divisible by H).
+        blocks: number of self-attention blocks.
+        cls_blocks: number of class-attention blocks.
+        mlp_ratio: hidden width of the block MLPs in units of D.
+        pair_features: names from :data:`smartbkg.data.pair_features.PAIR_FEATURES` (empty for
+            no pair bias).
+        pair_hidden: width of the two hidden layers of the pair-feature MLP.
+        pair_bias: ``"shared"`` (one bias per head used by every block, as in ParT) or
+            ``"per_block"`` (one bias per head and block).
+        dropout: dropout of attention weights and MLP activations.
+
+    Forward: a PyG ``Batch`` (contract) -> (B, S) logits.
+    """
+
+    def __init__(self, *, num_skims, num_event_types=7, vocab_size=None, dim=128, heads=8,
+                 blocks=8, cls_blocks=2, mlp_ratio=4,
+                 pair_features=("adjacency", "ln_m2", "angle"), pair_hidden=64,
+                 pair_bias="shared", dropout=0.0):
+        super().__init__()
+        if pair_bias not in ("shared", "per_block"):
+            raise ValueError(f"pair_bias must be 'shared' or 'per_block', not {pair_bias!r}")
+        self.heads, self.pair_names = heads, tuple(pair_features)
+        self.bias_sets = blocks if pair_bias == "per_block" else 1
+        self.encode = NodeFeatureEncoding()
+        self.node_embedding = nn.Linear(self.node_input_width(), dim)
+        self.pdg_embedding = nn.Embedding(vocab_size or default_vocab_size(), dim)
+        self.event_embedding = nn.Embedding(num_event_types, dim)
+        self.pair_embedding = (MLP((len(self.pair_names), pair_hidden, pair_hidden,
+                                    heads * self.bias_sets)) if self.pair_names else None)
+        self.blocks = nn.ModuleList(
+            SelfAttentionBlock(dim, heads, mlp_ratio, dropout) for _ in range(blocks))
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.cls_blocks = nn.ModuleList(
+            ClassAttentionBlock(dim, heads, mlp_ratio, dropout) for _ in range(cls_blocks))
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, num_skims)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        reset_all(self)
+        for embedding in (self.pdg_embedding, self.event_embedding, self.cls_token):
+            init_embedding(embedding)
+
+    # ----------------------------------------------------------------- hooks for variants
+    def node_input_width(self):
+        """Width of :meth:`node_inputs`."""
+        return 8
+
+    def node_inputs(self, x, p4):
+        """Per-particle inputs (B, L, F_in) from raw features ``x`` (B, L, 8) and ``p4`` (B, L, 4)."""
+        return self.encode(x)
+
+    def pair_inputs(self, p4, mask, adjacency):
+        """Pair inputs (B, F, L, L) of the pair MLP."""
+        return pair_features(p4, mask, self.pair_names, adjacency=adjacency)
+
+    def attention_biases(self, p4, mask, adjacency):
+        """Per-block attention masks: a list of (B, H, L, L) float or one (B, 1, L, L) bool."""
+        if self.pair_embedding is None:
+            return [attention_mask(mask)]
+        bias = self.pair_embedding(self.pair_inputs(p4, mask, adjacency).permute(0, 2, 3, 1))
+        bias = bias.permute(0, 3, 1, 2)
+        return [attention_mask(mask, chunk) for chunk in bias.split(self.heads, dim=1)]
+
+    def encode_particles(self, h, p4, mask, adjacency):
+        """Run the self-attention blocks; ``h`` (B, L, D) -> (B, L, D)."""
+        masks = self.attention_biases(p4, mask, adjacency)
+        for i, block in enumerate(self.blocks):
+            h = block(h, masks[i % len(masks)])
+        return h
+
+    # ----------------------------------------------------------------------------- forward
+    def forward(self, batch):
+        num_graphs = batch.num_graphs
+        x, mask = to_dense_batch(batch.x, batch.batch, batch_size=num_graphs)
+        pdg, _ = to_dense_batch(batch.pdg, batch.batch, batch_size=num_graphs)
+        p4 = x[..., 4:8]
+        adjacency = (dense_adjacency(batch.edge_index, batch.batch, x.shape[1])
+                     if "adjacency" in self.pair_names else None)
+        event = self.event_embedding(batch.event_type)[:, None]
+        h = self.node_embedding(self.node_inputs(x, p4)) + self.pdg_embedding(pdg) + event
+        h = self.encode_particles(h, p4, mask, adjacency)
+        cls = self.cls_token.expand(num_graphs, -1, -1) + event
+        cls_mask = torch.cat([mask.new_ones(num_graphs, 1), mask], dim=1)[:, None, None, :]
+        for block in self.cls_blocks:
+            cls = block(cls, h, cls_mask)
+        return self.head(self.norm(cls[:, 0]))

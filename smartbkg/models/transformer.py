@@ -18,7 +18,8 @@ import torch
 from torch import nn
 from torch_geometric.utils import to_dense_batch
 
-from ..data.pair_features import dense_adjacency, pair_features
+from ..data.pair_features import PAIR_FEATURES, dense_adjacency, pair_features
+from ..errors import ConfigError
 from . import register_model
 from .layers import (MLP, ClassAttentionBlock, NodeFeatureEncoding, SelfAttentionBlock,
                      attention_mask, default_vocab_size, init_embedding, reset_all)
@@ -53,7 +54,12 @@ class ParticleTransformer(nn.Module):
                  pair_bias="shared", dropout=0.0):
         super().__init__()
         if pair_bias not in ("shared", "per_block"):
-            raise ValueError(f"pair_bias must be 'shared' or 'per_block', not {pair_bias!r}")
+            raise ConfigError(f"pair_bias must be 'shared' or 'per_block', not {pair_bias!r}")
+        unknown = sorted(set(pair_features) - set(PAIR_FEATURES))
+        if unknown:
+            raise ConfigError(f"unknown pair features {unknown}; known: {', '.join(PAIR_FEATURES)}")
+        if dim % heads:
+            raise ConfigError(f"width {dim} is not divisible by {heads} heads")
         self.heads, self.pair_names = heads, tuple(pair_features)
         self.bias_sets = blocks if pair_bias == "per_block" else 1
         self.encode = NodeFeatureEncoding()

@@ -1,0 +1,65 @@
+"""The Lorentz-invariant attention model is invariant under boosts and rotations."""
+
+import pytest
+import torch
+
+from invariance import assert_invariant, lorentz_matrix, transform_momenta
+from smartbkg.models import build_model
+from smartbkg.models.synthetic import synthetic_batch
+
+TINY = dict(dim=16, heads=2, blocks=3, cls_blocks=1, pair_hidden=8)
+
+
+@pytest.fixture(scope="module")
+def events():
+    return synthetic_batch(5, num_particles=25, num_skims=2, vocab_size=50, seed=4)
+
+
+def build(**cfg):
+    torch.manual_seed(0)
+    model = build_model("lorentz", num_skims=2, vocab_size=50, **{**TINY, **cfg})
+    for mixer in model.vector_mixers or ():  # make the vector update non-trivial
+        torch.nn.init.normal_(mixer.weight, std=0.5)
+        torch.nn.init.normal_(mixer.bias, std=0.5)
+    return model
+
+
+def test_lorentz_matrix_preserves_the_metric():
+    metric = torch.diag(torch.tensor([1.0, -1.0, -1.0, -1.0], dtype=torch.float64))
+    for seed in range(5):
+        matrix = torch.as_tensor(lorentz_matrix(seed), dtype=torch.float64)
+        torch.testing.assert_close(matrix.T @ metric @ matrix, metric)
+        assert matrix[0, 0] > 1.0  # a real boost, forward in time
+
+
+@pytest.mark.parametrize("cfg", [{}, {"vector_update": True}, {"adjacency": False}],
+                         ids=["plain", "vector_update", "no_adjacency"])
+@pytest.mark.parametrize("seed", range(3))
+def test_invariant_under_boosts_and_rotations(events, cfg, seed):
+    model = build(**cfg)
+    assert_invariant(model, events, lambda b: transform_momenta(b, lorentz_matrix(seed)),
+                     atol=1e-4, rtol=1e-4)
+
+
+def test_non_invariant_inputs_break_invariance(events):
+    """With the raw node features switched on, a boost changes the logits (the check can fail)."""
+    model = build(invariant=False).eval()
+    with torch.no_grad():
+        difference = model(events) - model(transform_momenta(events, lorentz_matrix(0)))
+    assert difference.abs().max() > 1e-2
+
+
+def test_vector_update_changes_the_result(events):
+    """The equivariant update is active: switching its coefficients off changes the logits."""
+    model = build(vector_update=True).eval()
+    with torch.no_grad():
+        with_update = model(events)
+        for mixer in model.vector_mixers:
+            torch.nn.init.zeros_(mixer.weight)
+            torch.nn.init.zeros_(mixer.bias)
+        assert not torch.allclose(model(events), with_update, atol=1e-4)
+
+
+def test_default_size_is_about_two_million():
+    model = build_model("lorentz", num_skims=1, vocab_size=600)
+    assert 1.9e6 < sum(p.numel() for p in model.parameters()) < 2.2e6

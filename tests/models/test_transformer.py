@@ -1,0 +1,71 @@
+"""Particle transformer: masks keep padding inert, pair biases matter, sizes and options."""
+
+import pytest
+import torch
+
+from smartbkg.errors import ConfigError
+from smartbkg.models import build_model
+from smartbkg.models.layers import ClassAttentionBlock, SelfAttentionBlock, attention_mask
+from smartbkg.models.synthetic import synthetic_batch
+
+
+def test_attention_mask_semantics():
+    valid = torch.tensor([[True, True, False]])
+    mask = attention_mask(valid)
+    assert mask.shape == (1, 1, 3, 3)
+    assert mask[0, 0].tolist() == [[True, True, False], [True, True, False], [True, True, True]]
+    bias = torch.arange(9.0).view(1, 1, 3, 3)
+    float_mask = attention_mask(valid, bias)
+    assert float_mask[0, 0, 0].tolist() == [0.0, 1.0, float("-inf")]
+    assert float_mask[0, 0, 2].tolist() == [6.0, 7.0, 8.0]  # padded query sees itself
+
+
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_padded_tokens_never_reach_real_ones(with_bias):
+    torch.manual_seed(0)
+    block = SelfAttentionBlock(8, 2).eval()
+    cls_block = ClassAttentionBlock(8, 2).eval()
+    valid = torch.tensor([[True] * 4 + [False] * 3])
+    bias = torch.randn(1, 2, 7, 7) if with_bias else None
+    x = torch.randn(1, 7, 8)
+    garbage = x.clone()
+    garbage[:, 4:] = 1e4 * torch.randn(1, 3, 8)
+    cls = torch.randn(1, 1, 8)
+    cls_mask = torch.cat([torch.ones(1, 1, dtype=torch.bool), valid], 1)[:, None, None]
+    with torch.no_grad():
+        out, out_garbage = block(x, attention_mask(valid, bias)), block(garbage, attention_mask(valid, bias))
+        torch.testing.assert_close(out_garbage[:, :4], out[:, :4])
+        assert torch.isfinite(out_garbage).all()
+        torch.testing.assert_close(cls_block(cls, garbage, cls_mask), cls_block(cls, x, cls_mask))
+
+
+def test_pair_bias_changes_the_logits():
+    """Breaking the decay tree (no edges) changes the output: the adjacency bias is used."""
+    torch.manual_seed(0)
+    batch = synthetic_batch(3, num_particles=12, vocab_size=50, seed=1)
+    model = build_model("transformer", num_skims=1, vocab_size=50, dim=16, heads=2, blocks=1,
+                        cls_blocks=1, pair_features=("adjacency",)).eval()
+    no_edges = batch.clone()
+    no_edges.edge_index = batch.edge_index[:, :0]
+    with torch.no_grad():
+        assert not torch.allclose(model(batch), model(no_edges))
+
+
+def test_default_size_is_about_two_million():
+    model = build_model("transformer", num_skims=51, vocab_size=600)
+    assert 1.9e6 < sum(p.numel() for p in model.parameters()) < 2.2e6
+
+
+@pytest.mark.parametrize("cfg", [dict(pair_bias="sometimes"), dict(pair_features=("mass",)),
+                                 dict(dim=30, heads=8)])
+def test_bad_options_are_config_errors(cfg):
+    with pytest.raises(ConfigError):
+        build_model("transformer", num_skims=1, vocab_size=50, **cfg)
+
+
+def test_bf16_autocast_runs_on_cpu():
+    batch = synthetic_batch(2, num_particles=10, vocab_size=50, seed=1)
+    model = build_model("transformer", num_skims=1, vocab_size=50, dim=16, heads=2, blocks=1,
+                        cls_blocks=1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.isfinite(model(batch)).all()

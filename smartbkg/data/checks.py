@@ -118,3 +118,27 @@ def drop_bad_events(table, *, strict=False, source=None):
         any_bad |= mask
     report.kept = int((~any_bad).sum())
     return (table.take(~any_bad) if any_bad.any() else table), report
+
+
+def reject_events(mask, reason, *, field, event_id, report, strict=False, source=None):
+    """Count the events a reader cannot build (duplicate indices, null ids ...), or raise in strict mode.
+
+    Args:
+        mask: (n_events,) bool, the events to reject.
+        reason: why; the key under which ``report.skipped`` counts them.
+        field: the field concerned, named in the error message.
+        event_id: (n_events,) event identifiers, for the error message.
+        report: :class:`ReadReport` that counts the rejected events as read and skipped.
+        strict: raise :class:`DataError` for the first rejected event instead.
+        source: file name used in messages.
+
+    Returns:
+        (n_events,) bool mask of the events to keep.
+    """
+    n = int(np.count_nonzero(mask))
+    if n:
+        if strict:
+            raise DataError(reason, path=source, event=int(event_id[np.flatnonzero(mask)[0]]), field=field)
+        report.read += n
+        report.skipped[reason] += n
+    return ~mask

@@ -1,0 +1,84 @@
+"""``smartbkg-generate``: the embedded Pythia 8 sample with fast detector response and skims.
+
+    smartbkg-generate --events N --output DIR --seed S [--types T ...] [--mix cross-section|equal]
+                      [--workers K] [--preprocess | --no-preprocess] [--events-per-shard M] [--quiet]
+
+Writes ``DIR/events-NNNNN.parquet`` shards and ``DIR/metadata.json`` and prints the retention
+of every skim per event type.
+"""
+
+import argparse
+import sys
+
+from ..data.table import EVENT_TYPES
+from ..errors import ConfigError
+from .event_types import MIXES
+from .production import produce
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one-line :class:`ConfigError` s (exit status 2)."""
+
+    def error(self, message):
+        raise ConfigError(f"smartbkg-generate: {message}")
+
+
+def _positive(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _seed(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
+def build_parser():
+    parser = _Parser(prog="smartbkg-generate", description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=_positive, required=True, help="total number of events")
+    parser.add_argument("--output", required=True, help="output directory (new, or without shards)")
+    parser.add_argument("--seed", type=_seed, default=0, help="production seed (default 0)")
+    parser.add_argument("--types", nargs="+", default=None, metavar="TYPE",
+                        help=f"event types, space- or comma-separated (default all: {','.join(EVENT_TYPES)})")
+    parser.add_argument("--mix", choices=MIXES, default="cross-section",
+                        help="share of the types: in proportion to cross sections (default) or equal")
+    parser.add_argument("--workers", type=_positive, default=1, help="worker processes (default 1)")
+    parser.add_argument("--preprocess", action=argparse.BooleanOptionalAction, default=False,
+                        help="apply the Belle II preprocessing before writing (default: write full records)")
+    parser.add_argument("--events-per-shard", type=_positive, default=100_000, help="events per parquet file")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    return parser
+
+
+def format_retention(metadata):
+    """The retention table of a production, one line per skim, columns event types, in percent."""
+    types = [*metadata["config"]["types"], "all"]
+    lines = ["skim".ljust(20) + "".join(t.rjust(10) for t in types)]
+    for skim, values in metadata["retention"].items():
+        lines.append(skim.ljust(20) + "".join(f"{100 * values[t]:9.3f}%" for t in types))
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    types = None if args.types is None else [t for item in args.types for t in item.split(",") if t]
+    metadata = produce(args.output, args.events, seed=args.seed, types=types, mix=args.mix,
+                       workers=args.workers, preprocess=args.preprocess,
+                       events_per_shard=args.events_per_shard, progress=not args.quiet)
+    if not args.quiet:
+        timing = metadata["seconds_per_event"]
+        print(f"wrote {metadata['events']['all']} events in {len(metadata['shards'])} shard(s) to {args.output}")
+        print(f"time per event: generation {1e3 * timing['generation']['all']:.3f} ms, "
+              f"detector + skims {1e3 * timing['detector_skims']['all']:.3f} ms (per worker)")
+        print(format_retention(metadata), file=sys.stdout)
+    return 0

@@ -1,0 +1,365 @@
+"""A fast, seeded Belle II-like detector response, vectorised over whole event tables.
+
+Input: generator-level events (:class:`~smartbkg.data.table.EventTable`, lab frame, GeV, cm,
+ns, before preprocessing). Output: :class:`Reconstruction`, the reconstructed charged tracks
+and photons of every event as flat arrays with event offsets. The visible particles are the
+final-state particles of the record (no daughters; beams, quarks, gluons and diquarks never
+count), plus the products of K_S0 and Lambda decays in flight, which this model performs
+(the generator leaves particles with c*tau > 1 cm undecayed, as at Belle II).
+
+The model (defaults in :class:`DetectorConfig`, numbers from the Belle II TDR, arXiv:1011.0352,
+and Belle II performance papers, rounded):
+
+* **In-flight decays**: K_S0 -> pi+ pi- (69.2 %) / pi0 pi0 (30.7 %), Lambda -> p pi- (63.9 %) /
+  n pi0 (35.8 %) (and charge conjugates), decay length drawn from the lifetime, isotropic in
+  the rest frame; pi0 -> gamma gamma at once. Decays beyond ``decay_radius_max`` leave nothing.
+* **Tracks** (e, mu, pi, K, p and the charged hyperons Sigma+-, Xi-, Omega-): polar angle in
+  [17, 150] deg; transverse momentum above ``track_pt_min`` with efficiency
+  ``track_efficiency * (1 - exp(-(pT - track_pt_min) / track_pt_turn_on))``; the track must
+  come from the interaction point: the straight-line distance of closest approach to the beam
+  line below ``track_d0_max`` and its z there within ``track_z0_max`` (so most K_S0 and
+  Lambda daughters are not in the list). Momentum resolution
+  sigma(pT)/pT = 0.0011 pT [GeV] (+) 0.0025/beta, applied to |p| with the direction kept.
+* **Particle identification**: the reconstructed hypothesis (e, mu, pi, K, p) is drawn from a
+  confusion matrix per true species, one below and one above ``pid_momentum_split`` (muons
+  below ~0.7 GeV do not reach the KLM); the track energy uses the hypothesis mass.
+* **Photons**: ECL acceptance 12.4-155.1 deg, energy thresholds 0.10 GeV (forward endcap,
+  theta < 31.4 deg), 0.05 GeV (barrel), 0.15 GeV (backward endcap, theta > 128.7 deg),
+  efficiency ``photon_efficiency``, resolution sigma(E)/E = 0.066 %/E (+) 0.81 %/E^(1/4) (+)
+  1.34 % (E in GeV). Neutrinos, neutrons and K_L0 are invisible.
+
+Every random number is addressed by (seed, event id, particle) through
+:class:`~smartbkg.simulation.rng.CounterRNG`, so an event's response does not depend on
+which other events are processed with it.
+"""
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .rng import CounterRNG
+
+#: Species of particle identification, in this order.
+SPECIES = ("e", "mu", "pi", "K", "p")
+#: Mass hypotheses of :data:`SPECIES` [GeV].
+SPECIES_MASS = np.array([0.51099895e-3, 0.1056584, 0.1395704, 0.493677, 0.9382721])
+
+#: |pdg| of trackable charged particles -> (true species index, charge of the positive pdg).
+CHARGED = {11: (0, -1), 13: (1, -1), 211: (2, 1), 321: (3, 1), 2212: (4, 1),
+           3222: (4, 1), 3112: (4, -1), 3312: (4, -1), 3334: (4, -1)}
+
+#: Two-body decays done by the detector model: |pdg| -> (c*tau [cm], mass [GeV], modes), each mode
+#: (branching fraction, daughter 1, daughter 2) for the particle (positive pdg); branching
+#: fractions are renormalised to 1 and the antiparticle decays to the charge conjugates.
+IN_FLIGHT = {
+    310: (2.6844, 0.497611, ((0.692, 211, -211), (0.307, 111, 111))),
+    3122: (7.89, 1.115683, ((0.639, 2212, -211), (0.358, 2112, 111))),
+}
+PI0_DECAY = {111: (0.0, 0.1349768, ((0.988, 22, 22),))}
+_MASS = {22: 0.0, 111: 0.1349768, 211: 0.1395704, 2212: 0.9382721, 2112: 0.9395654}
+#: Self-conjugate ids, whose sign does not flip under charge conjugation.
+_SELF_CONJUGATE = (22, 111)
+
+#: PID confusion matrices, rows true species, columns reconstructed hypothesis (SPECIES order).
+PID_LOW = np.array([
+    [0.900, 0.005, 0.090, 0.003, 0.002],
+    [0.010, 0.300, 0.680, 0.005, 0.005],
+    [0.010, 0.030, 0.930, 0.025, 0.005],
+    [0.005, 0.005, 0.060, 0.920, 0.010],
+    [0.005, 0.005, 0.020, 0.020, 0.950],
+])
+PID_HIGH = np.array([
+    [0.940, 0.005, 0.050, 0.003, 0.002],
+    [0.005, 0.900, 0.090, 0.003, 0.002],
+    [0.002, 0.015, 0.930, 0.045, 0.008],
+    [0.002, 0.005, 0.090, 0.880, 0.023],
+    [0.002, 0.003, 0.030, 0.060, 0.905],
+])
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Parameters of the fast detector model (angles in degrees, momenta GeV, lengths cm)."""
+
+    track_theta_min: float = 17.0
+    track_theta_max: float = 150.0
+    track_pt_min: float = 0.05
+    track_pt_turn_on: float = 0.05
+    track_efficiency: float = 0.97
+    track_d0_max: float = 0.5
+    track_z0_max: float = 2.0
+    pt_resolution_a: float = 0.0011
+    pt_resolution_b: float = 0.0025
+    pid_momentum_split: float = 0.7
+    pid_low: tuple = tuple(map(tuple, PID_LOW))
+    pid_high: tuple = tuple(map(tuple, PID_HIGH))
+    photon_theta_min: float = 12.4
+    photon_theta_max: float = 155.1
+    forward_endcap_max: float = 31.4
+    backward_endcap_min: float = 128.7
+    photon_threshold_forward: float = 0.10
+    photon_threshold_barrel: float = 0.05
+    photon_threshold_backward: float = 0.15
+    photon_efficiency: float = 0.98
+    ecl_a: float = 0.00066
+    ecl_b: float = 0.0081
+    ecl_c: float = 0.0134
+    decay_radius_max: float = 100.0
+
+    def to_dict(self):
+        return {k: (list(map(list, v)) if k.startswith("pid_") and k != "pid_momentum_split" else v)
+                for k, v in asdict(self).items()}
+
+
+@dataclass
+class Reconstruction:
+    """Reconstructed objects of many events (lab frame, GeV).
+
+    Attributes:
+        n_events: number of events.
+        track_offsets: (n_events + 1,) int64; tracks of event i are ``track_offsets[i]:track_offsets[i+1]``.
+        tracks: dict of (n_tracks,) arrays: ``px``, ``py``, ``pz``, ``e`` (float64, energy from
+            the PID hypothesis mass), ``charge`` (int8, +-1), ``pid`` (int8 index into
+            :data:`SPECIES`), ``true_species`` (int8), ``true_index`` (int64, the particle's
+            position in the generator event, or a derived key for in-flight decay products).
+        photon_offsets: (n_events + 1,) int64.
+        photons: dict of (n_photons,) arrays ``px``, ``py``, ``pz``, ``e`` (float64).
+    """
+
+    n_events: int
+    track_offsets: np.ndarray
+    tracks: dict
+    photon_offsets: np.ndarray
+    photons: dict
+
+    @property
+    def n_tracks(self):
+        """(n_events,) number of tracks per event."""
+        return np.diff(self.track_offsets)
+
+    @property
+    def n_photons(self):
+        """(n_events,) number of photons per event."""
+        return np.diff(self.photon_offsets)
+
+    @classmethod
+    def from_objects(cls, n_events, tracks, track_event, photons, photon_event):
+        """Build from unsorted objects with their event index ((k,) int64 each)."""
+        track_order = np.argsort(track_event, kind="stable")
+        photon_order = np.argsort(photon_event, kind="stable")
+        return cls(
+            n_events=n_events,
+            track_offsets=_offsets(track_event, n_events),
+            tracks={k: np.asarray(v)[track_order] for k, v in tracks.items()},
+            photon_offsets=_offsets(photon_event, n_events),
+            photons={k: np.asarray(v)[photon_order] for k, v in photons.items()},
+        )
+
+
+def _offsets(event, n_events):
+    offsets = np.zeros(n_events + 1, dtype=np.int64)
+    np.cumsum(np.bincount(event, minlength=n_events), out=offsets[1:])
+    return offsets
+
+
+def _conjugate(pdg, sign):
+    """Charge conjugate daughter ids of antiparticles (sign -1), leaving self-conjugate ones."""
+    flip = (sign < 0) & ~np.isin(pdg, _SELF_CONJUGATE)
+    return np.where(flip, -pdg, pdg)
+
+
+def _mass(pdg):
+    """(n,) masses [GeV] of decay products (ids of :data:`_MASS`)."""
+    a = np.abs(pdg)
+    m = np.zeros(len(a))
+    for pid, mass in _MASS.items():
+        m[a == pid] = mass
+    return m
+
+
+def final_state_mask(table):
+    """(n_particles,) bool: particles without daughters that are not beams, partons or diquarks."""
+    mother = table.global_mother()
+    has_daughter = np.zeros(table.n_particles, dtype=bool)
+    has_daughter[mother[mother >= 0]] = True
+    a = np.abs(table.particles["pdg"])
+    parton = (a <= 8) | (a == 21) | ((a > 1000) & (a < 6000) & ((a // 10) % 10 == 0))
+    return ~has_daughter & ~table.particles["initial"] & ~parton
+
+
+def two_body_decay(parent, m1, m2, cos_theta, phi):
+    """Decay parents isotropically into two daughters, in the parents' frame, boosted back.
+
+    Args:
+        parent: (n, 4) four-momenta (E, px, py, pz) [GeV].
+        m1, m2: (n,) daughter masses [GeV].
+        cos_theta, phi: (n,) direction of daughter 1 in the parent rest frame.
+
+    Returns:
+        two (n, 4) arrays, the daughters' four-momenta in the frame of ``parent``.
+    """
+    m = np.sqrt(np.maximum(parent[:, 0] ** 2 - np.sum(parent[:, 1:] ** 2, axis=1), 0.0))
+    p_star = np.sqrt(np.maximum((m**2 - (m1 + m2) ** 2) * (m**2 - (m1 - m2) ** 2), 0.0)) / (2 * m)
+    sin_theta = np.sqrt(np.maximum(1 - cos_theta**2, 0.0))
+    n = np.stack([sin_theta * np.cos(phi), sin_theta * np.sin(phi), cos_theta], axis=1)
+    beta = parent[:, 1:] / parent[:, :1]
+    gamma = parent[:, 0] / m
+    out = []
+    for mass, sign in ((m1, 1.0), (m2, -1.0)):
+        p = sign * p_star[:, None] * n
+        e = np.sqrt(mass**2 + p_star**2)
+        bp = np.sum(beta * p, axis=1)
+        b2 = np.sum(beta**2, axis=1)
+        coef = np.where(b2 > 0, (gamma - 1) * bp / np.where(b2 > 0, b2, 1.0), 0.0) + gamma * e
+        out.append(np.concatenate([(gamma * (e + bp))[:, None], p + coef[:, None] * beta], axis=1))
+    return out[0], out[1]
+
+
+@dataclass
+class _Visible:
+    """Visible-particle candidates as flat columns: event index, key (particle address for the
+    random numbers), pdg, four-momentum (k, 4) and production vertex (k, 3) [cm]."""
+
+    event: np.ndarray
+    key: np.ndarray
+    pdg: np.ndarray
+    p4: np.ndarray
+    vertex: np.ndarray
+
+    def take(self, rows):
+        return _Visible(self.event[rows], self.key[rows], self.pdg[rows], self.p4[rows], self.vertex[rows])
+
+    @staticmethod
+    def concat(parts):
+        return _Visible(*(np.concatenate([getattr(p, f) for p in parts])
+                          for f in ("event", "key", "pdg", "p4", "vertex")))
+
+
+def _decay(objects, decays, rng, stage, event_id, radius_max):
+    """Decay the objects listed in ``decays`` (two-body, after a flight drawn from c*tau).
+
+    Returns:
+        (the objects that were not decayed, the daughters of decays within ``radius_max``).
+    """
+    todo = np.isin(np.abs(objects.pdg), list(decays))
+    parents = objects.take(np.flatnonzero(todo))
+    eid, key = event_id[parents.event], parents.key
+    d1 = np.zeros(len(key), np.int64)
+    d2 = np.zeros(len(key), np.int64)
+    flight = np.zeros(len(key))
+    u = rng.uniform(f"{stage}/mode", eid, key)
+    p = np.linalg.norm(parents.p4[:, 1:], axis=1)
+    for pid, (ctau, mass, modes) in decays.items():
+        sel = np.abs(parents.pdg) == pid
+        fractions = np.array([m[0] for m in modes])
+        edges = np.cumsum(fractions / fractions.sum())
+        choice = np.minimum(np.searchsorted(edges, u[sel], side="right"), len(modes) - 1)
+        d1[sel] = np.array([m[1] for m in modes])[choice]
+        d2[sel] = np.array([m[2] for m in modes])[choice]
+        if ctau > 0:
+            flight[sel] = p[sel] / mass * ctau * rng.exponential(f"{stage}/flight", eid[sel], key[sel])
+    sign = np.sign(parents.pdg)
+    d1, d2 = _conjugate(d1, sign), _conjugate(d2, sign)
+    vertex = parents.vertex + flight[:, None] * parents.p4[:, 1:] / np.maximum(p, 1e-12)[:, None]
+    q1, q2 = two_body_decay(parents.p4, _mass(d1), _mass(d2),
+                            2.0 * rng.uniform(f"{stage}/cos", eid, key) - 1.0,
+                            2.0 * np.pi * rng.uniform(f"{stage}/phi", eid, key))
+    inside = np.hypot(vertex[:, 0], vertex[:, 1]) < radius_max
+    both = np.concatenate([inside, inside])
+    daughters = _Visible(
+        np.tile(parents.event, 2), np.concatenate([4 * key + 1, 4 * key + 2]) + (1 << 32),
+        np.concatenate([d1, d2]), np.concatenate([q1, q2]), np.concatenate([vertex, vertex]),
+    ).take(np.flatnonzero(both))
+    return objects.take(np.flatnonzero(~todo)), daughters
+
+
+def _theta_deg(p4):
+    return np.degrees(np.arctan2(np.hypot(p4[:, 1], p4[:, 2]), p4[:, 3]))
+
+
+def _tracks(obj, config, rng, event_id):
+    """Tracking efficiency, IP requirement, momentum smearing and PID of charged candidates."""
+    a = np.abs(obj.pdg)
+    species = np.zeros(len(a), np.int8)
+    charge = np.zeros(len(a), np.int8)
+    for pid, (sp, q) in CHARGED.items():
+        species[a == pid] = sp
+        charge[a == pid] = q
+    charge = (charge * np.sign(obj.pdg)).astype(np.int8)
+    eid, key = event_id[obj.event], obj.key
+    px, py, pz, e = obj.p4[:, 1], obj.p4[:, 2], obj.p4[:, 3], obj.p4[:, 0]
+    pt = np.hypot(px, py)
+    p = np.sqrt(pt**2 + pz**2)
+    theta = _theta_deg(obj.p4)
+    # Straight-line closest approach to the beam line (z axis).
+    vx, vy, vz = obj.vertex[:, 0], obj.vertex[:, 1], obj.vertex[:, 2]
+    safe_pt = np.maximum(pt, 1e-12)
+    d0 = np.abs(vx * py - vy * px) / safe_pt
+    z0 = vz - (vx * px + vy * py) / safe_pt**2 * pz
+    efficiency = config.track_efficiency * (1.0 - np.exp(-(pt - config.track_pt_min) / config.track_pt_turn_on))
+    found = ((theta > config.track_theta_min) & (theta < config.track_theta_max) & (pt > config.track_pt_min)
+             & (d0 < config.track_d0_max) & (np.abs(z0) < config.track_z0_max)
+             & (rng.uniform("track/efficiency", eid, key) < efficiency))
+    beta = p / np.maximum(e, 1e-12)
+    sigma = np.hypot(config.pt_resolution_a * pt, config.pt_resolution_b / np.maximum(beta, 1e-3))
+    scale = 1.0 + sigma * rng.normal("track/momentum", eid, key)
+    rows = np.where((p < config.pid_momentum_split)[:, None],
+                    np.asarray(config.pid_low)[species], np.asarray(config.pid_high)[species])
+    edges = np.cumsum(rows / rows.sum(axis=1, keepdims=True), axis=1)
+    u = rng.uniform("track/pid", eid, key)
+    pid = np.minimum((u[:, None] >= edges).sum(axis=1), len(SPECIES) - 1).astype(np.int8)
+    rpx, rpy, rpz = px * scale, py * scale, pz * scale
+    energy = np.sqrt((p * scale) ** 2 + SPECIES_MASS[pid] ** 2)
+    f = np.flatnonzero(found)
+    columns = {"px": rpx[f], "py": rpy[f], "pz": rpz[f], "e": energy[f], "charge": charge[f],
+               "pid": pid[f], "true_species": species[f], "true_index": key[f]}
+    return columns, obj.event[f]
+
+
+def _photons(obj, config, rng, event_id):
+    """ECL acceptance, thresholds, efficiency and energy smearing of photons."""
+    eid, key = event_id[obj.event], obj.key
+    e = obj.p4[:, 0]
+    theta = _theta_deg(obj.p4)
+    threshold = np.where(theta < config.forward_endcap_max, config.photon_threshold_forward,
+                         np.where(theta > config.backward_endcap_min, config.photon_threshold_backward,
+                                  config.photon_threshold_barrel))
+    safe_e = np.maximum(e, 1e-9)
+    sigma = np.sqrt((config.ecl_a / safe_e) ** 2 + (config.ecl_b / safe_e**0.25) ** 2 + config.ecl_c**2)
+    scale = np.maximum(1.0 + sigma * rng.normal("photon/energy", eid, key), 0.0)
+    measured = e * scale
+    found = ((theta > config.photon_theta_min) & (theta < config.photon_theta_max) & (measured > threshold)
+             & (rng.uniform("photon/efficiency", eid, key) < config.photon_efficiency))
+    f = np.flatnonzero(found)
+    columns = {"px": obj.p4[f, 1] * scale[f], "py": obj.p4[f, 2] * scale[f],
+               "pz": obj.p4[f, 3] * scale[f], "e": measured[f]}
+    return columns, obj.event[f]
+
+
+def reconstruct(table, seed, config=DetectorConfig()):
+    """Simulate the detector response for every event of a generator-level table.
+
+    Args:
+        table: :class:`~smartbkg.data.table.EventTable`, lab frame, GeV, cm, ns, full
+            generator record (before preprocessing).
+        seed: detector seed; with ``table.event_id`` it addresses every random number.
+        config: :class:`DetectorConfig`.
+
+    Returns:
+        :class:`Reconstruction` with the tracks and photons of every event.
+    """
+    fs = np.flatnonzero(final_state_mask(table))
+    pp = table.particles
+    event = table.event_index()[fs]
+    key = fs - table.offsets[:-1][event]
+    p4 = np.stack([pp["energy"][fs], pp["px"][fs], pp["py"][fs], pp["pz"][fs]], axis=1).astype(np.float64)
+    vertex = np.stack([pp["x"][fs], pp["y"][fs], pp["z"][fs]], axis=1).astype(np.float64)
+    rng = CounterRNG(seed)
+    objects = _Visible(event, key, pp["pdg"][fs].astype(np.int64), p4, vertex)
+    objects, flown = _decay(objects, IN_FLIGHT, rng, "in-flight", table.event_id, config.decay_radius_max)
+    flown, pions = _decay(flown, PI0_DECAY, rng, "pi0", table.event_id, np.inf)
+    visible = _Visible.concat([objects, flown, pions])
+    a = np.abs(visible.pdg)
+    tracks, track_event = _tracks(visible.take(np.flatnonzero(np.isin(a, list(CHARGED)))), config, rng, table.event_id)
+    photons, photon_event = _photons(visible.take(np.flatnonzero(a == 22)), config, rng, table.event_id)
+    return Reconstruction.from_objects(len(table), tracks, track_event, photons, photon_event)

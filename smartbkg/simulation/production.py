@@ -1,0 +1,360 @@
+"""Parallel, deterministic production of the embedded default sample.
+
+A sample is defined by (seed, events per type, chunk size, beams, detector, skims). The events
+of each type are cut into fixed chunks of ``chunk_size``; chunk c of type t is one task whose
+Pythia seed derives from (seed, t, c) and whose events get the identifiers ``t << 40 | index``
+(index counted within the type). The fast detector and the record's own random numbers (beam
+spot, B-pair axis) are addressed by (seed, event identifier), so an event's content and labels
+never depend on the number of worker processes or on which worker ran its chunk, and the
+first N events of a type are the same whatever the total. Tasks are interleaved by type and
+their results consumed in task order.
+
+:func:`generate` returns the events as one :class:`~smartbkg.data.table.EventTable`;
+:func:`produce` writes parquet shards and ``metadata.json``.
+"""
+
+import json
+import multiprocessing
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..data.parquet import write_parquet
+from ..data.table import EVENT_TYPES, EventTable
+from ..errors import ConfigError
+from .beams import Beams
+from .detector import DetectorConfig, reconstruct
+from .event_types import EVENT_TYPE_SPECS, MIXES, events_per_type, resolve_types
+from .pythia import PythiaGenerator, pythia_settings
+from .record import align_pair_axis, collapse_record, to_belle2_lab
+from .rng import CounterRNG
+from .skims import SKIMS, apply_skims
+
+#: Events per task; part of the definition of a sample (with the seed).
+CHUNK_SIZE = 1000
+#: Bits of the event identifier below the event type code.
+TYPE_SHIFT = 40
+#: Pythia accepts seeds in [1, 900_000_000].
+_PYTHIA_SEED_RANGE = 900_000_000
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """Everything that defines a generated sample.
+
+    Args:
+        n_events: total number of events.
+        seed: production seed (non-negative integer).
+        types: event type names (default all seven).
+        mix: ``"cross-section"`` or ``"equal"``, see :func:`~smartbkg.simulation.event_types.events_per_type`.
+        chunk_size: events per task.
+        beams: :class:`~smartbkg.simulation.beams.Beams`.
+        detector: :class:`~smartbkg.simulation.detector.DetectorConfig`.
+        skims: skim names (label columns).
+    """
+
+    n_events: int
+    seed: int = 0
+    types: tuple = EVENT_TYPES
+    mix: str = "cross-section"
+    chunk_size: int = CHUNK_SIZE
+    beams: Beams = field(default_factory=Beams)
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    skims: tuple = SKIMS
+
+    def __post_init__(self):
+        object.__setattr__(self, "types", resolve_types(self.types))
+        object.__setattr__(self, "skims", tuple(self.skims))
+        unknown = [s for s in self.skims if s not in SKIMS]
+        if unknown:
+            raise ConfigError(f"unknown skim(s) {unknown}; choose from {list(SKIMS)}")
+        if not isinstance(self.seed, (int, np.integer)) or not 0 <= self.seed < 2**63:
+            raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if not isinstance(self.n_events, (int, np.integer)) or self.n_events < 1:
+            raise ConfigError(f"number of events must be a positive integer, got {self.n_events!r}")
+        if not isinstance(self.chunk_size, (int, np.integer)) or not 1 <= self.chunk_size <= 100_000:
+            raise ConfigError(f"chunk size must be an integer in 1..100000, got {self.chunk_size!r}")
+        if self.mix not in MIXES:
+            raise ConfigError(f"unknown mix {self.mix!r}; choose from {list(MIXES)}")
+
+    @property
+    def counts(self):
+        """dict type -> number of events."""
+        return events_per_type(self.n_events, self.types, self.mix)
+
+    def tasks(self):
+        """The tasks, interleaved by type: list of (type, chunk index, first index, n_events)."""
+        per_type = {t: [(t, c, first, min(self.chunk_size, n - first))
+                        for c, first in enumerate(range(0, n, self.chunk_size))]
+                    for t, n in self.counts.items()}
+        longest = max((len(v) for v in per_type.values()), default=0)
+        return [chunks[c] for c in range(longest) for chunks in per_type.values() if c < len(chunks)]
+
+    def derived_seed(self, *words):
+        """A 63-bit seed derived from the production seed and ``words`` (integers)."""
+        state = np.random.SeedSequence([int(self.seed), *map(int, words)]).generate_state(2, np.uint32)
+        return (int(state[0]) << 31) ^ int(state[1])
+
+    def to_dict(self):
+        return {"n_events": int(self.n_events), "seed": int(self.seed), "types": list(self.types),
+                "mix": self.mix, "chunk_size": int(self.chunk_size), "beams": self.beams.to_dict(),
+                "detector": self.detector.to_dict(), "skims": list(self.skims)}
+
+
+# Stream numbers of the derived seeds.
+_PYTHIA_STREAM, _RECORD_STREAM, _DETECTOR_STREAM = 1, 2, 3
+
+#: Pythia generators of this process, by (event type, sqrt(s), batch size).
+_GENERATORS = {}
+
+
+def _generator(event_type, e_cm, chunk_size):
+    key = (event_type, e_cm, chunk_size)
+    if key not in _GENERATORS:
+        _GENERATORS[key] = PythiaGenerator(event_type, e_cm, max_batch=chunk_size)
+    return _GENERATORS[key]
+
+
+def run_task(config, task):
+    """Generate, reconstruct and skim one chunk of events.
+
+    Args:
+        config: :class:`SampleConfig`.
+        task: (type, chunk index, first index, n_events) from :meth:`SampleConfig.tasks`.
+
+    Returns:
+        (:class:`EventTable` with labels, dict with ``generation_s`` and ``detector_skims_s``).
+    """
+    event_type, chunk, first, n = task
+    code = EVENT_TYPES.index(event_type)
+    beams = config.beams
+    start = time.perf_counter()
+    pythia_seed = config.derived_seed(_PYTHIA_STREAM, code, chunk) % _PYTHIA_SEED_RANGE + 1
+    offsets, raw = _generator(event_type, beams.e_cm, config.chunk_size).generate(n, pythia_seed)
+    offsets, rec = collapse_record(offsets, raw)
+    event_id = (np.int64(code) << TYPE_SHIFT) + first + np.arange(n, dtype=np.int64)
+    rng = CounterRNG(config.derived_seed(_RECORD_STREAM))
+    if EVENT_TYPE_SPECS[event_type].process == "upsilon4s":
+        align_pair_axis(offsets, rec, event_id, rng)
+    particles = to_belle2_lab(offsets, rec, beams, event_id, rng)
+    table = EventTable(offsets, particles, np.zeros((n, 0), bool), (), np.full(n, code), EVENT_TYPES,
+                       event_id=event_id)
+    generated = time.perf_counter()
+    reco = reconstruct(table, config.derived_seed(_DETECTOR_STREAM), config.detector)
+    labels = apply_skims(reco, beams, config.skims)
+    done = time.perf_counter()
+    return (table.replace(labels=labels, skims=config.skims),
+            {"generation_s": generated - start, "detector_skims_s": done - generated})
+
+
+def _run_task_star(args):
+    return run_task(*args)
+
+
+def run_tasks(config, workers=1, progress=False):
+    """Run all tasks of a sample, yielding (task, table, timing) in task order.
+
+    Args:
+        config: :class:`SampleConfig`.
+        workers: number of processes (1: in this process).
+        progress: show a tqdm progress bar (events).
+    """
+    if not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise ConfigError(f"workers must be a positive integer, got {workers!r}")
+    tasks = config.tasks()
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=config.n_events, unit="ev", desc="generate", smoothing=0.05)
+    try:
+        if workers == 1:
+            results = (run_task(config, task) for task in tasks)
+            for task, (table, timing) in zip(tasks, results):
+                if bar is not None:
+                    bar.update(len(table))
+                yield task, table, timing
+        else:
+            context = multiprocessing.get_context("spawn")
+            with context.Pool(min(workers, len(tasks))) as pool:
+                results = pool.imap(_run_task_star, [(config, task) for task in tasks])
+                for task, (table, timing) in zip(tasks, results):
+                    if bar is not None:
+                        bar.update(len(table))
+                    yield task, table, timing
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def generate(n_events, seed=0, types=None, mix="cross-section", workers=1, preprocess=False,
+             progress=False, **options):
+    """Generate events with detector response and skim labels, in memory.
+
+    Args:
+        n_events: total number of events.
+        seed: production seed; the same seed and settings give identical events for any ``workers``.
+        types: event type names (default all seven).
+        mix: ``"cross-section"`` (default) or ``"equal"``.
+        workers: worker processes.
+        preprocess: apply the Belle II preprocessing (:func:`smartbkg.data.preprocess.preprocess`)
+            to the records after the labels are made.
+        progress: show a progress bar.
+        **options: further :class:`SampleConfig` fields (``chunk_size``, ``beams``, ``detector``, ``skims``).
+
+    Returns:
+        :class:`~smartbkg.data.table.EventTable` with one label column per skim (GeV, cm, ns,
+        lab frame), events grouped by task (chunks of one type, types interleaved).
+    """
+    config = SampleConfig(n_events=n_events, seed=seed, types=resolve_types(types), mix=mix, **options)
+    table = EventTable.concat([t for _, t, _ in run_tasks(config, workers, progress)])
+    if preprocess:
+        from ..data.preprocess import preprocess as belle2_preprocess
+
+        table, _ = belle2_preprocess(table)
+    return table
+
+
+class _Summary:
+    """Counts, skim passes and timings per event type, summed over tasks."""
+
+    def __init__(self, config):
+        self.config = config
+        self.events = dict.fromkeys(config.types, 0)
+        self.passed = {t: np.zeros(len(config.skims), np.int64) for t in config.types}
+        self.particles = dict.fromkeys(config.types, 0)
+        self.generation_s = dict.fromkeys(config.types, 0.0)
+        self.detector_skims_s = dict.fromkeys(config.types, 0.0)
+
+    def add(self, event_type, table, timing):
+        self.events[event_type] += len(table)
+        self.passed[event_type] += table.labels.sum(axis=0)
+        self.particles[event_type] += table.n_particles
+        self.generation_s[event_type] += timing["generation_s"]
+        self.detector_skims_s[event_type] += timing["detector_skims_s"]
+
+    def to_dict(self):
+        total = sum(self.events.values())
+        passed_all = sum(self.passed.values())
+        retention = {skim: {t: (float(self.passed[t][j] / self.events[t]) if self.events[t] else None)
+                            for t in self.config.types} for j, skim in enumerate(self.config.skims)}
+        for j, skim in enumerate(self.config.skims):
+            retention[skim]["all"] = float(passed_all[j] / total) if total else None
+
+        def per_event(seconds):
+            out = {t: (seconds[t] / self.events[t] if self.events[t] else None) for t in self.config.types}
+            out["all"] = sum(seconds.values()) / total if total else None
+            return out
+
+        return {
+            "events": {**self.events, "all": total},
+            "passed": {skim: {**{t: int(self.passed[t][j]) for t in self.config.types}, "all": int(passed_all[j])}
+                       for j, skim in enumerate(self.config.skims)},
+            "retention": retention,
+            "particles_per_event": {t: (self.particles[t] / self.events[t] if self.events[t] else None)
+                                    for t in self.config.types},
+            "seconds_per_event": {"generation": per_event(self.generation_s),
+                                  "detector_skims": per_event(self.detector_skims_s)},
+        }
+
+
+def _versions():
+    import pythia8mc
+    from importlib.metadata import PackageNotFoundError, version
+
+    def dist(name):
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return None
+
+    pythia = pythia8mc.Pythia("", False)
+    return {"smartbkg": __version__, "pythia8mc": dist("pythia8mc"),
+            "pythia": pythia.settings.parm("Pythia:versionNumber"), "numpy": np.__version__,
+            "pyarrow": dist("pyarrow"), "python": platform.python_version()}
+
+
+def produce(output, n_events, seed=0, types=None, mix="cross-section", workers=1, preprocess=False,
+            events_per_shard=100_000, progress=False, **options):
+    """Generate a sample and write it as smartbkg parquet shards plus ``metadata.json``.
+
+    Args:
+        output: output directory (created; must not contain shards already).
+        events_per_shard: events per parquet file (events shuffled within each shard with a
+            seed derived from the production seed).
+        others: as :func:`generate`.
+
+    Returns:
+        the metadata dict (also written to ``output/metadata.json``).
+    """
+    config = SampleConfig(n_events=n_events, seed=seed, types=resolve_types(types), mix=mix, **options)
+    if not isinstance(events_per_shard, (int, np.integer)) or events_per_shard < 1:
+        raise ConfigError(f"events per shard must be a positive integer, got {events_per_shard!r}")
+    output = Path(output)
+    if output.exists() and not output.is_dir():
+        raise ConfigError(f"output {output} exists and is not a directory")
+    if output.is_dir() and any(output.glob("events-*.parquet")):
+        raise ConfigError(f"output directory {output} already holds event shards; choose a new one")
+    output.mkdir(parents=True, exist_ok=True)
+    stats = None
+    if preprocess:
+        from ..data.preprocess import PreprocessStats
+        from ..data.preprocess import preprocess as belle2_preprocess
+        stats = PreprocessStats()
+
+    summary = _Summary(config)
+    shards, pending = [], []
+    n_pending = 0
+    start = time.perf_counter()
+
+    def flush():
+        nonlocal pending, n_pending, stats
+        table = EventTable.concat(pending)
+        order = np.random.default_rng(config.derived_seed(4, len(shards))).permutation(len(table))
+        table = table.take(order)
+        if preprocess:
+            table, shard_stats = belle2_preprocess(table)
+            stats += shard_stats
+        name = f"events-{len(shards):05d}.parquet"
+        write_parquet(table, output / name)
+        shards.append({"file": name, "events": len(table)})
+        pending, n_pending = [], 0
+
+    for (event_type, _, _, _), table, timing in run_tasks(config, workers, progress):
+        summary.add(event_type, table, timing)
+        while len(table):
+            room = events_per_shard - n_pending
+            pending.append(table[:room])
+            n_pending += min(room, len(table))
+            table = table[room:]
+            if n_pending == events_per_shard:
+                flush()
+    if pending:
+        flush()
+
+    lhe_note = "<temporary file of identical e+e- -> Upsilon(4S) Les Houches events>"
+    metadata = {
+        "generator": "smartbkg.simulation (Pythia 8 + fast Belle II-like detector + skims)",
+        "versions": _versions(),
+        "config": config.to_dict(),
+        "events_per_type": config.counts,
+        "cross_sections_nb": {t: EVENT_TYPE_SPECS[t].cross_section for t in config.types},
+        "pythia_settings": {t: pythia_settings(t, config.beams.e_cm, lhe_note) for t in config.types},
+        "event_id": f"(event type code << {TYPE_SHIFT}) | index within the type; type codes {list(EVENT_TYPES)}",
+        "preprocessed": bool(preprocess),
+        "preprocess_stats": stats.to_dict() if preprocess else None,
+        "workers": int(workers),
+        "wall_time_s": time.perf_counter() - start,
+        "host": {"cpus": os.cpu_count(), "machine": platform.machine()},
+        "shards": shards,
+        **summary.to_dict(),
+    }
+    tmp = output / "metadata.json.tmp"
+    tmp.write_text(json.dumps(metadata, indent=2) + "\n")
+    tmp.replace(output / "metadata.json")
+    return metadata

@@ -1,0 +1,203 @@
+"""Turn Pythia event records into Belle II-like generator records (vectorised over many events).
+
+Pythia's record holds bookkeeping entries that a Belle II generator record does not have:
+the system line (id 90, entry 0), carbon copies of one particle (the incoming beams copied as
+the hard-process partons, partons copied after each shower recoil or before hadronization,
+resonances copied after recoils), generator pseudo-particles (ids 81-100: strings 92, clusters
+91, ...) and diquarks. :func:`collapse_record` keeps each physical particle once:
+
+* a chain of carbon copies (an entry whose only mother has it as its only daughter and the
+  same id) becomes one particle, at the position of the first copy, with the production
+  vertex of the first copy and the four-momentum of the last;
+* pseudo-particles and diquarks are removed;
+* every kept particle gets one mother: its Pythia ``mother1`` resolved to the kept particle it
+  stands for (the first copy of a chain, or the nearest kept ancestor of a removed entry);
+  particles without one are roots (-1). Hadrons from a string therefore hang under the first
+  parton of their string.
+
+The beam particles (Pythia status -12) are flagged ``initial``.
+"""
+
+import numpy as np
+
+from .beams import SPEED_OF_LIGHT, transform
+from .pythia import UPSILON_4S
+
+#: Belle II / EvtGen code of the virtual photon of continuum events ("vpho"); Pythia calls it 23.
+VIRTUAL_PHOTON = 10022
+#: Pythia fields :func:`collapse_record` reads (flat (n_entries,) arrays; indices local to the event).
+PYTHIA_FIELDS = ("id", "status", "mother1", "mother2", "daughter1", "daughter2",
+                 "px", "py", "pz", "e", "x", "y", "z", "t")
+
+
+def is_pseudo_particle(pdg):
+    """(n,) bool: generator-internal ids 81-100 (system, strings, clusters ...) and diquarks."""
+    a = np.abs(pdg)
+    diquark = (a > 1000) & (a < 6000) & ((a // 10) % 10 == 0)
+    return ((a >= 81) & (a <= 100)) | diquark
+
+
+def _follow(pointer):
+    """Pointer jumping to the fixed point: each entry ends at the end of its chain (-1 absorbs)."""
+    while True:
+        nxt = np.where(pointer >= 0, pointer[np.maximum(pointer, 0)], -1)
+        if np.array_equal(nxt, pointer):
+            return pointer
+        pointer = nxt
+
+
+def collapse_record(offsets, pythia):
+    """Collapse Pythia records of many events into one-mother generator records.
+
+    Args:
+        offsets: (n_events + 1,) int64, entries of event i are ``offsets[i]:offsets[i+1]``
+            (entry 0 of each event is Pythia's system line).
+        pythia: dict of the :data:`PYTHIA_FIELDS`, each (n_entries,): ids, statuses, mother and
+            daughter indices (local, 0 = none) and the four-momentum and production vertex
+            (units as given; they are passed through).
+
+    Returns:
+        (offsets (n_events + 1,) int64 of the kept particles, dict with ``pdg`` (int32),
+        ``mother`` (int32, local, -1 for roots), ``initial`` (bool), ``status`` (Pythia status
+        of the first copy) and the float fields px, py, pz, e (last copy) and x, y, z, t (first copy)).
+    """
+    offsets = np.asarray(offsets, dtype=np.int64)
+    pid = np.asarray(pythia["id"], dtype=np.int64)
+    n = len(pid)
+    counts = np.diff(offsets)
+    start = np.repeat(offsets[:-1], counts)
+    entry = np.arange(n, dtype=np.int64)
+    local = entry - start
+    m1 = np.asarray(pythia["mother1"], dtype=np.int64)
+    m2 = np.asarray(pythia["mother2"], dtype=np.int64)
+    d1 = np.asarray(pythia["daughter1"], dtype=np.int64)
+    d2 = np.asarray(pythia["daughter2"], dtype=np.int64)
+
+    mother = np.where(m1 > 0, m1 + start, -1)
+    mo = np.maximum(mother, 0)
+    is_copy = ((mother >= 0) & ((m2 == 0) | (m2 == m1)) & (pid == pid[mo])
+               & (d1[mo] == local) & ((d2[mo] == local) | (d2[mo] == 0)))
+    first = _follow(np.where(is_copy, mother, entry))
+    last = entry.copy()
+    np.maximum.at(last, first, entry)
+
+    removed = (local == 0) | is_pseudo_particle(pid)
+    keep = (first == entry) & ~removed
+    # Each entry stands for a kept particle: itself, the first copy of its chain, or (removed
+    # entries) whatever their mother stands for.
+    stands_for = _follow(np.where(keep, entry, np.where(first != entry, first, mother)))
+
+    kept = np.flatnonzero(keep)
+    kept_before = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(keep, out=kept_before[1:])
+    new_offsets = kept_before[offsets]
+    parent = mother[kept]
+    parent = np.where(parent >= 0, stands_for[np.maximum(parent, 0)], -1)
+    new_mother = np.where(parent >= 0, kept_before[np.maximum(parent, 0)] - new_offsets[:-1].repeat(np.diff(new_offsets)), -1)
+
+    status = np.asarray(pythia["status"])[kept]
+    out = {
+        "pdg": pid[kept].astype(np.int32),
+        "mother": new_mother.astype(np.int32),
+        "initial": status == -12,
+        "status": status,
+    }
+    rows = last[kept]
+    for name in ("px", "py", "pz", "e"):
+        out[name] = np.asarray(pythia[name])[rows]
+    for name in ("x", "y", "z", "t"):
+        out[name] = np.asarray(pythia[name])[kept]
+    return new_offsets, out
+
+
+def _rotate(vx, vy, vz, k, sin_a, cos_a):
+    """Rotate vectors (n,) x3 about unit axes k (n, 3) by angles given as sin and cos (n,) (Rodrigues)."""
+    kx, ky, kz = k[:, 0], k[:, 1], k[:, 2]
+    dot = kx * vx + ky * vy + kz * vz
+    cx, cy, cz = ky * vz - kz * vy, kz * vx - kx * vz, kx * vy - ky * vx
+    one_c = 1.0 - cos_a
+    return (vx * cos_a + cx * sin_a + kx * dot * one_c,
+            vy * cos_a + cy * sin_a + ky * dot * one_c,
+            vz * cos_a + cz * sin_a + kz * dot * one_c)
+
+
+def align_pair_axis(offsets, rec, event_id, rng, parent=UPSILON_4S):
+    """Rotate each event so the pair from ``parent`` follows dN/dcos(theta) ~ sin^2(theta).
+
+    e+e- -> Upsilon(4S) -> B Bbar: the Upsilon(4S) is polarised transversely to the beam, so the
+    B direction in the CM frame has a sin^2(theta) distribution about the e- beam (z); Pythia
+    decays it isotropically. Momenta and vertices of all non-initial particles of an event are
+    rotated together (about the origin, the interaction point in the CM frame). Works in place
+    on a CM-frame record from :func:`collapse_record`; events without ``parent`` are untouched.
+
+    Args:
+        event_id: (n_events,) int64 identifiers addressing the random numbers of ``rng``.
+    """
+    counts = np.diff(offsets)
+    event_of = np.repeat(np.arange(len(counts)), counts)
+    start = offsets[:-1][event_of]
+    mother = rec["mother"].astype(np.int64)
+    has_parent = mother >= 0
+    from_parent = has_parent & (rec["pdg"][np.where(has_parent, mother + start, 0)] == parent)
+    events, first = np.unique(event_of[from_parent], return_index=True)
+    if not len(events):
+        return
+    b = np.flatnonzero(from_parent)[first]
+    u = np.stack([rec["px"][b], rec["py"][b], rec["pz"][b]], axis=1)
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    # Inverse CDF of (3/4)(1 - c^2) on [-1, 1].
+    cos_t = 2.0 * np.cos(np.arccos(1.0 - 2.0 * rng.uniform("pair-axis/cos", event_id[events])) / 3.0 + 4.0 * np.pi / 3.0)
+    phi = 2.0 * np.pi * rng.uniform("pair-axis/phi", event_id[events])
+    sin_t = np.sqrt(np.clip(1.0 - cos_t**2, 0.0, 1.0))
+    v = np.stack([sin_t * np.cos(phi), sin_t * np.sin(phi), cos_t], axis=1)
+    axis = np.cross(u, v)
+    sin_a = np.linalg.norm(axis, axis=1)
+    cos_a = np.einsum("ij,ij->i", u, v)
+    axis = np.where(sin_a[:, None] > 1e-12, axis / np.maximum(sin_a, 1e-300)[:, None], [1.0, 0.0, 0.0])
+    rows = np.flatnonzero(np.isin(event_of, events) & ~rec["initial"])
+    which = np.searchsorted(events, event_of[rows])
+    k, s, c = axis[which], sin_a[which], cos_a[which]
+    for names in (("px", "py", "pz"), ("x", "y", "z")):
+        rotated = _rotate(rec[names[0]][rows], rec[names[1]][rows], rec[names[2]][rows], k, s, c)
+        for name, values in zip(names, rotated):
+            rec[name][rows] = values
+
+
+def to_belle2_lab(offsets, rec, beams, event_id, rng):
+    """CM-frame collapsed record (GeV, mm, mm/c) -> lab-frame particle columns (GeV, cm, ns).
+
+    Applies the CM -> lab Lorentz transformation of ``beams`` to four-momenta and production
+    space-time points, shifts every event by its own beam-spot offset (Gaussian, sizes from
+    ``beams``), and renames Pythia's gamma*/Z (23) to the Belle II virtual photon (10022).
+
+    Args:
+        offsets: (n_events + 1,) event offsets of ``rec``.
+        rec: output of :func:`collapse_record`.
+        beams: :class:`~smartbkg.simulation.beams.Beams`.
+        event_id: (n_events,) int64 identifiers addressing the random numbers of ``rng``.
+        rng: :class:`~smartbkg.simulation.rng.CounterRNG`.
+
+    Returns:
+        dict of the :data:`smartbkg.data.table.PARTICLE_DTYPES` fields.
+    """
+    matrix = beams.cm_to_lab()
+    energy, px, py, pz = transform(matrix, rec["e"], rec["px"], rec["py"], rec["pz"])
+    ct, x, y, z = transform(matrix, rec["t"], rec["x"], rec["y"], rec["z"])
+    counts = np.diff(offsets)
+    spot = [np.repeat(sigma * rng.normal(f"beam-spot/{axis}", event_id), counts)
+            for axis, sigma in zip("xyz", beams.spot_size)]
+    pdg = np.where(rec["pdg"] == 23, VIRTUAL_PHOTON, rec["pdg"]).astype(np.int32)
+    return {
+        "pdg": pdg,
+        "mother": rec["mother"],
+        "initial": rec["initial"],
+        # mm -> cm; ct [mm] -> t [ns] (c = 299.792458 mm/ns).
+        "prodTime": (ct / (10.0 * SPEED_OF_LIGHT)).astype(np.float32),
+        "x": (x / 10.0 + spot[0]).astype(np.float32),
+        "y": (y / 10.0 + spot[1]).astype(np.float32),
+        "z": (z / 10.0 + spot[2]).astype(np.float32),
+        "px": px.astype(np.float32),
+        "py": py.astype(np.float32),
+        "pz": pz.astype(np.float32),
+        "energy": energy.astype(np.float32),
+    }

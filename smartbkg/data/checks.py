@@ -114,7 +114,9 @@ def drop_bad_events(table, *, strict=False, source=None):
             first = int(np.flatnonzero(mask)[0])
             raise DataError(reason, path=source, event=int(table.event_id[first]), field=REASON_FIELDS[reason])
         # Count each bad event once, under its first reason.
-        report.skipped[reason] += int((mask & ~any_bad).sum())
+        n_new = int((mask & ~any_bad).sum())
+        if n_new:
+            report.skipped[reason] += n_new
         any_bad |= mask
     report.kept = int((~any_bad).sum())
     return (table.take(~any_bad) if any_bad.any() else table), report

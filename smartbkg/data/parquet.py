@@ -149,7 +149,7 @@ def table_from_arrow(data, *, skims, event_types=None, path=None, default_event_
     position = np.arange(len(start), dtype=np.int64) - start
     index = particles.pop("index", position).astype(np.int64)
     mother_index = particles.pop("mother_index").astype(np.int64)
-    particles["mother"] = _local_mothers(index, mother_index, position, counts)
+    particles["mother"] = _local_mothers(index, mother_index, position, counts, path)
 
     labels = np.zeros((n_events, len(skims)), dtype=bool)
     for j, skim in enumerate(skims):
@@ -176,7 +176,7 @@ def table_from_arrow(data, *, skims, event_types=None, path=None, default_event_
     return EventTable(offsets, particles, labels, tuple(skims), event_type, tuple(order), weight, event_id)
 
 
-def _local_mothers(index, mother_index, position, counts):
+def _local_mothers(index, mother_index, position, counts, path=None):
     """Map mother ``index`` values to positions within each event; roots -> -1, dangling -> -2."""
     is_root = (mother_index < 0) | (mother_index == index)
     if np.array_equal(index, position):
@@ -190,7 +190,7 @@ def _local_mothers(index, mother_index, position, counts):
     sorted_key = key[order]
     duplicate = np.flatnonzero(sorted_key[1:] == sorted_key[:-1])
     if len(duplicate):
-        raise DataError("particle index appears twice in one event",
+        raise DataError("particle index appears twice in one event", path=path,
                         event=int(event_of[order[duplicate[0]]]), field="index")
     wanted = event_of * span + np.maximum(mother_index, 0)
     at = np.minimum(np.searchsorted(sorted_key, wanted), len(key) - 1)

@@ -20,7 +20,7 @@ Names:
     exp(-epoch / tau) * entropy + speedup (tau = 10 by default): a classifier first, a speedup
     optimiser later.
 ``extreme``
-    The extreme loss of seed 001 (arXiv:2401.00428): y = 1: 1/p + ln((1-p)/p);
+    The extreme loss of seed 001 (J. Kim, PRD 2024): y = 1: 1/p + ln((1-p)/p);
     y = 0: 1/(1-p) + ln(p/(1-p)), with p = sigmoid(logit) clamped to [0.001, 0.999].
 
 Any of them takes ``disco_lambda`` (> 0 adds lambda * DisCo) and ``disco_subset``
@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import ConfigError
-from .metrics import T_FAST, T_NN, T_SLOW, speedup_formula
+from .metrics import T_FAST, T_NN, T_SLOW, _check_eps, _check_timings, speedup_formula
 
 #: The subsets of events a DisCo term can be computed on, as functions of the skim flags.
 DISCO_SUBSETS = {"fail": lambda y: 1 - y, "pass": lambda y: y, "all": torch.ones_like}
@@ -78,11 +78,8 @@ def _weighted_mean(elementwise, y, weight, class_weights):
 
 
 def _check_options(eps, t_fast, t_nn, t_slow, max_weight, form):
-    values = torch.as_tensor(eps, dtype=torch.float64)
-    if values.numel() == 0 or not bool(((values > 0) & (values <= 1)).all()):
-        raise ConfigError(f"eps (true retention rate per skim) must lie in (0, 1], got {eps}")
-    if min(t_fast, t_nn) < 0 or t_slow <= 0:
-        raise ConfigError(f"timings must be t_fast >= 0, t_nn >= 0, t_slow > 0 (ms), got {t_fast}, {t_nn}, {t_slow}")
+    _check_eps(torch.as_tensor(eps, dtype=torch.float64).cpu().numpy())
+    _check_timings(t_fast, t_nn, t_slow)
     if max_weight is None or not 1 <= max_weight < math.inf:
         raise ConfigError(f"the speedup loss needs a finite max_weight >= 1, got {max_weight}")
     if form not in ("log", "inverse"):

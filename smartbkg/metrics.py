@@ -76,7 +76,7 @@ def _check_timings(t_fast, t_nn, t_slow):
 
 
 def _check_eps(eps):
-    if not 0 < float(np.min(eps)) <= float(np.max(eps)) <= 1:
+    if np.size(eps) == 0 or not 0 < float(np.min(eps)) <= float(np.max(eps)) <= 1:
         raise ConfigError(f"retention rate eps must lie in (0, 1], got {eps}")
 
 

@@ -1,0 +1,242 @@
+"""Decay trees as PyG graphs: one event as ``Data``, any set of events as ``Batch``, fast.
+
+Every graph follows the batch contract of the data layer:
+
+* ``x``: (N, 8) float32 node features [prodTime ns, x cm, y cm, z cm, E GeV, px, py, pz GeV]
+  (:data:`~smartbkg.data.table.NODE_FEATURES`);
+* ``pdg``: (N,) int64 tokens from :mod:`smartbkg.data.vocab` (0 = unknown id);
+* ``edge_index``: (2, E) int64, node-major: for each non-root node ``i`` in order, the edges
+  mother->i and i->mother, then i->i if self-loops are asked for (roots: only i->i);
+* ``y``: (B, S) float32 skim labels; ``event_type``: (B,) int64; ``weight``: (B,) float32;
+  ``event_id``: (B,) int64 (bookkeeping: the event's identifier in its source);
+* ``batch``: (N,) int64 and ``ptr``: (B+1,) int64 for a ``Batch``.
+
+:class:`GraphStore` holds the flat tensors of many events (built once per dataset or streaming
+buffer); :meth:`GraphStore.batch` cuts a ``Batch`` for any list of events with a handful of
+index operations, tensor for tensor equal to ``Batch.from_data_list`` of the per-event ``Data``
+(including ``_slice_dict`` and ``_inc_dict``, so ``to_data_list`` works).
+"""
+
+from collections import Counter
+
+import numpy as np
+import torch
+from torch_geometric.data import Batch, Data
+
+from ..errors import DataError
+from .table import NODE_FEATURES
+from .vocab import pdg_to_token, unknown_pdg_counts
+
+#: Per-graph attributes besides the node and edge tensors, in the order they are set.
+GRAPH_ATTRS = ("y", "event_type", "weight", "event_id")
+
+
+def node_features(table, out=None):
+    """Node features of all particles in :data:`NODE_FEATURES` order.
+
+    Args:
+        table: :class:`~smartbkg.data.table.EventTable`.
+        out: optional (n_particles, 8) float32 array to fill.
+
+    Returns:
+        (n_particles, 8) float32 numpy array.
+    """
+    n = table.n_particles
+    out = np.empty((n, len(NODE_FEATURES)), dtype=np.float32) if out is None else out
+    # Column writes are strided; blocks of rows that fit in cache make them about twice as fast.
+    for lo in range(0, n, _BLOCK):
+        for j, name in enumerate(NODE_FEATURES):
+            out[lo:lo + _BLOCK, j] = table.particles[name][lo:lo + _BLOCK]
+    return out
+
+
+_BLOCK = 65536
+
+
+def mother_distance(mother):
+    """Distance from each node back to its mother in node order, 0 for roots.
+
+    Args:
+        mother: (n,) local mother positions of one event (-1 for roots), or flat (N,) positions
+            of several events each shifted by its event start (roots still -1).
+
+    Returns:
+        (n,) int64 ``position - mother`` (nonzero: a particle is never its own mother), 0 for roots.
+    """
+    mother = torch.as_tensor(mother, dtype=torch.int64)
+    position = torch.arange(len(mother), dtype=torch.int64)
+    return torch.where(mother >= 0, position - mother, torch.zeros_like(position))
+
+
+def tree_edges(distance, self_loops=False):
+    """Mother<->daughter edges of graphs laid out node after node.
+
+    Args:
+        distance: (N,) int64 :func:`mother_distance` of the nodes (0 for roots); the same formula
+            serves one event and a batch because batching keeps node order within each event.
+        self_loops: add an edge i->i for every node.
+
+    Returns:
+        (2, E) int64 edge_index, node-major (see the module docstring).
+    """
+    if not self_loops:
+        child = torch.nonzero(distance, as_tuple=True)[0]
+        pairs = torch.stack([child - distance.index_select(0, child), child])  # (2, K) mother, child
+        return torch.stack([pairs, pairs.flip(0)], dim=2).view(2, -1)
+    node = torch.arange(len(distance), dtype=torch.int64)
+    has_mother = distance != 0
+    src = torch.stack([node - distance, node, node], dim=1)
+    dst = torch.stack([node, node - distance, node], dim=1)
+    keep = torch.stack([has_mother, has_mother, torch.ones_like(has_mother)], dim=1)
+    return torch.stack([src[keep], dst[keep]])
+
+
+def edge_counts(n_roots, counts, self_loops=False):
+    """(B,) edges per graph: two per non-root node, plus one per node with self-loops.
+
+    Args:
+        n_roots: (B,) number of roots of each graph.
+        counts: (B,) number of nodes of each graph.
+    """
+    edges = 2 * (counts - n_roots)
+    return edges + counts if self_loops else edges
+
+
+def event_data(x, pdg, mother, y, event_type, weight=1.0, event_id=0, self_loops=False):
+    """One event as a ``torch_geometric.data.Data`` (the PyG-compatible, per-event path).
+
+    Args:
+        x: (n, 8) float32 node features (:data:`NODE_FEATURES` order, GeV cm ns).
+        pdg: (n,) PDG tokens.
+        mother: (n,) mother position within the event, -1 for roots.
+        y: (S,) skim labels (0/1).
+        event_type: event type code.
+        weight: event weight.
+        event_id: the event's identifier.
+        self_loops: add i->i edges.
+
+    Returns:
+        ``Data`` with ``x``, ``pdg``, ``edge_index``, ``y`` (1, S), ``event_type`` (1,),
+        ``weight`` (1,), ``event_id`` (1,).
+    """
+    graph = {
+        "y": torch.as_tensor(y, dtype=torch.float32).reshape(1, -1),
+        "event_type": torch.as_tensor(event_type, dtype=torch.int64).reshape(1),
+        "weight": torch.as_tensor(weight, dtype=torch.float32).reshape(1),
+        "event_id": torch.as_tensor(event_id, dtype=torch.int64).reshape(1),
+    }
+    return _data(torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(pdg, dtype=torch.int64),
+                 mother_distance(mother), graph, self_loops)
+
+
+def _data(x, pdg, distance, graph, self_loops):
+    """``Data`` from node tensors, :func:`mother_distance` and the per-graph attributes."""
+    return Data(x=x, pdg=pdg, edge_index=tree_edges(distance, self_loops), **{name: graph[name] for name in GRAPH_ATTRS})
+
+
+class GraphStore:
+    """Flat tensors of many preprocessed events, from which graphs and batches are cut.
+
+    Args:
+        table: preprocessed :class:`~smartbkg.data.table.EventTable` (no empty events needed,
+            but allowed).
+        self_loops: add i->i edges to every graph.
+
+    Attributes:
+        x: (P, 8) float32; pdg: (P,) int64 tokens; distance: (P,) int64 :func:`mother_distance`
+        within each event; offsets: (n_events + 1,) int64; y: (n_events, S) float32;
+        event_type, event_id: (n_events,) int64; weight: (n_events,) float32;
+        n_edges: (n_events,) int64 edges per graph.
+    """
+
+    def __init__(self, table, self_loops=False):
+        self._build([table], self_loops)
+
+    @classmethod
+    def from_tables(cls, tables, self_loops=False):
+        """One store for several tables (same skims and event types), without concatenating them first."""
+        store = cls.__new__(cls)
+        store._build(list(tables), self_loops)
+        return store
+
+    def _build(self, tables, self_loops):
+        first = tables[0]
+        if any(t.skims != first.skims or t.event_types != first.event_types for t in tables[1:]):
+            raise DataError("tables of one store need the same skims and event types")
+        self.self_loops = bool(self_loops)
+        counts = np.concatenate([t.counts for t in tables])
+        offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        n = int(offsets[-1])
+        x = np.empty((n, len(NODE_FEATURES)), dtype=np.float32)
+        pdg, distance, roots, self.unknown_pdg = np.empty(n, np.int64), np.empty(n, np.int64), [], Counter()
+        at = 0
+        for t in tables:
+            rows = slice(at, at + t.n_particles)
+            node_features(t, out=x[rows])
+            raw_pdg = t.particles["pdg"]
+            pdg[rows] = pdg_to_token(raw_pdg)
+            self.unknown_pdg += unknown_pdg_counts(raw_pdg, pdg[rows])
+            mother = t.particles["mother"]
+            local = np.arange(t.n_particles) - np.repeat(t.offsets[:-1], t.counts)
+            distance[rows] = np.where(mother >= 0, local - mother, 0)
+            roots.append(np.bincount(t.event_index()[mother < 0], minlength=len(t)))
+            at += t.n_particles
+        self.offsets, self.counts = torch.from_numpy(offsets), torch.from_numpy(counts)
+        self.x, self.pdg, self.distance = torch.from_numpy(x), torch.from_numpy(pdg), torch.from_numpy(distance)
+        self.n_edges = edge_counts(torch.from_numpy(np.concatenate(roots)), self.counts, self.self_loops)
+        self.y = torch.from_numpy(np.concatenate([t.labels for t in tables]).astype(np.float32))
+        self.event_type = torch.from_numpy(np.concatenate([t.event_type for t in tables]).astype(np.int64))
+        self.weight = torch.from_numpy(np.concatenate(
+            [np.ones(len(t), np.float32) if t.weight is None else t.weight for t in tables]).astype(np.float32))
+        self.event_id = torch.from_numpy(np.concatenate([t.event_id for t in tables]).astype(np.int64))
+
+    def unknown_pdg_notes(self):
+        """Read-report notes for the PDG ids outside the vocabulary: {"unknown PDG id N": particles}."""
+        return Counter({f"unknown PDG id {pdg}": n for pdg, n in self.unknown_pdg.items()})
+
+    def __len__(self):
+        return len(self.counts)
+
+    def data(self, i):
+        """Event ``i`` as a ``Data`` (copies, so transforms cannot change the store)."""
+        lo, hi = int(self.offsets[i]), int(self.offsets[i + 1])
+        graph = {name: getattr(self, name)[i:i + 1].clone() for name in GRAPH_ATTRS}
+        return _data(self.x[lo:hi].clone(), self.pdg[lo:hi].clone(), self.distance[lo:hi], graph, self.self_loops)
+
+    def batch(self, events):
+        """The given events as one ``Batch``, built straight from the flat tensors.
+
+        Args:
+            events: (B,) event indices (list, numpy or torch integers), B >= 1.
+
+        Returns:
+            ``torch_geometric.data.Batch`` equal to ``Batch.from_data_list([self.data(i) ...])``.
+        """
+        events = torch.as_tensor(events, dtype=torch.int64)
+        n_graphs = len(events)
+        counts = self.counts.index_select(0, events)
+        ptr = torch.zeros(n_graphs + 1, dtype=torch.int64)
+        torch.cumsum(counts, 0, out=ptr[1:])
+        n_nodes = int(ptr[-1])
+        batch = torch.repeat_interleave(torch.arange(n_graphs), counts, output_size=n_nodes)
+        shift = self.offsets.index_select(0, events) - ptr[:-1]  # store row - batch row, per graph
+        rows = torch.arange(n_nodes).add_(shift.index_select(0, batch))
+        edge_ptr = torch.zeros(n_graphs + 1, dtype=torch.int64)
+        torch.cumsum(self.n_edges.index_select(0, events), 0, out=edge_ptr[1:])
+        graph = {name: getattr(self, name).index_select(0, events) for name in GRAPH_ATTRS}
+
+        # type.__call__ skips Batch's metaclass (which inspects signatures on every call).
+        out = type.__call__(_DATA_BATCH, x=self.x.index_select(0, rows), pdg=self.pdg.index_select(0, rows),
+                            edge_index=tree_edges(self.distance.index_select(0, rows), self.self_loops),
+                            **graph, batch=batch, ptr=ptr)
+        graph_ptr = torch.arange(n_graphs + 1)
+        zeros = torch.zeros(n_graphs, dtype=torch.int64)
+        out._num_graphs = n_graphs
+        out._slice_dict = {"x": ptr, "pdg": ptr, "edge_index": edge_ptr, **dict.fromkeys(GRAPH_ATTRS, graph_ptr)}
+        out._inc_dict = {"x": zeros, "pdg": zeros, "edge_index": ptr[:-1], **dict.fromkeys(GRAPH_ATTRS, zeros)}
+        return out
+
+
+#: The class of ``Batch.from_data_list`` results for ``Data`` items (PyG creates it on first use).
+_DATA_BATCH = type(Batch(_base_cls=Data))

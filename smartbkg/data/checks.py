@@ -105,14 +105,16 @@ def drop_bad_events(table, *, strict=False, source=None):
         (clean table, :class:`ReadReport` for these events).
     """
     bad = find_bad_events(table)
+    if strict:
+        firsts = [(int(np.flatnonzero(mask)[0]), reason) for reason, mask in bad.items() if mask.any()]
+        if firsts:
+            first, reason = min(firsts, key=lambda item: item[0])  # the earliest event, its first reason
+            raise DataError(reason, path=source, event=int(table.event_id[first]), field=REASON_FIELDS[reason])
     report = ReadReport(read=len(table), files=0)
     any_bad = np.zeros(len(table), dtype=bool)
     for reason, mask in bad.items():
         if not mask.any():
             continue
-        if strict:
-            first = int(np.flatnonzero(mask)[0])
-            raise DataError(reason, path=source, event=int(table.event_id[first]), field=REASON_FIELDS[reason])
         # Count each bad event once, under its first reason.
         n_new = int((mask & ~any_bad).sum())
         if n_new:

@@ -25,14 +25,14 @@ refuses every global, so a file cannot run code.
   mothers carry that PDG id wins; otherwise the one that leaves fewer links unresolved. When the
   data cannot tell, ``"array"`` is assumed and a note says so.
 
-A particle is a root when ``motherPDG == 0`` (where the column exists), ``motherIndex < 0``,
-``motherIndex`` equals its own ``arrayIndex`` (``"array"``; basf2 smartBKG marks roots so), or
-``motherIndex == 0`` (``"one-based"``). A mother that is not in the table (the writers dropped
-virtual, initial-state and ISR/FSR particles) makes the particle a root, as the basf2 smartBKG
-preprocessing does, counted as a note; ``missing_mother="error"`` reports such events as dangling
-mother links instead. Particles whose ``status`` has the bit ``c_Initial`` (32) are flagged
-``initial``. Events are the groups of equal ``evtNum`` (in order of first appearance), particles
-ordered by ``arrayIndex``.
+A particle is a root when ``motherIndex < 0``; when ``motherIndex == 0`` and ``motherPDG == 0``
+(the original smartBKG writer); when ``motherIndex`` equals its own ``arrayIndex`` (``"array"``;
+basf2 smartBKG marks roots so); or when ``motherIndex == 0`` (``"one-based"``). A mother that is
+not in the table (the writers dropped virtual, initial-state and ISR/FSR particles) makes the
+particle a root, as the basf2 smartBKG preprocessing does, counted as a note;
+``missing_mother="error"`` reports such events as dangling mother links instead. Particles whose
+``status`` has the bit ``c_Initial`` (32) are flagged ``initial``. Events are the groups of equal
+``evtNum`` (in order of first appearance), particles ordered by ``arrayIndex``.
 
 smartbkg additions (ignored by other readers): one boolean column per skim (Belle II files have
 ``label``), ``event_type`` (int codes) and ``weight`` columns, and a JSON attribute ``smartbkg``
@@ -318,15 +318,12 @@ def _mothers(ints, event_of, offsets, convention, report):
 
 def _resolve_links(convention, index, raw, ints, event_of, offsets):
     """(mother, missing, n_pdg_mismatch) for one motherIndex convention; rows sorted by (event, index)."""
-    root = raw < 0
-    if "motherPDG" in ints:
-        root |= ints["motherPDG"] == 0
     if convention == "array":
-        root |= raw == index
-        target = raw
+        target, root = raw, (raw < 0) | (raw == index)
     else:
-        root |= raw == 0
-        target = raw - 1
+        target, root = raw - 1, raw <= 0
+    if "motherPDG" in ints:  # the original smartBKG writer: motherIndex 0 and motherPDG 0 for roots
+        root |= (ints["motherPDG"] == 0) & (raw == 0)
     # Rows are sorted by (event, arrayIndex): look the target up among the keys of its event.
     span = int(max(index.max(initial=0), target.max(initial=0))) + 1
     key = event_of * span + index
@@ -377,7 +374,8 @@ def write_hdf5(table, path, *, key="mc_information", layout="table", mother_inde
             smartBKG) or ``"compound"`` (one plain compound dataset).
         mother_index: ``"array"`` (0-based; roots point to themselves) or ``"one-based"`` (roots 0).
 
-    Roots also get ``motherPDG = 0``; ``status`` has ``c_Initial`` for initial-state particles,
+    Roots also get ``motherPDG = 0``; a dangling link (a mother that is no particle of the event)
+    is written as the index just past the event's last particle. ``status`` has ``c_Initial`` for initial-state particles,
     ``c_PrimaryParticle`` for all and ``c_StableInGenerator`` for particles without daughters;
     ``mass`` is computed from the four-momentum, ``charge`` from the PDG id (0 when unknown).
     """
@@ -409,12 +407,15 @@ def belle2_columns(table, *, mother_index="array"):
     start = np.repeat(table.offsets[:-1], table.counts)
     array_index = np.arange(n, dtype=np.int64) - start
     mother = p["mother"].astype(np.int64)
-    has_mother = mother >= 0
+    count = np.repeat(table.counts, table.counts)
+    dangling = (mother < -1) | (mother >= count)
+    has_mother = (mother >= 0) & ~dangling
     mother_global = np.where(has_mother, mother + start, 0)
+    mother = np.where(dangling, count, mother)  # a link to no particle stays one: past the end
     if mother_index == "array":
-        mother_column = np.where(has_mother, mother, array_index)
+        mother_column = np.where(has_mother | dangling, mother, array_index)
     else:
-        mother_column = np.where(has_mother, mother + 1, 0)
+        mother_column = np.where(has_mother | dangling, mother + 1, 0)
     n_daughters = np.bincount(mother_global[has_mother], minlength=n)
     status = (STATUS_PRIMARY + STATUS_STABLE * (n_daughters == 0) + STATUS_INITIAL * p["initial"]).astype(np.int64)
     energy, px, py, pz = (p[f].astype(np.float64) for f in ("energy", "px", "py", "pz"))

@@ -89,6 +89,10 @@ def iter_hepmc(path, *, skims=None, labels=None, default_event_type="unknown", c
         while True:
             ok = reader.read_event(event)
             if reader.failed():
+                # At the end of the file HepMC3 reports success with an empty event after the
+                # footer, or with the last event where the footer is missing.
+                if ok and not guard.error and len(event.particles):
+                    builder.add(event, bad=ordinal in guard.bad_events)
                 if not ok or guard.error:
                     _unreadable(path, ordinal, guard.error or "cannot parse event (file truncated or corrupt)",
                                 strict, report)
@@ -243,7 +247,7 @@ class LabelFile:
             values = np.char.lower(np.char.strip(table[order, header.index(skim)]))
             invalid = ~np.isin(values, ("0", "1", "true", "false"))
             if invalid.any():
-                raise DataError(f"label {values[invalid][0]!r} is not 0/1/true/false", path=path,
+                raise DataError(f"label {str(values[invalid][0])!r} is not 0/1/true/false", path=path,
                                 event=int(self.event_number[invalid][0]), field=skim)
             self.labels[:, j] = np.isin(values, ("1", "true"))
 

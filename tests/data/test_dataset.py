@@ -1,0 +1,186 @@
+import numpy as np
+import pytest
+import torch
+from torch_geometric.loader import DataLoader as PyGDataLoader
+
+from smartbkg.data.dataset import EventGraphDataset, StreamingEventGraphDataset
+from smartbkg.data.loader import GraphLoader
+from smartbkg.data.parquet import write_parquet
+from smartbkg.data.preprocess import PreprocessConfig
+from smartbkg.data.table import EventTable
+from smartbkg.data.vocab import VOCAB_SIZE
+from smartbkg.errors import DataError
+
+
+def with_partons(table, seed=0):
+    """Turn a quarter of the particles, but no event's first one, into quarks and gluons."""
+    rng = np.random.default_rng(seed)
+    p = dict(table.particles)
+    parton = rng.random(table.n_particles) < 0.25
+    parton[table.offsets[:-1]] = False
+    p["pdg"] = np.where(parton, rng.choice([2, -1, 21], table.n_particles), p["pdg"])
+    return table.replace(particles=p)
+
+
+def gluon_only_event(table, i):
+    """Table with event i replaced by gluons only (left empty by preprocessing)."""
+    p = dict(table.particles)
+    p["pdg"] = p["pdg"].copy()
+    p["pdg"][table.offsets[i]:table.offsets[i + 1]] = 21
+    return table.replace(particles=p)
+
+
+@pytest.fixture
+def shards(tmp_path, random_table):
+    """Two parquet files (row groups of 7 and 11 events), 60 events with partons, one left empty."""
+    a = gluon_only_event(with_partons(random_table(25, seed=1), 1), 4)
+    b = with_partons(random_table(35, seed=2), 2)
+    b = b.replace(weight=np.linspace(0.5, 2, len(b)).astype(np.float32))
+    write_parquet(a, tmp_path / "a.parquet", row_group_size=7)
+    write_parquet(b, tmp_path / "b.parquet", row_group_size=11)
+    return [tmp_path / "a.parquet", tmp_path / "b.parquet"], EventTable.concat([a, b])
+
+
+def items_by_id(data_items):
+    return {int(d.event_id): d for d in data_items}
+
+
+def assert_same_items(got, expected):
+    assert sorted(got) == sorted(expected)
+    for event_id, item in expected.items():
+        for key in item.keys():
+            assert torch.equal(got[event_id][key], item[key]), (event_id, key)
+
+
+def test_in_memory_from_files_equals_from_table(shards):
+    paths, table = shards
+    from_files = EventGraphDataset(paths)
+    from_table = EventGraphDataset(table)
+    assert len(from_files) == len(from_table) == 59  # one event left empty by preprocessing
+    assert_same_items(items_by_id(from_files[i] for i in range(59)), items_by_id(from_table[i] for i in range(59)))
+    assert from_files.report.files == 2 and from_table.report.files == 0
+    assert from_files.report.read == 60 and from_files.report.kept == 59
+    assert from_files.report.skipped == {"empty after preprocessing": 1}
+    assert from_files.preprocess_stats.empty_events == 1
+
+
+def test_description(shards):
+    paths, table = shards
+    ds = EventGraphDataset(paths, skims=["leptonic"])
+    assert ds.skims == ("leptonic",) and ds.num_skims == 1
+    assert ds.event_types == table.event_types
+    assert ds.vocab_size == VOCAB_SIZE and ds.num_node_features == 8
+    kept = np.ones(60, bool)
+    kept[4] = False
+    labels, weight = table.labels[kept, 1], np.concatenate([np.ones(24), table.weight[25:]])
+    assert ds.label_counts == {"leptonic": int(labels.sum())}
+    assert ds.retention["leptonic"] == pytest.approx((weight * labels).sum() / weight.sum())
+    assert sum(ds.event_type_counts.values()) == 59
+    item = ds[0]
+    assert item.x.shape[1] == 8 and item.y.shape == (1, 1)
+
+
+def test_index_subset(shards):
+    ds = EventGraphDataset(shards[0])
+    subset = ds[[3, 10, 20]]
+    assert len(subset) == 3
+    assert [int(d.event_id) for d in subset] == [int(ds[i].event_id) for i in (3, 10, 20)]
+    assert sum(subset.label_counts.values()) == int(ds.table.labels[[3, 10, 20]].sum())
+    ids = torch.cat([b.event_id for b in GraphLoader(subset, 2, shuffle=True)])
+    assert sorted(ids.tolist()) == sorted(int(ds[i].event_id) for i in (3, 10, 20))
+
+
+def test_works_with_pyg_dataloader(shards):
+    ds = EventGraphDataset(shards[0])
+    batch = next(iter(PyGDataLoader(ds, batch_size=5, shuffle=False)))
+    fast = ds.store.batch(range(5))
+    for key in fast.keys():
+        assert torch.equal(batch[key], fast[key]), key
+
+
+def test_bad_events_are_counted_or_raise(tmp_path, random_table):
+    table = random_table(6, seed=5)
+    p = {k: v.copy() for k, v in table.particles.items()}
+    p["px"][table.offsets[2]] = np.nan
+    p["mother"][table.offsets[4]:table.offsets[4] + 2] = [1, 0]  # a two-particle cycle
+    write_parquet(table.replace(particles=p), tmp_path / "bad.parquet")
+    ds = EventGraphDataset(tmp_path / "bad.parquet")
+    assert len(ds) == 4
+    assert ds.report.skipped == {"non-finite value": 1, "cyclic mother links": 1}
+    with pytest.raises(DataError, match=r"bad\.parquet: event 5002: .*non-finite"):
+        EventGraphDataset(tmp_path / "bad.parquet", strict=True)
+
+
+def test_missing_input_is_a_data_error(tmp_path):
+    with pytest.raises(DataError, match="no such file"):
+        EventGraphDataset(tmp_path / "nope.parquet")
+    with pytest.raises(DataError, match="no .*parquet files"):
+        EventGraphDataset(tmp_path)
+
+
+def test_without_preprocessing_keeps_all_particles(shards):
+    ds = EventGraphDataset(shards[1], preprocess=None)
+    assert ds.store.x.shape[0] == shards[1].n_particles
+    assert len(ds) == 60
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_streaming_equals_in_memory(shards, shuffle):
+    paths, _ = shards
+    memory = EventGraphDataset(paths, self_loops=True)
+    stream = EventGraphDataset(paths, in_memory=False, self_loops=True, buffer_events=9, shuffle=shuffle, seed=2)
+    assert isinstance(stream, StreamingEventGraphDataset)
+    assert stream.num_events == 60 and stream.skims == memory.skims and stream.event_types == memory.event_types
+    expected = items_by_id(memory[i] for i in range(len(memory)))
+    items = list(stream)
+    assert len(items) == 59
+    assert_same_items(items_by_id(items), expected)
+    assert stream.report.read == 60 and stream.report.skipped == {"empty after preprocessing": 1}
+    batches = list(GraphLoader(stream, 8, shuffle=shuffle, seed=2))
+    assert_same_items(items_by_id(d for b in batches for d in b.to_data_list()), expected)
+
+
+def test_streaming_without_shuffle_keeps_file_order(shards):
+    paths, _ = shards
+    memory = EventGraphDataset(paths)
+    stream = EventGraphDataset(paths, in_memory=False, shuffle=False)
+    assert [int(d.event_id) for d in stream] == memory.table.event_id.tolist()
+
+
+def test_streaming_shuffle_depends_on_seed_and_epoch(shards):
+    stream = EventGraphDataset(shards[0], in_memory=False, buffer_events=20, seed=1)
+    order = lambda: [int(d.event_id) for d in stream]  # noqa: E731
+    first = order()
+    assert order() == first
+    stream.set_epoch(1)
+    second = order()
+    assert second != first and sorted(second) == sorted(first)
+
+
+def test_streaming_with_pyg_dataloader_workers(shards):
+    stream = EventGraphDataset(shards[0], in_memory=False, buffer_events=10)
+    ids = [int(i) for b in PyGDataLoader(stream, batch_size=4, num_workers=2) for i in b.event_id]
+    assert sorted(ids) == sorted(EventGraphDataset(shards[0]).table.event_id.tolist())
+
+
+def test_streaming_label_counts_before_preprocessing(shards):
+    paths, table = shards
+    stream = EventGraphDataset(paths, in_memory=False)
+    assert stream.label_counts == dict(zip(table.skims, table.labels.sum(0).tolist()))
+    weight = np.concatenate([np.ones(25), table.weight[25:]])
+    assert stream.retention["hadronic"] == pytest.approx((weight * table.labels[:, 0]).sum() / weight.sum())
+
+
+def test_event_types_are_merged_by_name(tmp_path, random_table):
+    a = random_table(5, seed=1)
+    b = random_table(5, seed=2).replace(event_types=("signal", "charged", "mixed", "uubar", "ddbar", "ssbar",
+                                                     "ccbar", "taupair"), event_type=np.zeros(5, np.int16))
+    write_parquet(a, tmp_path / "a.parquet")
+    write_parquet(b, tmp_path / "b.parquet")
+    paths = [tmp_path / "a.parquet", tmp_path / "b.parquet"]
+    memory = EventGraphDataset(paths, preprocess=PreprocessConfig())
+    stream = EventGraphDataset(paths, in_memory=False, shuffle=False)
+    assert memory.event_types == stream.event_types and "signal" in memory.event_types
+    signal = memory.event_types.index("signal")
+    assert [int(d.event_type) for d in stream] == memory.store.event_type.tolist()
+    assert memory.store.event_type[5:].tolist() == [signal] * 5

@@ -105,11 +105,10 @@ def main(argv=None):
     options = {name: getattr(args, name) for name in ("key", "mother_index", "missing_mother", "labels")
                if getattr(args, name) is not None}
     files = expand_paths(args.inputs)
-    prepare_output(args.out, args.overwrite)
-
     report, shards = ReadReport(), []
     chunks = iter_events(files, format=args.format, skims=args.skims, rename_skims=rename,
                          default_event_type=args.event_type, strict=args.strict, report=report, **options)
+    prepare_output(args.out, args.overwrite)
     try:
         stats = _convert(chunks, config, args, shards)
     except BaseException:
@@ -140,8 +139,9 @@ def main(argv=None):
 def _convert(chunks, config, args, shards):
     """Write the shards; return the summed preprocessing statistics (None without preprocessing)."""
     stats, buffered = None, []
-    with tqdm(disable=args.quiet, file=sys.stderr, bar_format="{desc} {n_fmt} events [{elapsed}, {rate_fmt}]",
-              unit="ev") as bar:
+    # No bar without a terminal (batch logs, pipes): the summary says it all.
+    with tqdm(disable=True if args.quiet else None, file=sys.stderr, unit="ev",
+              bar_format="{desc} {n_fmt} events [{elapsed}, {rate_fmt}]") as bar:
         for path, table in chunks:
             bar.set_description(path.name)
             bar.update(len(table))

@@ -375,8 +375,9 @@ def write_hdf5(table, path, *, key="mc_information", layout="table", mother_inde
         mother_index: ``"array"`` (0-based; roots point to themselves) or ``"one-based"`` (roots 0).
 
     Roots also get ``motherPDG = 0``; a dangling link (a mother that is no particle of the event)
-    is written as the index just past the event's last particle. ``status`` has ``c_Initial`` for initial-state particles,
-    ``c_PrimaryParticle`` for all and ``c_StableInGenerator`` for particles without daughters;
+    is written as the index just past the event's last particle. ``status`` has ``c_Initial`` for
+    initial-state particles, ``c_PrimaryParticle`` for all and ``c_StableInGenerator`` for
+    particles without daughters;
     ``mass`` is computed from the four-momentum, ``charge`` from the PDG id (0 when unknown).
     """
     if layout not in LAYOUTS:
@@ -429,7 +430,7 @@ def belle2_columns(table, *, mother_index="array"):
         "mass": np.sqrt(np.maximum(energy**2 - px**2 - py**2 - pz**2, 0.0)),
         "charge": charges[pdg_code].reshape(-1) if n else np.zeros(0),
     })
-    columns.update({name: p[name].astype(np.float64) for name in ("energy", "prodTime", "x", "y", "z", "px", "py", "pz")})
+    columns.update({name: p[name].astype(np.float64) for name in BELLE2_COLUMNS[6:14]})  # energy ... pz
     columns.update({
         "nDaughters": n_daughters.astype(np.int64),
         "status": status,

@@ -317,7 +317,8 @@ class _ChunkBuilder:
         length_div = units[event_of, 1]
         momentum_div = units[event_of, 0]
         particles = {
-            "pdg": part["pid"], "mother": np.where(mother >= 0, mother - offsets[event_of], -1), "initial": part["status"] == STATUS_BEAM,
+            "pdg": part["pid"], "mother": np.where(mother >= 0, mother - offsets[event_of], -1),
+            "initial": part["status"] == STATUS_BEAM,
             "prodTime": position[:, 0] * (10.0 / length_div) / C_MM_PER_NS,
             "x": position[:, 1] / length_div, "y": position[:, 2] / length_div, "z": position[:, 3] / length_div,
             "px": part["px"] / momentum_div, "py": part["py"] / momentum_div, "pz": part["pz"] / momentum_div,

@@ -105,8 +105,9 @@ def iter_events(paths, *, format=None, skims=None, rename_skims=None, default_ev
         chunk_events: events per chunk for formats read in chunks (HepMC); other files come whole.
         report: :class:`ReadReport` that accumulates what was read, kept and skipped.
 
-    Yields:
-        (path, :class:`EventTable` of the good events of one chunk).
+    Returns:
+        an iterator of (path, :class:`EventTable` of the good events of one chunk). Paths, formats
+        and options are checked when this is called, the data as it is read.
     """
     files = expand_paths(paths)
     if format is not None and format not in FORMATS:
@@ -116,9 +117,13 @@ def iter_events(paths, *, format=None, skims=None, rename_skims=None, default_ev
     unknown = sorted(set(options) - accepted)
     if unknown:
         raise ConfigError(f"option(s) {unknown} do not apply to the input format(s) {sorted(set(formats))}")
-    rename = dict(rename_skims or {})
-    renamed, first_skims = set(), None
     report = ReadReport() if report is None else report
+    return _iterate(files, formats, skims, dict(rename_skims or {}), default_event_type, strict, chunk_events, report,
+                    options)
+
+
+def _iterate(files, formats, skims, rename, default_event_type, strict, chunk_events, report, options):
+    renamed, first_skims = set(), None
     for path, fmt in zip(files, formats):
         file_report = ReadReport(files=1)
         kwargs = {name: options[name] for name in FORMAT_OPTIONS[fmt] if name in options}

@@ -118,6 +118,7 @@ def test_corrupt_or_truncated_file(tmp_path, small_table, damage):
     path = tmp_path / "t.parquet"
     write_parquet(small_table, path)
     data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2] if damage == "truncate" else data[:8] + b"\0" * (len(data) - 16) + data[-8:])
+    garbage = data[:8] + b"\0" * (len(data) - 16) + data[-8:]
+    path.write_bytes(data[: len(data) // 2] if damage == "truncate" else garbage)
     with pytest.raises(DataError, match="t.parquet: cannot read parquet file"):
         read_parquet(path)

@@ -1,0 +1,102 @@
+import json
+
+import numpy as np
+import pytest
+
+from smartbkg.data.parquet import read_parquet
+from smartbkg.data.table import EVENT_TYPES, PARTICLE_FIELDS
+from smartbkg.errors import ConfigError
+from smartbkg.simulation import SKIMS, SampleConfig, generate, produce
+
+TYPES = ["charged", "uubar", "taupair"]
+
+
+def assert_same_events(a, b):
+    np.testing.assert_array_equal(a.offsets, b.offsets)
+    for name in PARTICLE_FIELDS:
+        np.testing.assert_array_equal(a.particles[name], b.particles[name], err_msg=name)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    np.testing.assert_array_equal(a.event_id, b.event_id)
+    np.testing.assert_array_equal(a.event_type, b.event_type)
+
+
+@pytest.fixture(scope="module")
+def serial():
+    return generate(300, seed=3, types=TYPES, chunk_size=40)
+
+
+def test_identical_events_whatever_the_number_of_workers(serial):
+    assert len(serial) == 300 and serial.skims == SKIMS
+    assert_same_events(serial, generate(300, seed=3, types=TYPES, chunk_size=40, workers=2))
+
+
+def test_prefix_and_seed(serial):
+    # The first events of a type do not depend on how many are made.
+    few = generate(100, seed=3, types=["charged"], chunk_size=40)
+    mine = serial.take(np.flatnonzero(serial.event_type == EVENT_TYPES.index("charged")))
+    assert len(mine) == 53
+    assert_same_events(few.take(np.arange(53)), mine)
+    other = generate(100, seed=4, types=["charged"], chunk_size=40)
+    assert not np.array_equal(other.particles["px"][:50], few.particles["px"][:50])
+
+
+def test_event_ids_and_types(serial):
+    counts = SampleConfig(300, types=TYPES).counts
+    # 300 events in proportion to 0.54 : 1.61 : 0.919 nb, rounded by largest remainder.
+    assert counts == {"charged": 53, "uubar": 157, "taupair": 90}
+    names = np.asarray(EVENT_TYPES)[serial.event_type]
+    for name, n in counts.items():
+        ids = np.sort(serial.event_id[names == name])
+        np.testing.assert_array_equal(ids, (EVENT_TYPES.index(name) << 40) + np.arange(n))
+    # Tasks are interleaved by type: the first 40-event chunks of all three types come first.
+    assert list(dict.fromkeys(names[:120])) == TYPES
+
+
+def test_produce_writes_shards_and_metadata(tmp_path, serial):
+    meta = produce(tmp_path / "out", 300, seed=3, types=TYPES, chunk_size=40, events_per_shard=128)
+    files = sorted((tmp_path / "out").glob("events-*.parquet"))
+    assert [f.name for f in files] == ["events-00000.parquet", "events-00001.parquet", "events-00002.parquet"]
+    assert [s["events"] for s in meta["shards"]] == [128, 128, 44]
+    tables = [read_parquet(f) for f in files]
+    from smartbkg.data.table import EventTable
+    back = EventTable.concat(tables)
+    order = np.argsort(back.event_id)
+    assert_same_events(back.take(order), serial.take(np.argsort(serial.event_id)))
+    written = json.loads((tmp_path / "out" / "metadata.json").read_text())
+    assert written == json.loads(json.dumps(meta))
+    assert meta["events"] == {"charged": 53, "uubar": 157, "taupair": 90, "all": 300}
+    names = np.asarray(EVENT_TYPES)[serial.event_type]
+    for j, skim in enumerate(SKIMS):
+        assert meta["passed"][skim]["all"] == int(serial.labels[:, j].sum())
+        for t in TYPES:
+            assert meta["retention"][skim][t] == pytest.approx(serial.labels[names == t, j].mean())
+    for stage in ("generation", "detector_skims"):
+        assert all(v > 0 for v in meta["seconds_per_event"][stage].values())
+    assert meta["versions"]["pythia8mc"] == "8.317.2"
+    assert meta["config"]["seed"] == 3 and meta["config"]["chunk_size"] == 40
+    assert "ParticleDecays:limitTau0 = on" in meta["pythia_settings"]["uubar"]
+    with pytest.raises(ConfigError, match="already holds event shards"):
+        produce(tmp_path / "out", 10, seed=3)
+
+
+def test_produce_with_preprocessing(tmp_path):
+    meta = produce(tmp_path, 40, seed=1, types=["ccbar"], preprocess=True)
+    table = read_parquet(tmp_path / "events-00000.parquet")
+    a = np.abs(table.particles["pdg"])
+    assert meta["preprocessed"] and not table.particles["initial"].any()
+    assert not ((a <= 5) | (a == 21)).any()
+    assert meta["preprocess_stats"]["dropped_particles"]["initial state"] == 80
+    assert (table.particles["prodTime"][table.offsets[:-1]] == 0).all()
+
+
+@pytest.mark.parametrize("kwargs", [dict(n_events=0), dict(n_events=10, seed=-1), dict(n_events=10, chunk_size=0),
+                                    dict(n_events=10, skims=("fei",)), dict(n_events=10, types=("bbbar",)),
+                                    dict(n_events=10, mix="flat")])
+def test_bad_sample_config(kwargs):
+    with pytest.raises(ConfigError):
+        SampleConfig(**kwargs)
+
+
+def test_bad_workers():
+    with pytest.raises(ConfigError, match="workers"):
+        generate(10, workers=0)

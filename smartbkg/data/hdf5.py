@@ -231,26 +231,21 @@ def _table_from_columns(columns, meta, *, path, skims, mother_index, missing_mot
                 raise DataError("null or non-integer event number", path=path, field=name)
             bad_rows |= bad
 
-    # Group rows into events (in order of first appearance), particles by arrayIndex.
-    event_ids, first_row, inverse = np.unique(ints["evtNum"], return_index=True, return_inverse=True)
-    by_appearance = np.argsort(first_row, kind="stable")
-    rank = np.empty(len(event_ids), dtype=np.int64)
-    rank[by_appearance] = np.arange(len(event_ids))
-    event_of = rank[inverse]
-    order = np.lexsort((ints["arrayIndex"], event_of))
-    event_of = event_of[order]
-    counts = np.bincount(event_of, minlength=len(event_ids))
-    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
-    np.cumsum(counts, out=offsets[1:])
-    event_id = event_ids[by_appearance]
-    ints = {name: values[order] for name, values in ints.items()}
-    bad_rows = bad_rows[order]
+    order, event_of, offsets, event_id = _group_rows(ints["evtNum"], ints["arrayIndex"])
+    counts = np.diff(offsets)
+
+    def arranged(values):
+        values = np.asarray(values)
+        return values if order is None else values[order]
+
+    ints = {name: arranged(values) for name, values in ints.items()}
+    bad_rows = arranged(bad_rows)
 
     skims = _resolve_skims(columns, meta, skims, path)
     labels = np.zeros((len(counts), len(skims)), dtype=bool)
     inconsistent = np.zeros(len(counts), dtype=bool)
     for j, skim in enumerate(skims):
-        values = np.asarray(columns[skim])[order]
+        values = arranged(columns[skim])
         if values.dtype.kind == "f":
             bad_rows |= ~np.isfinite(values)
         per_event = values[offsets[:-1]] if len(values) else values
@@ -269,11 +264,11 @@ def _table_from_columns(columns, meta, *, path, skims, mother_index, missing_mot
 
     particles = {"pdg": ints["PDG"], "mother": mother}
     for name in FLOAT_FIELDS:
-        particles[name] = np.asarray(columns[name])[order]
+        particles[name] = arranged(columns[name])
     if "status" in ints:
         particles["initial"] = (ints["status"] & STATUS_INITIAL) != 0
-    event_type, event_types = _event_types(columns, meta, order, offsets, default_event_type)
-    weight = np.asarray(columns["weight"])[order][offsets[:-1]] if "weight" in columns else None
+    event_type, event_types = _event_types(columns, meta, arranged, offsets, default_event_type)
+    weight = arranged(columns["weight"])[offsets[:-1]] if "weight" in columns else None
     table = EventTable(offsets, particles, labels, tuple(skims), event_type, event_types, weight, event_id)
 
     keep = np.ones(len(table), dtype=bool)
@@ -284,6 +279,32 @@ def _table_from_columns(columns, meta, *, path, skims, mother_index, missing_mot
         keep &= reject_events(mask & keep, reason, field=field, event_id=event_id, report=report,
                               strict=strict, source=path)
     return table if keep.all() else table.take(keep)
+
+
+def _group_rows(evt, index):
+    """Rows into events: equal ``evt`` (in order of first appearance), particles by ``index``.
+
+    Returns:
+        (row order or None when the rows are in order already, (n,) event of each arranged row,
+        (n_events + 1,) offsets, (n_events,) event numbers).
+    """
+    n = len(evt)
+    new_event = np.ones(n, dtype=bool)
+    new_event[1:] = evt[1:] != evt[:-1]
+    starts = np.flatnonzero(new_event)
+    same = ~new_event[1:]
+    if len(np.unique(evt[starts])) == len(starts) and np.all(index[1:][same] > index[:-1][same]):
+        return None, np.cumsum(new_event) - 1, np.append(starts, n).astype(np.int64), evt[starts]
+    event_ids, first_row, inverse = np.unique(evt, return_index=True, return_inverse=True)
+    by_appearance = np.argsort(first_row, kind="stable")
+    rank = np.empty(len(event_ids), dtype=np.int64)
+    rank[by_appearance] = np.arange(len(event_ids))
+    event_of = rank[inverse]
+    order = np.lexsort((index, event_of))
+    counts = np.bincount(event_of, minlength=len(event_ids))
+    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    return order, event_of[order], offsets, event_ids[by_appearance]
 
 
 def _as_int(values):
@@ -351,11 +372,11 @@ def _pick_convention(resolved, ints, report):
     return "array"
 
 
-def _event_types(columns, meta, order, offsets, default_event_type):
+def _event_types(columns, meta, arranged, offsets, default_event_type):
     n = len(offsets) - 1
     if "event_type" in columns:
         names = tuple(meta.get("event_types", EVENT_TYPES))
-        codes = np.asarray(columns["event_type"])[order][offsets[:-1]].astype(np.int16)
+        codes = arranged(columns["event_type"])[offsets[:-1]].astype(np.int16)
         return codes, names
     names = EVENT_TYPES if default_event_type in EVENT_TYPES else (*EVENT_TYPES, default_event_type)
     return np.full(n, names.index(default_event_type), dtype=np.int16), names

@@ -191,7 +191,7 @@ def read_events(paths, *, format=None, skims=None, rename_skims=None, default_ev
     chunks = [table for _, table in iter_events(paths, format=format, skims=skims, rename_skims=rename_skims,
                                                 default_event_type=default_event_type, strict=strict,
                                                 report=report, **options)]
-    table = EventTable.concat(chunks)
+    table = chunks[0] if len(chunks) == 1 else EventTable.concat(chunks)
     if return_report:
         return table, report
     if report.skipped:

@@ -142,6 +142,7 @@ class _GuardedStream:
         self.raw = raw
         self.ready = memoryview(b"")
         self.tail = b"\n"  # so that the first line also follows a newline
+        self.first = True
         self.eof = False
         self.n_particles = 0  # particles of the event being read
         self.ordinal = -1  # ordinal of that event in the file
@@ -178,8 +179,8 @@ class _GuardedStream:
             data, self.tail = data[:cut], data[cut:]
         self.footer |= FOOTER in data
         checked = self._check(data)
-        if self.ordinal < 0 and checked.startswith(b"\n"):
-            checked = checked[1:]  # the newline this object put in front of the file
+        if self.first:
+            checked, self.first = checked[1:], False  # drop the newline put in front of the file
         self.ready = memoryview(checked)
 
     def _check(self, data):

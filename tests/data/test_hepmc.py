@@ -1,4 +1,5 @@
 import gzip
+import io
 
 import networkx as nx
 import numpy as np
@@ -7,7 +8,7 @@ import pytest
 from conftest import assert_tables_equal
 
 from smartbkg.data.checks import ReadReport
-from smartbkg.data.hepmc import LabelFile, iter_hepmc, read_hepmc, write_hepmc
+from smartbkg.data.hepmc import LabelFile, _GuardedStream, iter_hepmc, read_hepmc, write_hepmc
 from smartbkg.data.table import EventTable
 from smartbkg.errors import ConfigError, DataError
 
@@ -204,3 +205,18 @@ def test_writer_warns_about_roots_away_from_the_event_position(tmp_path, small_t
     with pytest.warns(UserWarning, match="1 root particles away"):
         write_hepmc(table, tmp_path / "t.hepmc")
     assert read_hepmc(tmp_path / "t.hepmc").particles["x"][1] == small_table.particles["x"][0]
+
+
+@pytest.mark.parametrize("block", [997, 1 << 20])
+def test_guarded_stream_passes_the_text_through_in_any_block_size(tmp_path, random_table, block):
+    write_hepmc(random_table(40, seed=3), tmp_path / "t.hepmc")
+    text = (tmp_path / "t.hepmc").read_bytes()
+    bad = text.replace(b"V -2 0 [", b"V -2 0 [999,", 3)  # the first three events with a vertex -2
+    for data, n_bad in ((text, 0), (bad, 3)):
+        stream = _GuardedStream(io.BytesIO(data))
+        stream.BLOCK = block
+        out, buffer = bytearray(), bytearray(4096)
+        while n := stream.readinto(memoryview(buffer)):
+            out += buffer[:n]
+        assert bytes(out) == data.replace(b"[999,", b"[1,")
+        assert stream.footer and stream.ordinal == 39 and len(stream.bad_events) == n_bad

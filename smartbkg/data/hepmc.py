@@ -38,7 +38,7 @@ import pyhepmc
 from pyhepmc import GenEvent, GenEventData, Units
 
 from ..errors import ConfigError, DataError
-from .checks import ReadReport, reject_events
+from .checks import ReadReport, _any_per_event, reject_events
 from .table import EVENT_TYPES, EventTable
 
 SKIM_PREFIX = "skim."
@@ -58,7 +58,7 @@ def read_hepmc(path, *, skims=None, labels=None, default_event_type="unknown", s
     """Read a whole HepMC3 file (see :func:`iter_hepmc` for the arguments) into one :class:`EventTable`."""
     chunks = list(iter_hepmc(path, skims=skims, labels=labels, default_event_type=default_event_type,
                              strict=strict, report=report))
-    return EventTable.concat(chunks)
+    return chunks[0] if len(chunks) == 1 else EventTable.concat(chunks)
 
 
 def iter_hepmc(path, *, skims=None, labels=None, default_event_type="unknown", chunk_events=10000,
@@ -292,7 +292,7 @@ class _ChunkBuilder:
         self.units.append((_MOMENTUM[data.momentum_unit], _LENGTH[data.length_unit]))
         pos = data.event_pos
         self.origin.append((pos.t, pos.x, pos.y, pos.z))
-        self.weights.append(data.weights[0] if len(data.weights) else np.nan)
+        self.weights.append(data.weights[0] if len(data.weights) else None)
         self.attributes.append({name: value for i, name, value in
                                 zip(data.attribute_id, data.attribute_name, data.attribute_string) if i == 0})
         self.bad.append(bad)
@@ -327,12 +327,12 @@ class _ChunkBuilder:
         }
         event_id = np.array(self.number, dtype=np.int64)
         labels, event_type, rejected = self._labels(event_id)
-        weights = np.array(self.weights, dtype=np.float64)
-        weight = None if np.isnan(weights).all() else np.where(np.isnan(weights), 1.0, weights)
+        weighted = [w is not None for w in self.weights]
+        weight = np.array([w if w is not None else 1.0 for w in self.weights]) if any(weighted) else None
         table = EventTable(offsets, particles, labels, tuple(self.skims), event_type, tuple(self.event_types),
                            weight, event_id)
         keep = np.ones(n, dtype=bool)
-        bad = np.array(self.bad, dtype=bool) | _any(dangling, event_of, n)
+        bad = np.array(self.bad, dtype=bool) | _any_per_event(dangling, event_of, n)
         for mask, reason, field in ((bad, "dangling mother link", "mother"), *rejected):
             keep &= reject_events(mask & keep, reason, field=field, event_id=event_id, report=self.report,
                                   strict=self.strict, source=self.path)
@@ -439,10 +439,6 @@ def _positions(vert, prod, parent, origin, event_of):
     found = (prod >= 0) & (at >= 0) & is_set[at]
     pos[found] = xyzt[at[found]]
     return pos
-
-
-def _any(particle_mask, event_of, n_events):
-    return np.bincount(event_of[particle_mask], minlength=n_events) > 0
 
 
 # ---------------------------------------------------------------------------------------- writing

@@ -7,7 +7,8 @@ from torch_geometric.nn import GATConv
 from torch_geometric.nn.aggr import AttentionalAggregation
 
 from smartbkg.models import build_model
-from smartbkg.models.gatgap import GlobalAttentionPooling, TreeGATConv, _graph_edges
+from invariance import permute_particles
+from smartbkg.models.gatgap import GlobalAttentionPooling, TreeGATConv, graph_structure
 from smartbkg.models.layers import count_parameters
 from smartbkg.models.synthetic import synthetic_batch
 
@@ -20,16 +21,30 @@ def forest_with_isolated_node():
     return Batch.from_data_list(graphs)
 
 
+def graphs():
+    """(name, batch, takes the tree path) for every kind of graph the layer must handle."""
+    forest = forest_with_isolated_node()
+    shuffled = permute_particles(synthetic_batch(2, num_particles=15, seed=11), seed=1)
+    cycle = Batch.from_data_list([Data(x=torch.randn(4, 8), edge_index=torch.tensor(
+        [[0, 1, 1, 2, 2, 3, 3, 0], [1, 0, 2, 1, 3, 2, 0, 3]]))])
+    one_way = Batch.from_data_list([Data(x=torch.randn(3, 8),
+                                         edge_index=torch.tensor([[0, 0], [1, 2]]))])
+    return [("forest", forest, True), ("shuffled_forest", shuffled, False),
+            ("cycle", cycle, False), ("one_way_edges", one_way, False)]
+
+
 @pytest.mark.parametrize("heads, units", [(1, 5), (4, 8)])
-def test_tree_gat_equals_pyg_gatconv(heads, units):
+@pytest.mark.parametrize("name, graph, tree_path", graphs(), ids=[g[0] for g in graphs()])
+def test_tree_gat_equals_pyg_gatconv(heads, units, name, graph, tree_path):
     torch.manual_seed(0)
-    graph = forest_with_isolated_node()
     x = torch.randn(graph.num_nodes, 6, requires_grad=True)
     reference = GATConv(6, units, heads=heads, bias=False)
     fast = TreeGATConv(6, units, heads)
     fast.load_state_dict(reference.state_dict())
+    structure = graph_structure(graph.edge_index, graph.num_nodes)
+    assert (structure.parent is not None) == tree_path
     expected = reference(x, graph.edge_index)
-    actual = fast(x, _graph_edges(graph.edge_index))
+    actual = fast(x, structure)
     torch.testing.assert_close(actual, expected, atol=1e-6, rtol=1e-5)
     # same gradients for the inputs and every parameter
     weights = torch.randn_like(expected)
@@ -43,7 +58,7 @@ def test_isolated_node_keeps_its_own_message():
     torch.manual_seed(0)
     layer = TreeGATConv(3, 4, 2)
     x = torch.randn(1, 3)
-    out = layer(x, (torch.empty(0, dtype=torch.long), torch.empty(0, dtype=torch.long)))
+    out = layer(x, graph_structure(torch.empty(2, 0, dtype=torch.long), 1))
     torch.testing.assert_close(out, layer.lin(x))
 
 

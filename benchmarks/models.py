@@ -1,0 +1,305 @@
+"""Model throughput: training and inference events/s of every model and two plain references.
+
+One run, the same events for every model (decay trees of about 40 particles: seeded synthetic
+trees from :mod:`smartbkg.models.synthetic`, or the embedded Pythia sample with
+``--source pythia``). Measured per model:
+
+* ``infer``: forward passes in ``torch.inference_mode`` (eval mode), events/s and ms/event;
+* ``train``: forward + BCE loss + backward + Adam step, events/s.
+
+Models: the package's ``gatgap`` (U = 32 and 128), ``transformer`` and ``lorentz`` (defaults,
+about 2 M parameters), ``deepsets``; and two references written plainly here:
+
+* ``ref_pyg_gatgap32``: PyG ``GATConv`` + ``AttentionalAggregation`` with the Belle II structure
+  (6 layers, 4 heads, 32 units, leaky ReLU, global state), PyG's message passing throughout;
+* ``ref_part``: a padded particle transformer built from ``nn.MultiheadAttention`` with a float
+  attention mask carrying the pair bias (as the original Particle Transformer code), with the
+  sizes of ``transformer`` (8 + 2 blocks, 8 heads, width 128, MLP 4x, same pair features).
+
+On CPU (default) torch uses ``--threads`` threads (1: figures are per core). On a GPU
+(``--device cuda``) every model runs under bf16 autocast and, with ``--compile``, through
+``torch.compile``; the device name goes into the JSON. Timings are the median of ``--repeat``
+timed passes over the batches after one warm-up pass; each pass is cut after ``--max-seconds``.
+
+Usage::
+
+    python benchmarks/models.py [--device cpu|cuda] [--threads 1] [--events 2048]
+        [--batch-size 128] [--train-batch-size 128] [--models gatgap32,ref_pyg_gatgap32]
+        [--source synthetic|pythia] [--compile] [--out benchmarks/results/models_cpu.json]
+
+Writes JSON: machine, torch version, device, options, and per model parameters, events/s and
+ms/event for inference and training.
+"""
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch_geometric.data import Batch
+from torch_geometric.nn import GATConv
+from torch_geometric.nn.aggr import AttentionalAggregation
+from torch_geometric.utils import to_dense_batch
+
+from smartbkg.data.pair_features import dense_adjacency, pair_features
+from smartbkg.models import build_model
+from smartbkg.models.layers import MLP, NodeFeatureEncoding, count_parameters, default_vocab_size
+from smartbkg.models.synthetic import synthetic_batch
+
+
+class ReferencePygGATGAP(nn.Module):
+    """Belle II GAT + GAP written with plain PyG layers (the reference for ``gatgap``)."""
+
+    def __init__(self, num_skims, vocab_size, units=32, heads=4, layers=6):
+        super().__init__()
+        self.pdg_embedding = nn.Embedding(vocab_size, 8)
+        self.convs, self.pools, self.updates = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
+        width, state = 16, 0
+        for _ in range(layers):
+            self.convs.append(GATConv(width, units, heads=heads, bias=False))
+            self.pools.append(AttentionalAggregation(nn.Linear(heads * units, 1)))
+            self.updates.append(nn.Linear(state + heads * units, units))
+            width, state = heads * units, units
+        self.head = nn.Linear(units, num_skims)
+
+    def forward(self, batch):
+        h = torch.cat([self.pdg_embedding(batch.pdg), batch.x], dim=1)
+        state = None
+        for conv, pool, update in zip(self.convs, self.pools, self.updates):
+            h = F.leaky_relu(conv(h, batch.edge_index))
+            pooled = pool(h, batch.batch, dim_size=batch.num_graphs)
+            state = pooled if state is None else torch.cat([state, pooled], dim=1)
+            state = F.leaky_relu(update(state))
+        return self.head(state)
+
+
+class _ReferenceBlock(nn.Module):
+    def __init__(self, dim, heads, mlp_ratio):
+        super().__init__()
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.mlp = MLP((dim, mlp_ratio * dim, dim))
+
+    def forward(self, x, context=None, key_padding_mask=None, attn_mask=None):
+        y = self.norm1(x if context is None else torch.cat([x, context], dim=1))
+        query = y if context is None else y[:, : x.shape[1]]
+        x = x + self.attn(query, y, y, key_padding_mask=key_padding_mask, attn_mask=attn_mask,
+                          need_weights=False)[0]
+        return x + self.mlp(self.norm2(x))
+
+
+class ReferenceParT(nn.Module):
+    """Padded particle transformer on ``nn.MultiheadAttention`` (reference for ``transformer``)."""
+
+    def __init__(self, num_skims, vocab_size, num_event_types=7, dim=128, heads=8, blocks=8,
+                 cls_blocks=2, mlp_ratio=4, pair_names=("adjacency", "ln_m2", "angle")):
+        super().__init__()
+        self.heads, self.pair_names = heads, pair_names
+        self.encode = NodeFeatureEncoding()
+        self.embed = nn.Linear(8, dim)
+        self.pdg_embedding = nn.Embedding(vocab_size, dim)
+        self.event_embedding = nn.Embedding(num_event_types, dim)
+        self.pair_embedding = MLP((len(pair_names), 64, 64, heads))
+        self.blocks = nn.ModuleList(_ReferenceBlock(dim, heads, mlp_ratio) for _ in range(blocks))
+        self.cls_blocks = nn.ModuleList(_ReferenceBlock(dim, heads, mlp_ratio)
+                                        for _ in range(cls_blocks))
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.norm, self.head = nn.LayerNorm(dim), nn.Linear(dim, num_skims)
+
+    def forward(self, batch):
+        b = batch.num_graphs
+        x, mask = to_dense_batch(batch.x, batch.batch, batch_size=b)
+        pdg, _ = to_dense_batch(batch.pdg, batch.batch, batch_size=b)
+        length = x.shape[1]
+        adjacency = dense_adjacency(batch.edge_index, batch.batch, length)
+        pairs = pair_features(x[..., 4:8], mask, self.pair_names, adjacency=adjacency)
+        bias = self.pair_embedding(pairs.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        attn_mask = bias.reshape(b * self.heads, length, length)
+        padding = ~mask
+        event = self.event_embedding(batch.event_type)[:, None]
+        h = self.embed(self.encode(x)) + self.pdg_embedding(pdg) + event
+        for block in self.blocks:
+            h = block(h, key_padding_mask=padding, attn_mask=attn_mask.to(h.dtype))
+        cls = self.cls_token.expand(b, -1, -1) + event
+        cls_padding = torch.cat([padding.new_zeros(b, 1), padding], dim=1)
+        for block in self.cls_blocks:
+            cls = block(cls, context=h, key_padding_mask=cls_padding)
+        return self.head(self.norm(cls[:, 0]))
+
+
+def make_models(names, num_skims, vocab_size):
+    """name -> constructor of every benchmarked model."""
+    factories = {
+        "gatgap32": lambda: build_model("gatgap", num_skims=num_skims, vocab_size=vocab_size,
+                                        units=32),
+        "gatgap128": lambda: build_model("gatgap", num_skims=num_skims, vocab_size=vocab_size,
+                                         units=128),
+        "transformer": lambda: build_model("transformer", num_skims=num_skims,
+                                           vocab_size=vocab_size),
+        "lorentz": lambda: build_model("lorentz", num_skims=num_skims, vocab_size=vocab_size),
+        "deepsets": lambda: build_model("deepsets", num_skims=num_skims, vocab_size=vocab_size),
+        "ref_pyg_gatgap32": lambda: ReferencePygGATGAP(num_skims, vocab_size),
+        "ref_part": lambda: ReferenceParT(num_skims, vocab_size),
+    }
+    unknown = [n for n in names if n not in factories]
+    if unknown:
+        sys.exit(f"unknown models {unknown}; known: {', '.join(factories)}")
+    return {name: factories[name] for name in names}
+
+
+def load_batches(args):
+    """The benchmark's batches for inference and for training (same events), on the device."""
+    if args.source == "pythia":
+        from smartbkg.data.graphs import GraphStore
+        from smartbkg.data.preprocess import preprocess
+        from smartbkg.simulation import generate_table
+
+        table, _ = preprocess(generate_table(args.events, seed=args.seed))
+        store = GraphStore(table)
+        num_events = len(table)
+
+        def cut(size):
+            return [store.batch(range(i, min(i + size, num_events)))
+                    for i in range(0, num_events, size)]
+    else:
+        events = synthetic_batch(args.events, num_particles=args.particles, num_skims=args.skims,
+                                 seed=args.seed)
+
+        def cut(size):
+            return [Batch.from_data_list(events.index_select(range(i, min(i + size, args.events))))
+                    for i in range(0, args.events, size)]
+
+    return ([b.to(args.device) for b in cut(args.batch_size)],
+            [b.to(args.device) for b in cut(args.train_batch_size)])
+
+
+def _sync(device):
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def timed_passes(step, batches, args):
+    """Median events/s of ``args.repeat`` passes of ``step`` over ``batches`` (after a warm-up)."""
+    rates = []
+    for attempt in range(args.repeat + 1):
+        events, start = 0, time.perf_counter()
+        for batch in batches:
+            step(batch)
+            events += batch.num_graphs
+            if time.perf_counter() - start > args.max_seconds:
+                break
+        _sync(args.device)
+        if attempt:  # the first pass warms up (allocations, autotuning, compilation)
+            rates.append(events / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+def benchmark(name, factory, infer_batches, train_batches, args):
+    torch.manual_seed(args.seed)
+    model = factory().to(args.device)
+    result = {"model": name, "parameters": count_parameters(model)}
+    runner = torch.compile(model, dynamic=True) if args.compile else model
+    autocast = torch.autocast(args.device.split(":")[0], dtype=torch.bfloat16,
+                              enabled=args.bf16)
+    model.eval()
+
+    def infer(batch):
+        with torch.inference_mode(), autocast:
+            runner(batch)
+
+    if "infer" in args.modes:
+        rate = timed_passes(infer, infer_batches, args)
+        result.update(infer_events_per_s=rate, infer_ms_per_event=1e3 / rate)
+    if "train" in args.modes:
+        model.train()
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+
+        def train(batch):
+            optimizer.zero_grad(set_to_none=True)
+            with autocast:
+                loss = F.binary_cross_entropy_with_logits(runner(batch).float(), batch.y)
+            loss.backward()
+            optimizer.step()
+
+        rate = timed_passes(train, train_batches, args)
+        result.update(train_events_per_s=rate, train_ms_per_event=1e3 / rate)
+    return result
+
+
+def machine(args):
+    info = {"platform": platform.platform(), "processor": platform.processor(),
+            "python": platform.python_version(), "torch": torch.__version__,
+            "threads": torch.get_num_threads(), "device": args.device}
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            info["cpu"] = next(line.split(":", 1)[1].strip() for line in cpuinfo
+                               if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    if args.device.startswith("cuda"):
+        info["device_name"] = torch.cuda.get_device_name(args.device)
+    return info
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads (torch)")
+    parser.add_argument("--events", type=int, default=2048)
+    parser.add_argument("--particles", type=int, default=43,
+                        help="target particles per synthetic event (about 40 on average)")
+    parser.add_argument("--skims", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=128, help="inference batch size")
+    parser.add_argument("--train-batch-size", type=int, default=128)
+    parser.add_argument("--models", default="gatgap32,ref_pyg_gatgap32,gatgap128,deepsets,"
+                                            "transformer,lorentz,ref_part")
+    parser.add_argument("--modes", default="infer,train")
+    parser.add_argument("--source", choices=["synthetic", "pythia"], default="synthetic")
+    parser.add_argument("--compile", action="store_true", help="torch.compile every model")
+    parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
+                        help="bf16 autocast (default: on for cuda, off for cpu)")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--max-seconds", type=float, default=5.0,
+                        help="cut a timed pass after this long")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args(argv)
+    args.modes = args.modes.split(",")
+    if args.bf16 is None:
+        args.bf16 = args.device.startswith("cuda")
+    if args.device == "cpu":
+        torch.set_num_threads(args.threads)
+    out = args.out or Path(__file__).with_name("results") / f"models_{args.device.split(':')[0]}.json"
+
+    infer_batches, train_batches = load_batches(args)
+    nodes = sum(b.num_nodes for b in infer_batches)
+    events = sum(b.num_graphs for b in infer_batches)
+    print(f"{events} events, {nodes / events:.1f} particles/event, device {args.device}, "
+          f"threads {torch.get_num_threads()}, bf16 {args.bf16}, compile {args.compile}")
+    results = []
+    for name, factory in make_models(args.models.split(","), args.skims,
+                                     default_vocab_size()).items():
+        result = benchmark(name, factory, infer_batches, train_batches, args)
+        results.append(result)
+        print(f"{name:>18}  {result['parameters']:>9,d} params  " + "  ".join(
+            f"{mode} {result[mode + '_events_per_s']:>9,.0f} ev/s "
+            f"({result[mode + '_ms_per_event']:.3f} ms/ev)" for mode in args.modes))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({
+        "command": "python benchmarks/models.py " + " ".join(argv or sys.argv[1:]),
+        "machine": machine(args),
+        "events": events, "particles_per_event": nodes / events,
+        "options": {k: v for k, v in vars(args).items() if k != "out"},
+        "results": results,
+    }, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

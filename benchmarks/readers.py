@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from conftest import make_random_table  # noqa: E402
+from conftest import make_random_table  # noqa: E402  (a plain script: no other conftest on the path)
 
 from smartbkg.data import read_events, read_hdf5, read_hepmc, write_hdf5, write_hepmc, write_parquet  # noqa: E402
 

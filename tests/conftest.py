@@ -1,4 +1,4 @@
-"""Shared fixtures: small hand-built event tables and a generator of random decay trees."""
+"""Shared fixtures: small hand-built event tables, a generator of random decay trees, table equality."""
 
 import numpy as np
 import pytest
@@ -69,10 +69,21 @@ def small_table():
 
 @pytest.fixture
 def random_table():
+    """Factory: ``random_table(n_events, seed=0, max_particles=30, skims=SKIMS)``."""
     return make_random_table
 
 
-def assert_tables_equal(a, b, *, weight=True):
+@pytest.fixture
+def assert_tables_equal():
+    """``assert_tables_equal(a, b, weight=True)``: exact equality of two event tables.
+
+    A fixture rather than an import: test folders have conftest files of their own, so
+    ``from conftest import ...`` is ambiguous.
+    """
+    return tables_equal
+
+
+def tables_equal(a, b, *, weight=True):
     """Exact equality of two event tables (particles, labels, event types by name, ids, weights)."""
     np.testing.assert_array_equal(a.offsets, b.offsets)
     for name in a.particles:

@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-from conftest import make_small_table
 
 from smartbkg.data.checks import ReadReport, drop_bad_events, find_bad_events, reject_events
 from smartbkg.data.table import EventTable
@@ -22,10 +21,9 @@ def _table(mothers, nan_at=None):
     return table
 
 
-def test_good_events_pass_untouched():
-    table = make_small_table()
-    clean, report = drop_bad_events(table)
-    assert clean is table
+def test_good_events_pass_untouched(small_table):
+    clean, report = drop_bad_events(small_table)
+    assert clean is small_table
     assert (report.read, report.kept, dict(report.skipped)) == (3, 3, {})
 
 

@@ -4,7 +4,6 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import assert_tables_equal
 
 from smartbkg.data import EventTable, read_events
 from smartbkg.data.convert import main
@@ -31,7 +30,7 @@ def inputs(tmp_path, random_table):
     return paths, EventTable.concat(tables)
 
 
-def test_end_to_end(tmp_path, inputs, capsys):
+def test_end_to_end(tmp_path, inputs, capsys, assert_tables_equal):
     paths, expected = inputs
     out = tmp_path / "out"
     assert main([*map(str, paths), "--out", str(out), "--events-per-shard", "20", "--quiet"]) == 0
@@ -62,7 +61,7 @@ def test_skips_and_notes_are_summarised(tmp_path, small_table, capsys):
     np.testing.assert_array_equal(read_events(tmp_path / "out").event_id, [10, 12])
 
 
-def test_preprocess_and_skim_options(tmp_path, small_table):
+def test_preprocess_and_skim_options(tmp_path, small_table, assert_tables_equal):
     write_hdf5(small_table.select_skims(["hadronic"]).replace(skims=("label",)), tmp_path / "b.h5")
     out = tmp_path / "out"
     assert main([str(tmp_path / "b.h5"), "--out", str(out), "--rename-skim", "label=fei", "--skims", "fei",

@@ -4,7 +4,6 @@ import h5py
 import networkx as nx
 import numpy as np
 import pytest
-from conftest import assert_tables_equal
 
 from smartbkg.data.checks import ReadReport
 from smartbkg.data.hdf5 import STATUS_INITIAL, read_columns, read_hdf5, write_hdf5
@@ -43,7 +42,7 @@ def _write_rows(path, rows, *, key="particles", motherPDG=False, status=None, fl
 
 @pytest.mark.parametrize("layout", ["table", "fixed", "compound"])
 @pytest.mark.parametrize("mother_index", ["array", "one-based"])
-def test_round_trip_is_exact(tmp_path, small_table, random_table, layout, mother_index):
+def test_round_trip_is_exact(tmp_path, small_table, random_table, layout, mother_index, assert_tables_equal):
     for table in (small_table, random_table(60, seed=2)):
         write_hdf5(table, tmp_path / "t.h5", layout=layout, mother_index=mother_index)
         report = ReadReport()

@@ -5,7 +5,6 @@ import networkx as nx
 import numpy as np
 import pyhepmc
 import pytest
-from conftest import assert_tables_equal
 
 from smartbkg.data.checks import ReadReport
 from smartbkg.data.hepmc import LabelFile, _GuardedStream, iter_hepmc, read_hepmc, write_hepmc
@@ -37,7 +36,7 @@ def _hepmc(path, *events, footer=True):
 
 @pytest.mark.parametrize("name, units", [("t.hepmc", {}), ("t.hepmc.gz", {}),
                                          ("t.hepmc", {"momentum_unit": "MeV", "length_unit": "cm"})])
-def test_round_trip_is_exact(tmp_path, small_table, random_table, name, units):
+def test_round_trip_is_exact(tmp_path, small_table, random_table, name, units, assert_tables_equal):
     for table in (small_table, random_table(80, seed=7)):
         write_hepmc(table, tmp_path / name, **units)
         report = ReadReport()
@@ -45,13 +44,13 @@ def test_round_trip_is_exact(tmp_path, small_table, random_table, name, units):
         assert not report.skipped and not report.notes
 
 
-def test_gzip_is_detected_from_content_not_name(tmp_path, small_table):
+def test_gzip_is_detected_from_content_not_name(tmp_path, small_table, assert_tables_equal):
     write_hepmc(small_table, tmp_path / "t.hepmc.gz")
     (tmp_path / "plain_name.hepmc").write_bytes((tmp_path / "t.hepmc.gz").read_bytes())
     assert_tables_equal(read_hepmc(tmp_path / "plain_name.hepmc"), small_table)
 
 
-def test_chunks_add_up_to_the_whole(tmp_path, random_table):
+def test_chunks_add_up_to_the_whole(tmp_path, random_table, assert_tables_equal):
     table = random_table(50, seed=8)
     write_hepmc(table, tmp_path / "t.hepmc")
     chunks = list(iter_hepmc(tmp_path / "t.hepmc", chunk_events=7))

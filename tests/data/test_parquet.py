@@ -3,7 +3,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import assert_tables_equal
 
 from smartbkg.data.parquet import read_parquet, write_parquet
 from smartbkg.data.table import EVENT_TYPES
@@ -24,14 +23,14 @@ def _belle2_file(path, events, labels, *, extra=None):
     return path
 
 
-def test_round_trip_is_exact(tmp_path, random_table, small_table):
+def test_round_trip_is_exact(tmp_path, random_table, small_table, assert_tables_equal):
     for table in (small_table, random_table(200, seed=4)):
         write_parquet(table, tmp_path / "t.parquet", row_group_size=64)
         assert_tables_equal(read_parquet(tmp_path / "t.parquet"), table)
     assert pq.ParquetFile(tmp_path / "t.parquet").num_row_groups == 4
 
 
-def test_row_groups_and_skim_subset(tmp_path, random_table):
+def test_row_groups_and_skim_subset(tmp_path, random_table, assert_tables_equal):
     table = random_table(100, seed=1)
     write_parquet(table, tmp_path / "t.parquet", row_group_size=30)
     part = read_parquet(tmp_path / "t.parquet", row_groups=[1, 3], skims=["leptonic"])

@@ -4,7 +4,6 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import SKIMS, assert_tables_equal
 
 from smartbkg.data import EventTable, read_events
 from smartbkg.data.hdf5 import write_hdf5
@@ -18,7 +17,7 @@ WRITERS = {"parquet": (write_parquet, "t.parquet"), "hdf5": (write_hdf5, "t.h5")
 
 
 @pytest.mark.parametrize("kind", list(WRITERS))
-def test_detect_format_from_content(tmp_path, small_table, kind):
+def test_detect_format_from_content(tmp_path, small_table, kind, assert_tables_equal):
     writer, name = WRITERS[kind]
     writer(small_table, tmp_path / name)
     renamed = tmp_path / "no_suffix"
@@ -42,7 +41,7 @@ def test_detect_format_rejects(tmp_path, content, message):
         detect_format(tmp_path / "missing")
 
 
-def test_many_files_of_all_formats_make_one_table(tmp_path, random_table):
+def test_many_files_of_all_formats_make_one_table(tmp_path, random_table, assert_tables_equal):
     tables = [random_table(20, seed=s) for s in range(3)]
     write_parquet(tables[0], tmp_path / "a.parquet")
     write_hdf5(tables[1], tmp_path / "b.h5", layout="fixed")
@@ -78,13 +77,13 @@ def _with_bad_events(table):
     dangling = dict(good, mother=np.where(np.arange(len(good["pdg"])) == 3, 40, good["mother"]))
     cycle = dict(good, mother=np.where(np.arange(len(good["pdg"])) == 2, 5, good["mother"]))  # 2 -> 5 -> 3 -> 2
     empty = {f: v[:0] for f, v in good.items()}
-    bad = EventTable.from_events([nan, dangling, cycle, empty], labels=np.zeros((4, 2)), skims=SKIMS,
+    bad = EventTable.from_events([nan, dangling, cycle, empty], labels=np.zeros((4, 2)), skims=("hadronic", "leptonic"),
                                  event_type="mixed", event_id=[90, 91, 92, 93])
     return EventTable.concat([table.replace(weight=None), bad])
 
 
 @pytest.mark.parametrize("kind", ["parquet", "hdf5"])
-def test_bad_events_are_skipped_with_a_warning_or_fail_in_strict_mode(tmp_path, small_table, kind):
+def test_bad_events_are_skipped_with_a_warning_or_fail_in_strict_mode(tmp_path, small_table, kind, assert_tables_equal):
     writer, name = WRITERS[kind]
     table = _with_bad_events(small_table)
     if kind == "hdf5":

@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-from conftest import SKIMS, assert_tables_equal, make_small_table
 
 from smartbkg.data.table import EVENT_TYPES, EventTable, ragged_arange
 from smartbkg.errors import DataError
@@ -47,13 +46,13 @@ def test_take_reorders_events_and_keeps_local_mothers(small_table):
     np.testing.assert_array_equal(t.particles["initial"][5:7], [True, True])
 
 
-def test_take_with_mask_and_slice_equal(small_table):
+def test_take_with_mask_and_slice_equal(small_table, assert_tables_equal):
     assert_tables_equal(small_table.take(np.array([True, False, True])), small_table[::2])
     assert len(small_table.take(np.zeros(3, bool))) == 0
 
 
 def test_concat_merges_event_type_lists_by_name(small_table):
-    other = EventTable.from_events([small_table.event(1)], labels=[[0, 1]], skims=SKIMS, event_type=["b"],
+    other = EventTable.from_events([small_table.event(1)], labels=[[0, 1]], skims=("hadronic", "leptonic"), event_type=["b"],
                                    event_types=("a", "b", "charged"), event_id=[99])
     both = EventTable.concat([small_table, other])
     assert both.event_types == (*EVENT_TYPES, "a", "b")
@@ -85,16 +84,16 @@ def test_constructor_validates(small_table):
     particles = dict(small_table.particles)
     del particles["energy"]
     with pytest.raises(DataError, match="missing particle fields"):
-        EventTable(small_table.offsets, particles, small_table.labels, SKIMS, small_table.event_type)
+        EventTable(small_table.offsets, particles, small_table.labels, small_table.skims, small_table.event_type)
     particles = dict(small_table.particles, x=np.zeros(3))
     with pytest.raises(DataError, match="shape"):
-        EventTable(small_table.offsets, particles, small_table.labels, SKIMS, small_table.event_type)
+        EventTable(small_table.offsets, particles, small_table.labels, small_table.skims, small_table.event_type)
     with pytest.raises(DataError, match="event type code"):
         small_table.replace(event_type=np.array([0, 1, 9]))
 
 
-def test_from_events_defaults_initial_and_broadcasts_type():
-    event = {k: v for k, v in make_small_table().event(1).items() if k != "initial"}
+def test_from_events_defaults_initial_and_broadcasts_type(small_table):
+    event = {k: v for k, v in small_table.event(1).items() if k != "initial"}
     t = EventTable.from_events([event, event], labels=[[1], [0]], skims=("s",), event_type="taupair")
     np.testing.assert_array_equal(t.particles["initial"], np.zeros(10, bool))
     np.testing.assert_array_equal(t.event_type_names, ["taupair", "taupair"])

@@ -226,7 +226,7 @@ def _table_from_columns(columns, meta, *, path, skims, mother_index, missing_mot
     ints = {}
     for name in INTEGER_COLUMNS:
         if name in columns:
-            ints[name], bad = _as_int(np.asarray(columns[name]))
+            ints[name], bad = _as_int(np.asarray(columns[name]), path, name)
             if name == "evtNum" and bad.any():
                 raise DataError("null or non-integer event number", path=path, field=name)
             bad_rows |= bad
@@ -307,12 +307,12 @@ def _group_rows(evt, index):
     return order, event_of[order], offsets, event_ids[by_appearance]
 
 
-def _as_int(values):
+def _as_int(values, path, name):
     """(int64 values, bool mask of null or non-integer entries)."""
     if values.dtype.kind in "iub":
         return values.astype(np.int64), np.zeros(len(values), dtype=bool)
     if values.dtype.kind != "f":
-        raise DataError(f"integer column has dtype {values.dtype}")
+        raise DataError(f"integer column has dtype {values.dtype}", path=path, field=name)
     bad = ~np.isfinite(values) | (values != np.round(values))
     return np.where(bad, 0, values).astype(np.int64), bad
 

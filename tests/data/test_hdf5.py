@@ -190,6 +190,11 @@ def test_null_ids_in_float_columns(tmp_path):
     rows = [(np.nan, True, 0, 511, 0)]
     with pytest.raises(DataError, match="field 'evtNum': null or non-integer event number"):
         read_hdf5(_write_rows(tmp_path / "e.h5", rows, float_ints=True))
+    with h5py.File(tmp_path / "s.h5", "w") as f:
+        f.create_dataset("particles", data=np.zeros(1, dtype=[(c, "S3") if c == "PDG" else (c, float) for c in (
+            "evtNum", "arrayIndex", "PDG", "motherIndex", *FLOATS)]))
+    with pytest.raises(DataError, match="s.h5: field 'PDG': integer column has dtype"):
+        read_hdf5(tmp_path / "s.h5")
 
 
 def test_missing_columns_and_unknown_skims(tmp_path):

@@ -186,6 +186,8 @@ def thrust(event, p, n_events):
     Returns:
         ((n_events,) thrust, 0 for events without objects; (n_events, 3) unit axis).
     """
+    if not len(p):
+        return np.zeros(n_events), np.zeros((n_events, 3))
     offsets = event_offsets(event, n_events)
     i, j = within_event_pairs(offsets)
     sign = np.sign(np.einsum("ij,ij->i", p[i], p[j]))

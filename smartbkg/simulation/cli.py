@@ -23,39 +23,34 @@ class _Parser(argparse.ArgumentParser):
         raise ConfigError(f"smartbkg-generate: {message}")
 
 
-def _positive(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+def _integer(minimum):
+    """An argparse type: an integer >= ``minimum``."""
 
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
+        return value
 
-def _seed(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
-    return value
+    return parse
 
 
 def build_parser():
     parser = _Parser(prog="smartbkg-generate", description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=_positive, required=True, help="total number of events")
+    parser.add_argument("--events", type=_integer(1), required=True, help="total number of events")
     parser.add_argument("--output", required=True, help="output directory (new, or without shards)")
-    parser.add_argument("--seed", type=_seed, default=0, help="production seed (default 0)")
+    parser.add_argument("--seed", type=_integer(0), default=0, help="production seed (default 0)")
     parser.add_argument("--types", nargs="+", default=None, metavar="TYPE",
                         help=f"event types, space- or comma-separated (default all: {','.join(EVENT_TYPES)})")
     parser.add_argument("--mix", choices=MIXES, default="cross-section",
                         help="share of the types: in proportion to cross sections (default) or equal")
-    parser.add_argument("--workers", type=_positive, default=1, help="worker processes (default 1)")
+    parser.add_argument("--workers", type=_integer(1), default=1, help="worker processes (default 1)")
     parser.add_argument("--preprocess", action=argparse.BooleanOptionalAction, default=False,
                         help="apply the Belle II preprocessing before writing (default: write full records)")
-    parser.add_argument("--events-per-shard", type=_positive, default=100_000, help="events per parquet file")
+    parser.add_argument("--events-per-shard", type=_integer(1), default=100_000, help="events per parquet file")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     return parser
 

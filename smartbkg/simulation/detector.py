@@ -37,6 +37,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .candidates import event_offsets
+from .record import is_pseudo_particle
 from .rng import CounterRNG
 
 #: Species of particle identification, in this order.
@@ -107,8 +109,7 @@ class DetectorConfig:
     decay_radius_max: float = 100.0
 
     def to_dict(self):
-        return {k: (list(map(list, v)) if k.startswith("pid_") and k != "pid_momentum_split" else v)
-                for k, v in asdict(self).items()}
+        return {k: (list(map(list, v)) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
 
 
 @dataclass
@@ -149,17 +150,11 @@ class Reconstruction:
         photon_order = np.argsort(photon_event, kind="stable")
         return cls(
             n_events=n_events,
-            track_offsets=_offsets(track_event, n_events),
+            track_offsets=event_offsets(track_event[track_order], n_events),
             tracks={k: np.asarray(v)[track_order] for k, v in tracks.items()},
-            photon_offsets=_offsets(photon_event, n_events),
+            photon_offsets=event_offsets(photon_event[photon_order], n_events),
             photons={k: np.asarray(v)[photon_order] for k, v in photons.items()},
         )
-
-
-def _offsets(event, n_events):
-    offsets = np.zeros(n_events + 1, dtype=np.int64)
-    np.cumsum(np.bincount(event, minlength=n_events), out=offsets[1:])
-    return offsets
 
 
 def _conjugate(pdg, sign):
@@ -182,8 +177,9 @@ def final_state_mask(table):
     mother = table.global_mother()
     has_daughter = np.zeros(table.n_particles, dtype=bool)
     has_daughter[mother[mother >= 0]] = True
-    a = np.abs(table.particles["pdg"])
-    parton = (a <= 8) | (a == 21) | ((a > 1000) & (a < 6000) & ((a // 10) % 10 == 0))
+    pdg = table.particles["pdg"]
+    a = np.abs(pdg)
+    parton = (a <= 8) | (a == 21) | is_pseudo_particle(pdg)
     return ~has_daughter & ~table.particles["initial"] & ~parton
 
 

@@ -10,7 +10,7 @@ events to the lab.
   Pythia's parton shower (QCD and QED final-state radiation), Lund string hadronization and
   Pythia's decay tables. Tau decays use Pythia's tau decay channels without spin correlations
   (``TauDecays:mode = 0``): the correlated ones cost about 2 ms per event in Pythia 8.317,
-  fifty times the rest of the event.
+  against 0.03 ms for the rest of a tau-pair event.
 * Upsilon(4S) (charged, mixed): Pythia does not know the Upsilon(4S), so it is defined here
   (pdg 300553, m = 10.5794 GeV, Gamma = 20.5 MeV, PDG 2024) with a single decay channel, B+ B-
   or B0 B0bar. Each event e+ e- -> Upsilon(4S) is read from a small Les Houches file

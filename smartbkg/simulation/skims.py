@@ -71,8 +71,6 @@ class SkimInput:
         self.pid = t["pid"]
         self.charge = t["charge"].astype(np.int64)
         self.n_tracks = np.asarray(reco.n_tracks)
-        self.track_offsets = reco.track_offsets
-        self.photon_offsets = reco.photon_offsets
 
     def _tracks(self, species):
         rows = np.flatnonzero(np.isin(self.pid, species))
@@ -86,10 +84,12 @@ class SkimInput:
 
     @cached_property
     def pions(self):
+        """pi+- hypothesis tracks."""
         return self._tracks([_PI])
 
     @cached_property
     def leptons(self):
+        """e+- and mu+- hypothesis tracks."""
         return self._tracks([_E, _MU])
 
     @cached_property
@@ -98,6 +98,7 @@ class SkimInput:
 
     @cached_property
     def pi0(self):
+        """pi0 -> gamma gamma, 0.120 < M < 0.145 GeV."""
         pairs = combine(self.photons, self.photons, self.n, same=True)
         m = pairs.mass
         return pairs.take((m > 0.120) & (m < 0.145))
@@ -130,12 +131,13 @@ class SkimInput:
 
     def dstar(self, d0):
         """D*+ -> D0 pi+ from a D0 list (pion charge opposite to the kaon's)."""
-        dst, i_d, i_pi = combine(d0, self.pions, self.n, return_index=True)
+        dst, i_d, _ = combine(d0, self.pions, self.n, return_index=True)
         dm = dst.mass - d0.mass[i_d]
         return dst.take((dst.charge == -dst.tag) & (dm > 0.1425) & (dm < 0.1485))
 
     @cached_property
     def rho(self):
+        """rho+ -> pi+ pi0, |M - 0.775| < 0.15 GeV."""
         rho = combine(self.pions, self.pi0, self.n)
         return rho.take(np.abs(rho.mass - M_RHO) < 0.15)
 

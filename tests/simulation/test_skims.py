@@ -190,3 +190,8 @@ def test_apply_skims_columns():
     labels = apply_skims(reco([b_to_d_pi(), {}]), BEAMS)
     assert labels.shape == (2, len(SKIMS)) and labels.dtype == bool
     assert labels[0, SKIMS.index("hadronic_b")] and not labels[1].any()
+
+
+def test_events_without_objects():
+    labels = apply_skims(reco([{}, {}, {}]), BEAMS)
+    assert labels.shape == (3, len(SKIMS)) and not labels.any()

@@ -96,8 +96,9 @@ class MLP(nn.Sequential):
 def attention_mask(valid, bias=None):
     """Mask for :func:`~torch.nn.functional.scaled_dot_product_attention` over padded tokens.
 
-    A real query attends to every real key; a padded query attends only to itself, so that no
-    row is empty (no NaN anywhere) and padding never reaches a real token.
+    Every query attends to every real key; a padded key is hidden from all queries but itself.
+    So padding never reaches a real token, and no row is empty (no NaN anywhere, even for an
+    event without particles).
 
     Args:
         valid: (B, L) bool, True for real tokens.

@@ -8,9 +8,14 @@ features of every two particles (decay-tree adjacency, ln m^2, opening angle ...
 self-attention blocks; then 2 class-attention blocks let a class token (conditioned on the event
 type) read out the event, and a linear head gives one logit per skim (multi-label).
 
+The pair features are symmetric in the two particles (the decay-tree adjacency too, as the batch
+contract has edges both ways), so the pair MLP runs once per unordered pair of real particles
+and the bias is mirrored; with one-way edges the adjacency of the pair is that of the edge from
+the later to the earlier particle.
+
 Batches are made dense and padded per batch with :func:`torch_geometric.utils.to_dense_batch`;
-padded keys are masked out of every attention (``-inf`` in the float mask), padded queries only
-see themselves and are never read, so padding never changes the logits.
+padded keys are masked out of every attention (``-inf`` in the float mask) and padded queries
+are never read, so padding never changes the logits.
 The defaults (8 + 2 blocks, 8 heads, width 128, MLP ratio 4) give about 2.1 M parameters.
 """
 
@@ -99,7 +104,16 @@ class ParticleTransformer(nn.Module):
         """Per-block attention masks: a list of (B, H, L, L) float or one (B, 1, L, L) bool."""
         if self.pair_embedding is None:
             return [attention_mask(mask)]
-        bias = self.pair_embedding(self.pair_inputs(p4, mask, adjacency).permute(0, 2, 3, 1))
+        features = self.pair_inputs(p4, mask, adjacency).permute(0, 2, 3, 1)   # (B, L, L, F)
+        length = mask.shape[1]
+        # The pair features are symmetric: embed each real pair i <= j once (about a quarter of
+        # the padded L x L grid) and mirror it.
+        upper = torch.ones(length, length, dtype=torch.bool, device=mask.device).triu()
+        b, i, j = torch.nonzero(mask[:, :, None] & mask[:, None, :] & upper, as_tuple=True)
+        values = self.pair_embedding(features[b, i, j])
+        bias = values.new_zeros(mask.shape[0], length, length, values.shape[1])
+        bias[b, i, j] = values
+        bias[b, j, i] = values
         bias = bias.permute(0, 3, 1, 2)
         return [attention_mask(mask, chunk) for chunk in bias.split(self.heads, dim=1)]
 

@@ -2,7 +2,9 @@
 
 import pytest
 import torch
+from torch_geometric.utils import to_dense_batch
 
+from smartbkg.data.pair_features import dense_adjacency
 from smartbkg.errors import ConfigError
 from smartbkg.models import build_model
 from smartbkg.models.layers import ClassAttentionBlock, SelfAttentionBlock, attention_mask
@@ -14,10 +16,11 @@ def test_attention_mask_semantics():
     mask = attention_mask(valid)
     assert mask.shape == (1, 1, 3, 3)
     assert mask[0, 0].tolist() == [[True, True, False], [True, True, False], [True, True, True]]
+    assert attention_mask(torch.tensor([[True, False, False]]))[0, 0, 1].tolist() == [True, True, False]
     bias = torch.arange(9.0).view(1, 1, 3, 3)
     float_mask = attention_mask(valid, bias)
     assert float_mask[0, 0, 0].tolist() == [0.0, 1.0, float("-inf")]
-    assert float_mask[0, 0, 2].tolist() == [6.0, 7.0, 8.0]  # padded query sees itself
+    assert float_mask[0, 0, 2].tolist() == [6.0, 7.0, 8.0]  # padded query: real keys and itself
 
 
 @pytest.mark.parametrize("with_bias", [False, True])
@@ -49,6 +52,25 @@ def test_pair_bias_changes_the_logits():
     no_edges.edge_index = batch.edge_index[:, :0]
     with torch.no_grad():
         assert not torch.allclose(model(batch), model(no_edges))
+
+
+def test_pair_bias_equals_the_dense_computation():
+    """Embedding each unordered real pair once and mirroring equals the full L x L MLP."""
+    torch.manual_seed(0)
+    batch = synthetic_batch(4, num_particles=12, vocab_size=50, seed=2)
+    model = build_model("transformer", num_skims=1, vocab_size=50, dim=16, heads=2, blocks=2,
+                        cls_blocks=1, pair_bias="per_block",
+                        pair_features=("adjacency", "ln_m2", "angle", "ln_kt", "ln_z"))
+    x, mask = to_dense_batch(batch.x, batch.batch)
+    adjacency = dense_adjacency(batch.edge_index, batch.batch, x.shape[1])
+    masks = model.attention_biases(x[..., 4:8], mask, adjacency)
+    dense = model.pair_embedding(model.pair_inputs(x[..., 4:8], mask, adjacency).permute(0, 2, 3, 1))
+    for block, block_mask in enumerate(masks):
+        expected = dense.permute(0, 3, 1, 2)[:, 2 * block: 2 * block + 2]
+        real = (mask[:, :, None] & mask[:, None, :])[:, None].expand_as(expected)
+        torch.testing.assert_close(block_mask[real], expected[real])
+        padded_key = (~mask[:, None, None, :] & ~torch.eye(x.shape[1], dtype=torch.bool))
+        assert torch.isneginf(block_mask[padded_key.expand_as(block_mask)]).all()
 
 
 def test_default_size_is_about_two_million():

@@ -43,7 +43,6 @@ def readout_comparison(n_events=1000, event_type="ccbar"):
     t2 = time.perf_counter()
     gen.generate(n_events, 2)
     t3 = time.perf_counter()
-    gen.close()
     return {"event_type": event_type, "events": n_events,
             "next_only_s_per_event": (t1 - t0) / n_events,
             "next_and_particle_loop_s_per_event": (t2 - t1) / n_events,

@@ -337,14 +337,14 @@ def produce(output, n_events, seed=0, types=None, mix="cross-section", workers=1
     if pending:
         flush()
 
-    lhe_note = "<temporary file of identical e+e- -> Upsilon(4S) Les Houches events>"
     metadata = {
         "generator": "smartbkg.simulation (Pythia 8 + fast Belle II-like detector + skims)",
         "versions": _versions(),
         "config": config.to_dict(),
         "events_per_type": config.counts,
         "cross_sections_nb": {t: EVENT_TYPE_SPECS[t].cross_section for t in config.types},
-        "pythia_settings": {t: pythia_settings(t, config.beams.e_cm, lhe_note) for t in config.types},
+        "pythia_settings": {t: pythia_settings(t, config.beams.e_cm, PythiaGenerator.LHE_PLACEHOLDER)
+                            for t in config.types},
         "event_id": f"(event type code << {TYPE_SHIFT}) | index within the type; type codes {list(EVENT_TYPES)}",
         "preprocessed": bool(preprocess),
         "preprocess_stats": stats.to_dict() if preprocess else None,

@@ -14,7 +14,7 @@ events to the lab.
 * Upsilon(4S) (charged, mixed): Pythia does not know the Upsilon(4S), so it is defined here
   (pdg 300553, m = 10.5794 GeV, Gamma = 20.5 MeV, PDG 2024) with a single decay channel, B+ B-
   or B0 B0bar. Each event e+ e- -> Upsilon(4S) is read from a small Les Houches file
-  (identical events, written once per generator) and Pythia decays the Upsilon(4S)
+  (identical events, written for each batch) and Pythia decays the Upsilon(4S)
   isotropically, then the B mesons and everything below (Pythia's B decay tables, incoherent
   B0 mixing).
 * Long-lived particles: as in Belle II generator records, particles with c*tau > 10 mm
@@ -29,6 +29,7 @@ directly (without needing Awkward Array) and :func:`decode_batch` turns them int
 """
 
 import json
+import os
 import sys
 import tempfile
 import types
@@ -116,8 +117,24 @@ def write_upsilon_lhe(path, e_cm, n_events):
     Path(path).write_text(header + "\n" + (event + "\n") * n_events + "</LesHouchesEvents>\n")
 
 
+@contextmanager
+def _upsilon_lhe_file(e_cm, n_events):
+    """A temporary Les Houches file of ``n_events`` e+e- -> Upsilon(4S) events, removed on exit."""
+    fd, path = tempfile.mkstemp(prefix="smartbkg-", suffix=".lhe")
+    os.close(fd)
+    try:
+        write_upsilon_lhe(path, e_cm, n_events)
+        yield path
+    finally:
+        os.unlink(path)
+
+
 class PythiaGenerator:
     """One initialised Pythia instance for one event type; reseeded for every batch.
+
+    The Upsilon(4S) types read their events from a Les Houches file that exists only while
+    Pythia is initialised and a batch is generated (Pythia re-opens it for every batch without
+    a full re-initialisation), so no temporary file outlives a call.
 
     Args:
         event_type: one of the seven type names.
@@ -125,25 +142,27 @@ class PythiaGenerator:
         max_batch: the largest batch :meth:`generate` will be asked for.
     """
 
+    #: What the ``Beams:LHEF`` setting shows in :attr:`settings` (the real file is per batch).
+    LHE_PLACEHOLDER = "<temporary file of identical e+e- -> Upsilon(4S) Les Houches events>"
+
     def __init__(self, event_type, e_cm, max_batch=10000):
         import pythia8mc
 
         self.event_type = event_type
+        self.e_cm = float(e_cm)
         self.max_batch = int(max_batch)
         self.upsilon = EVENT_TYPE_SPECS[event_type].process == "upsilon4s"
-        self._tmp = None
-        lhe = None
-        if self.upsilon:
-            self._tmp = tempfile.TemporaryDirectory(prefix="smartbkg-lhe-")
-            lhe = Path(self._tmp.name) / "upsilon4s.lhe"
-            # Room for retries of failed events (nextBatch tries at most twice the batch).
-            write_upsilon_lhe(lhe, e_cm, 2 * self.max_batch + 10)
-        self.settings = pythia_settings(event_type, e_cm, lhe)
+        self.settings = pythia_settings(event_type, e_cm, self.LHE_PLACEHOLDER if self.upsilon else None)
         self._pythia = pythia8mc.Pythia("", False)
         for setting in self.settings:
-            if not self._pythia.readString(setting):
+            if not setting.startswith("Beams:LHEF") and not self._pythia.readString(setting):
                 raise RuntimeError(f"Pythia rejected the setting {setting!r}")
-        if not self._pythia.init():
+        if self.upsilon:
+            with _upsilon_lhe_file(self.e_cm, 1) as path:
+                ok = self._pythia.readString(f"Beams:LHEF = {path}") and self._pythia.init()
+        else:
+            ok = self._pythia.init()
+        if not ok:
             raise RuntimeError(f"Pythia initialisation failed for {event_type}")
 
     def generate(self, n_events, seed):
@@ -158,21 +177,22 @@ class PythiaGenerator:
         """
         if not 0 < n_events <= self.max_batch:
             raise ConfigError(f"batch of {n_events} events outside 1..{self.max_batch}")
-        if self.upsilon:
-            # Start the Les Houches file again without a full re-initialisation.
+        if not self.upsilon:
+            return self._batch(n_events, seed)
+        # Room for retries of failed events (nextBatch tries at most twice the batch).
+        with _upsilon_lhe_file(self.e_cm, 2 * n_events + 10) as path:
+            self._pythia.readString(f"Beams:LHEF = {path}")
             self._pythia.readString("Beams:newLHEFsameInit = on")
             self._pythia.init()
+            return self._batch(n_events, seed)
+
+    def _batch(self, n_events, seed):
         self._pythia.rndm.init(int(seed))
         with _captured_buffers():
             form, length, buffers = self._pythia.nextBatch(int(n_events), 2.0)
         if length != n_events:
             raise RuntimeError(f"Pythia gave {length} of {n_events} {self.event_type} events")
         return decode_batch(form, buffers)
-
-    def close(self):
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
 
 
 def _from_buffers(form, length, container):

@@ -1,5 +1,7 @@
 """Generated records: bindings read-out, conservation laws, Belle II conventions, units."""
 
+import tempfile
+
 import numpy as np
 import pytest
 from particle import Particle
@@ -8,7 +10,7 @@ from smartbkg.data.table import EVENT_TYPES
 from smartbkg.simulation import Beams, generate
 from smartbkg.simulation.beams import SPEED_OF_LIGHT
 from smartbkg.simulation.detector import final_state_mask
-from smartbkg.simulation.pythia import PythiaGenerator, pythia_settings
+from smartbkg.simulation.pythia import PythiaGenerator, pythia_settings, write_upsilon_lhe
 
 pythia8mc = pytest.importorskip("pythia8mc")
 
@@ -20,13 +22,15 @@ def sample():
 
 
 @pytest.mark.parametrize("event_type", ["ccbar", "mixed"])
-def test_batch_readout_equals_particle_by_particle(event_type):
+def test_batch_readout_equals_particle_by_particle(event_type, tmp_path):
     n, seed = 5, 4321
     batch = PythiaGenerator(event_type, 10.58, max_batch=n)
     offsets, cols = batch.generate(n, seed)
+    lhe = tmp_path / "upsilon.lhe"
+    write_upsilon_lhe(lhe, 10.58, n)
     reference = pythia8mc.Pythia("", False)
     for setting in batch.settings:
-        reference.readString(setting)
+        assert reference.readString(setting.replace(PythiaGenerator.LHE_PLACEHOLDER, str(lhe)))
     reference.init()
     reference.rndm.init(seed)
     for i in range(n):
@@ -41,7 +45,13 @@ def test_batch_readout_equals_particle_by_particle(event_type):
         np.testing.assert_allclose(cols["pz"][lo:hi], [x.pz() for x in q], rtol=1e-12)
         np.testing.assert_allclose(cols["z"][lo:hi], [x.zProd() for x in q], rtol=1e-12)
         np.testing.assert_allclose(cols["t"][lo:hi], [x.tProd() for x in q], rtol=1e-12)
-    batch.close()
+
+
+def test_no_temporary_file_left(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    gen = PythiaGenerator("charged", 10.58, max_batch=3)
+    offsets, _ = gen.generate(3, 1)
+    assert len(offsets) == 4 and list(tmp_path.iterdir()) == []
 
 
 def _charges(pdg):

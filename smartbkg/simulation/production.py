@@ -100,6 +100,21 @@ class SampleConfig:
         state = np.random.SeedSequence([int(self.seed), *map(int, words)]).generate_state(2, np.uint32)
         return (int(state[0]) << 31) ^ int(state[1])
 
+    def pythia_seed(self, event_type, chunk):
+        """Pythia's seed (1..900_000_000) for chunk ``chunk`` of ``event_type``."""
+        return self.derived_seed(_PYTHIA_STREAM, EVENT_TYPES.index(event_type), chunk) % _PYTHIA_SEED_RANGE + 1
+
+    def seeds(self):
+        """The seeds of the sample and how the per-task ones are derived (for the metadata)."""
+        return {"production": int(self.seed),
+                "pythia": f"SeedSequence([seed, {_PYTHIA_STREAM}, type code, chunk]) % {_PYTHIA_SEED_RANGE} + 1, "
+                          "per chunk",
+                "pythia_by_task": {t: [self.pythia_seed(t, c) for c in range(-(-n // self.chunk_size))]
+                                   for t, n in self.counts.items()},
+                "record": self.derived_seed(_RECORD_STREAM),
+                "detector": self.derived_seed(_DETECTOR_STREAM),
+                "shard_shuffle": f"SeedSequence([seed, {_SHUFFLE_STREAM}, shard index])"}
+
     def to_dict(self):
         return {"n_events": int(self.n_events), "seed": int(self.seed), "types": list(self.types),
                 "mix": self.mix, "chunk_size": int(self.chunk_size), "beams": self.beams.to_dict(),
@@ -107,7 +122,7 @@ class SampleConfig:
 
 
 # Stream numbers of the derived seeds.
-_PYTHIA_STREAM, _RECORD_STREAM, _DETECTOR_STREAM = 1, 2, 3
+_PYTHIA_STREAM, _RECORD_STREAM, _DETECTOR_STREAM, _SHUFFLE_STREAM = 1, 2, 3, 4
 
 #: Pythia generators of this process, by (event type, sqrt(s), batch size).
 _GENERATORS = {}
@@ -134,7 +149,7 @@ def run_task(config, task):
     code = EVENT_TYPES.index(event_type)
     beams = config.beams
     start = time.perf_counter()
-    pythia_seed = config.derived_seed(_PYTHIA_STREAM, code, chunk) % _PYTHIA_SEED_RANGE + 1
+    pythia_seed = config.pythia_seed(event_type, chunk)
     offsets, raw = _generator(event_type, beams.e_cm, config.chunk_size).generate(n, pythia_seed)
     offsets, rec = collapse_record(offsets, raw)
     event_id = (np.int64(code) << TYPE_SHIFT) + first + np.arange(n, dtype=np.int64)
@@ -315,7 +330,7 @@ def produce(output, n_events, seed=0, types=None, mix="cross-section", workers=1
     def flush():
         nonlocal pending, n_pending, stats
         table = EventTable.concat(pending)
-        order = np.random.default_rng(config.derived_seed(4, len(shards))).permutation(len(table))
+        order = np.random.default_rng(config.derived_seed(_SHUFFLE_STREAM, len(shards))).permutation(len(table))
         table = table.take(order)
         if preprocess:
             table, shard_stats = belle2_preprocess(table)
@@ -341,6 +356,7 @@ def produce(output, n_events, seed=0, types=None, mix="cross-section", workers=1
         "generator": "smartbkg.simulation (Pythia 8 + fast Belle II-like detector + skims)",
         "versions": _versions(),
         "config": config.to_dict(),
+        "seeds": config.seeds(),
         "events_per_type": config.counts,
         "cross_sections_nb": {t: EVENT_TYPE_SPECS[t].cross_section for t in config.types},
         "pythia_settings": {t: pythia_settings(t, config.beams.e_cm, PythiaGenerator.LHE_PLACEHOLDER)

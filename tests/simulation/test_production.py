@@ -74,6 +74,8 @@ def test_produce_writes_shards_and_metadata(tmp_path, serial):
         assert all(v > 0 for v in meta["seconds_per_event"][stage].values())
     assert meta["versions"]["pythia8mc"] == "8.317.2"
     assert meta["config"]["seed"] == 3 and meta["config"]["chunk_size"] == 40
+    assert [len(v) for v in meta["seeds"]["pythia_by_task"].values()] == [2, 4, 3]  # chunks of 40
+    assert len({s for v in meta["seeds"]["pythia_by_task"].values() for s in v}) == 9
     assert "ParticleDecays:limitTau0 = on" in meta["pythia_settings"]["uubar"]
     with pytest.raises(ConfigError, match="already holds event shards"):
         produce(tmp_path / "out", 10, seed=3)

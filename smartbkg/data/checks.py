@@ -82,6 +82,9 @@ def find_bad_events(table):
     # Pointer doubling: after k rounds `jump` is the 2^k-th ancestor; in an acyclic event every
     # chain ends at a root (-1) within the event's particle count, so anything left is a cycle.
     jump = np.where(dangling, -1, table.global_mother())
+    if np.all(jump < np.arange(len(jump))):  # every mother precedes its daughter: no cycle possible
+        bad["cyclic mother links"] = np.zeros(n, dtype=bool)
+        return bad
     rounds = int(np.ceil(np.log2(max(int(counts.max(initial=1)), 2)))) + 1
     for _ in range(rounds):
         jump = np.where(jump >= 0, jump[np.maximum(jump, 0)], -1)

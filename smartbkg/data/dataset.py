@@ -6,8 +6,9 @@
 :class:`StreamingEventGraphDataset` instead, an ``IterableDataset`` that reads parquet row groups
 one buffer at a time, for samples that do not fit in memory.
 
-Both read parquet shards (smartbkg or Belle II smartBKG layout; convert other formats with
-``smartbkg-convert`` first) or take an :class:`~smartbkg.data.table.EventTable`, validate events
+The in-memory dataset reads every format :func:`~smartbkg.data.read_events` knows or takes an
+:class:`~smartbkg.data.table.EventTable`; streaming reads parquet shards (smartbkg or Belle II
+smartBKG layout; convert other formats with ``smartbkg-convert`` first). Both validate events
 (bad ones are counted, or raise with ``strict=True``), preprocess them
 (:mod:`smartbkg.data.preprocess`) and map PDG ids to tokens (:mod:`smartbkg.data.vocab`). What
 happened is summed up in ``report`` (a :class:`~smartbkg.data.checks.ReadReport`).
@@ -31,59 +32,56 @@ from torch_geometric.data import Dataset
 from ..errors import ConfigError, DataError
 from .checks import ReadReport, drop_bad_events, find_bad_events
 from .graphs import GraphStore
-from .parquet import EVENT_COLUMNS, parquet_metadata, read_parquet, resolve_skims, table_from_arrow
+from .parquet import parquet_metadata, read_columns, resolve_skims, table_from_arrow
+from .readers import detect_format, expand_paths, read_events
 from .preprocess import PreprocessConfig, PreprocessStats, preprocess_with_mask
 from .table import EVENT_TYPES, NODE_FEATURES, EventTable
-from .vocab import VOCAB_SIZE
+from .vocab import VOCAB_SIZE, unknown_pdg_counts
 
 #: Default number of events per streaming buffer (the unit of shuffling within a worker).
 BUFFER_EVENTS = 65536
 
 
 def parquet_paths(paths):
-    """Expand a path, a folder (its ``*.parquet`` files, sorted) or a list of them to file paths."""
-    if isinstance(paths, (str, Path)):
-        paths = [paths]
-    files = []
-    for path in map(Path, paths):
-        if path.is_dir():
-            found = sorted(path.glob("*.parquet"))
-            if not found:
-                raise DataError("folder holds no *.parquet files", path=path)
-            files += found
-        elif path.exists():
-            files.append(path)
-        else:
-            raise DataError("no such file or folder", path=path)
-    if not files:
-        raise ConfigError("no input files given")
+    """The files of ``paths`` (files, folders, lists; see :func:`~smartbkg.data.readers.expand_paths`), all parquet."""
+    files = expand_paths(paths)
+    for path in files:
+        if detect_format(path) != "parquet":
+            raise ConfigError(f"{path}: streaming reads parquet shards only; convert it with smartbkg-convert")
     return files
 
 
-def prepare_events(table, *, preprocess, strict, source=None):
-    """Validate and preprocess one table of raw events.
+def prepare_events(table, *, preprocess, strict, source=None, validate=True):
+    """Validate (optionally) and preprocess one table of raw events.
 
     Args:
         table: raw :class:`~smartbkg.data.table.EventTable`.
         preprocess: :class:`~smartbkg.data.preprocess.PreprocessConfig`, or None to skip it.
         strict: raise on the first bad event instead of skipping it.
         source: file name for messages.
+        validate: drop bad events and note unknown PDG ids, as :func:`~smartbkg.data.read_events`
+            does (False for tables that come from it).
 
     Returns:
         (events ready for graphs, (n_raw,) bool mask of the raw events that remain,
         :class:`ReadReport`, :class:`PreprocessStats`).
     """
-    good_table, report = drop_bad_events(table, strict=strict, source=source)
     good = np.ones(len(table), dtype=bool)
-    if report.kept < report.read:
-        for mask in find_bad_events(table).values():
-            good &= ~mask
-    stats = PreprocessStats(events_in=len(good_table), events_out=len(good_table))
+    report = ReadReport(read=len(table), kept=len(table))
+    if validate:
+        clean, report = drop_bad_events(table, strict=strict, source=source)
+        if report.kept < report.read:
+            for mask in find_bad_events(table).values():
+                good &= ~mask
+        for pdg, n in unknown_pdg_counts(clean.particles["pdg"]).items():
+            report.notes[f"particles with unknown PDG id {pdg}"] += n
+        table = clean
+    stats = PreprocessStats(events_in=len(table), events_out=len(table))
     if preprocess is not None:
-        good_table, stats, nonempty = preprocess_with_mask(good_table, preprocess)
+        table, stats, nonempty = preprocess_with_mask(table, preprocess)
         good[good] = nonempty
         stats.add_to_report(report)
-    return good_table, good, report, stats
+    return table, good, report, stats
 
 
 def _label_summary(y, weight, skims):
@@ -99,7 +97,8 @@ class EventGraphDataset(Dataset):
     """Preprocessed events as PyG graphs, held in memory as flat tensors.
 
     Args:
-        source: parquet file(s) or folder(s) of shards, or an :class:`EventTable` of raw events.
+        source: event file(s) or folder(s) of any format :func:`~smartbkg.data.read_events` reads,
+            or an :class:`EventTable` of raw events.
         skims: label columns to use, in order (default: every skim of the data).
         preprocess: :class:`PreprocessConfig` (default Belle II), or None for raw particles.
         strict: raise :class:`~smartbkg.errors.DataError` on the first bad event instead of
@@ -109,6 +108,8 @@ class EventGraphDataset(Dataset):
         self_loops: add i->i edges to every graph.
         transform: PyG transform applied to items (``dataset[i]``; the fast
             :class:`~smartbkg.data.loader.GraphLoader` refuses datasets with a transform).
+        read_options: further keyword arguments of :func:`~smartbkg.data.read_events`
+            (``format``, ``rename_skims``, ``default_event_type``, HDF5 and HepMC options).
 
     Items are ``Data`` with ``x`` (n, 8), ``pdg`` (n,), ``edge_index`` (2, E), ``y`` (1, S),
     ``event_type`` (1,), ``weight`` (1,), ``event_id`` (1,) (see :mod:`smartbkg.data.graphs`).
@@ -126,24 +127,22 @@ class EventGraphDataset(Dataset):
         return super().__new__(cls)
 
     def __init__(self, source, skims=None, preprocess=PreprocessConfig(), strict=False, in_memory=True,
-                 self_loops=False, transform=None):
+                 self_loops=False, transform=None, read_options=None):
         super().__init__(None, transform)
         self.preprocess_config = preprocess
         if isinstance(source, EventTable):
-            tables = [(source if skims is None else source.select_skims(skims), None)]
+            table = source if skims is None else source.select_skims(skims)
+            self.table, _, report, stats = prepare_events(table, preprocess=preprocess, strict=strict)
         else:
-            tables = [(read_parquet(path, skims=skims), path) for path in parquet_paths(source)]
-        report, stats, prepared = ReadReport(), PreprocessStats(), []
-        for table, path in tables:
-            table, _, part_report, part_stats = prepare_events(table, preprocess=preprocess, strict=strict,
-                                                               source=path)
-            part_report.files = int(path is not None)
-            report += part_report
-            stats += part_stats
-            prepared.append(table)
-        self.table = EventTable.concat(prepared)
+            table, read_report = read_events(source, skims=skims, strict=strict, return_report=True,
+                                             **(read_options or {}))
+            self.table, _, report, stats = prepare_events(table, preprocess=preprocess, strict=strict,
+                                                          validate=False)
+            read_report.skipped.update(report.skipped)
+            read_report.notes.update(report.notes)
+            read_report.kept = report.kept
+            report = read_report
         self.store = GraphStore(self.table, self_loops=self_loops)
-        report.notes.update(self.store.unknown_pdg_notes())
         self.report, self.preprocess_stats = report, stats
 
     # -------------------------------------------------------------- PyG Dataset
@@ -346,7 +345,6 @@ class StreamingEventGraphDataset(torch.utils.data.IterableDataset):
             report += part_report
             stats += part_stats
         store = GraphStore.from_tables(pieces, self_loops=self.self_loops)
-        report.notes.update(store.unknown_pdg_notes())
         alive = np.concatenate(alive)
         # Shuffle raw positions, then map each run's raw events to the surviving store events.
         raw = np.arange(hi - lo)
@@ -377,7 +375,7 @@ class _RowGroupReader:
             path = self.dataset.paths[file]
             try:
                 f = self.files.get(file) or self.files.setdefault(file, pq.ParquetFile(path))
-                columns = ["particles", *self.dataset.skims, *[c for c in EVENT_COLUMNS if c in f.schema_arrow.names]]
+                columns = read_columns(f, parquet_metadata(f.schema_arrow, path), self.dataset.skims)
                 self.cached = (file, group, f.read_row_group(group, columns=columns, use_threads=False))
             except (OSError, pa.ArrowException) as exc:
                 raise DataError(f"cannot read row group {group} ({str(exc).strip().splitlines()[0]})",

@@ -17,15 +17,13 @@ index operations, tensor for tensor equal to ``Batch.from_data_list`` of the per
 (including ``_slice_dict`` and ``_inc_dict``, so ``to_data_list`` works).
 """
 
-from collections import Counter
-
 import numpy as np
 import torch
 from torch_geometric.data import Batch, Data
 
 from ..errors import DataError
 from .table import NODE_FEATURES
-from .vocab import pdg_to_token, unknown_pdg_counts
+from .vocab import pdg_to_token
 
 #: Per-graph attributes besides the node and edge tensors, in the order they are set.
 GRAPH_ATTRS = ("y", "event_type", "weight", "event_id")
@@ -169,14 +167,12 @@ class GraphStore:
         np.cumsum(counts, out=offsets[1:])
         n = int(offsets[-1])
         x = np.empty((n, len(NODE_FEATURES)), dtype=np.float32)
-        pdg, distance, roots, self.unknown_pdg = np.empty(n, np.int64), np.empty(n, np.int64), [], Counter()
+        pdg, distance, roots = np.empty(n, np.int64), np.empty(n, np.int64), []
         at = 0
         for t in tables:
             rows = slice(at, at + t.n_particles)
             node_features(t, out=x[rows])
-            raw_pdg = t.particles["pdg"]
-            pdg[rows] = pdg_to_token(raw_pdg)
-            self.unknown_pdg += unknown_pdg_counts(raw_pdg, pdg[rows])
+            pdg[rows] = pdg_to_token(t.particles["pdg"])
             mother = t.particles["mother"]
             local = np.arange(t.n_particles) - np.repeat(t.offsets[:-1], t.counts)
             distance[rows] = np.where(mother >= 0, local - mother, 0)
@@ -190,10 +186,6 @@ class GraphStore:
         self.weight = torch.from_numpy(np.concatenate(
             [np.ones(len(t), np.float32) if t.weight is None else t.weight for t in tables]).astype(np.float32))
         self.event_id = torch.from_numpy(np.concatenate([t.event_id for t in tables]).astype(np.int64))
-
-    def unknown_pdg_notes(self):
-        """Read-report notes for the PDG ids outside the vocabulary: {"unknown PDG id N": particles}."""
-        return Counter({f"unknown PDG id {pdg}": n for pdg, n in self.unknown_pdg.items()})
 
     def __len__(self):
         return len(self.counts)

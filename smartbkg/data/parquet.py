@@ -11,6 +11,11 @@ One row per event. Columns:
 
 The schema metadata key ``smartbkg`` holds JSON with the skim names and event types, so a
 shard is self-describing. Units: GeV, cm, ns.
+
+Speed: particle fields are written as required (non-nullable) columns, which saves decoding
+definition levels, and shards are lz4-compressed by default (decoding about twice as fast as
+zstd for files about 10 % larger). In smartbkg shards ``index`` always equals the position in
+the event, so readers skip that column.
 """
 
 import json
@@ -26,10 +31,12 @@ from .table import EVENT_TYPES, FLOAT_FIELDS, EventTable
 FORMAT_VERSION = 1
 METADATA_KEY = b"smartbkg"
 PARTICLE_STRUCT = pa.struct(
-    [("pdg", pa.int32()), ("index", pa.int32()), ("mother_index", pa.int32())]
-    + [(name, pa.float32()) for name in FLOAT_FIELDS]
-    + [("initial", pa.bool_())]
+    [pa.field("pdg", pa.int32(), nullable=False), pa.field("index", pa.int32(), nullable=False),
+     pa.field("mother_index", pa.int32(), nullable=False)]
+    + [pa.field(name, pa.float32(), nullable=False) for name in FLOAT_FIELDS]
+    + [pa.field("initial", pa.bool_(), nullable=False)]
 )
+PARTICLES_TYPE = pa.list_(pa.field("element", PARTICLE_STRUCT, nullable=False))
 EVENT_COLUMNS = ("event_type", "weight", "event_id")
 
 
@@ -45,7 +52,7 @@ def table_to_arrow(table):
         pa.array(p["initial"]),
     ]
     structs = pa.StructArray.from_arrays(children, fields=list(PARTICLE_STRUCT))
-    particles = pa.ListArray.from_arrays(pa.array(table.offsets.astype(np.int32)), structs)
+    particles = pa.ListArray.from_arrays(pa.array(table.offsets.astype(np.int32)), structs, type=PARTICLES_TYPE)
     columns = {"particles": particles}
     for j, skim in enumerate(table.skims):
         columns[skim] = pa.array(table.labels[:, j])
@@ -55,16 +62,20 @@ def table_to_arrow(table):
         columns["weight"] = pa.array(table.weight)
     columns["event_id"] = pa.array(table.event_id)
     meta = {"version": FORMAT_VERSION, "skims": list(table.skims), "event_types": list(table.event_types)}
-    return pa.table(columns).replace_schema_metadata({METADATA_KEY: json.dumps(meta).encode()})
+    schema = pa.schema([pa.field("particles", PARTICLES_TYPE, nullable=False)]
+                       + [pa.field(name, column.type) for name, column in list(columns.items())[1:]],
+                       metadata={METADATA_KEY: json.dumps(meta).encode()})
+    return pa.Table.from_arrays(list(columns.values()), schema=schema)
 
 
-def write_parquet(table, path, *, row_group_size=65536, compression="zstd"):
+def write_parquet(table, path, *, row_group_size=65536, compression="lz4"):
     """Write an event table as one parquet shard (atomically: temp file, then rename).
 
     Args:
         table: the events.
         path: output file.
         row_group_size: events per row group (the unit of streaming and of sharding).
+        compression: parquet codec (lz4 reads fastest; zstd gives ~10 % smaller files).
     """
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
@@ -89,8 +100,7 @@ def read_parquet(path, *, skims=None, row_groups=None, default_event_type="unkno
         f = pq.ParquetFile(path)
         meta = parquet_metadata(f.schema_arrow, path)
         skims = resolve_skims(meta, f.schema_arrow.names, skims, path)
-        names = f.schema_arrow.names
-        columns = ["particles", *skims, *[c for c in EVENT_COLUMNS if c in names]]
+        columns = read_columns(f, meta, skims)
         data = f.read_row_groups(row_groups, columns=columns) if row_groups is not None else f.read(columns=columns)
     except (OSError, pa.ArrowException) as exc:
         raise DataError(f"cannot read parquet file ({_first_line(exc)})", path=path) from None
@@ -105,6 +115,16 @@ def parquet_metadata(schema, path):
                         path=path, field="particles")
     raw = (schema.metadata or {}).get(METADATA_KEY)
     return json.loads(raw) if raw else {}
+
+
+def read_columns(parquet_file, meta, skims):
+    """Column paths to read: particle fields (without ``index`` in smartbkg shards), skims, event columns."""
+    names = parquet_file.schema_arrow.names
+    particles = ["particles"]
+    if meta.get("version"):  # smartbkg shard: index == position in the event
+        particles = [c.path for c in parquet_file.schema if c.path.startswith("particles.")
+                     and not c.path.endswith(".index")]
+    return [*particles, *skims, *[c for c in EVENT_COLUMNS if c in names]]
 
 
 def resolve_skims(meta, names, skims, path):
@@ -145,11 +165,7 @@ def table_from_arrow(data, *, skims, event_types=None, path=None, default_event_
         particles[name] = child.to_numpy(zero_copy_only=False)
     n_events = len(offsets) - 1
     counts = np.diff(offsets)
-    start = np.repeat(offsets[:-1], counts)
-    position = np.arange(len(start), dtype=np.int64) - start
-    index = particles.pop("index", position).astype(np.int64)
-    mother_index = particles.pop("mother_index").astype(np.int64)
-    particles["mother"] = _local_mothers(index, mother_index, position, counts, path)
+    particles["mother"] = _local_mothers(particles.pop("index", None), particles.pop("mother_index"), offsets, path)
 
     labels = np.zeros((n_events, len(skims)), dtype=bool)
     for j, skim in enumerate(skims):
@@ -176,12 +192,32 @@ def table_from_arrow(data, *, skims, event_types=None, path=None, default_event_
     return EventTable(offsets, particles, labels, tuple(skims), event_type, tuple(order), weight, event_id)
 
 
-def _local_mothers(index, mother_index, position, counts, path=None):
-    """Map mother ``index`` values to positions within each event; roots -> -1, dangling -> -2."""
+def _local_mothers(index, mother_index, offsets, path=None):
+    """Map mother ``index`` values to positions within each event; roots -> -1, dangling -> -2.
+
+    Args:
+        index: (n,) ``index`` of each particle, or None when it equals the position in the event.
+        mother_index: (n,) ``mother_index`` of each particle.
+        offsets: (n_events + 1,) event offsets.
+
+    Returns:
+        (n,) int32 mother positions.
+    """
+    counts = np.diff(offsets)
+    dtype = np.int32 if offsets[-1] < 2**31 else np.int64
+    position = np.arange(offsets[-1], dtype=dtype)
+    position -= np.repeat(offsets[:-1].astype(dtype), counts)
+    mother_index = mother_index.astype(dtype, copy=False)
+    if index is None or np.array_equal(index, position):
+        is_root = mother_index < 0
+        is_root |= mother_index == position
+        mother = np.where(mother_index >= np.repeat(counts.astype(dtype), counts), -2, mother_index)
+        mother[is_root] = -1
+        return mother.astype(np.int32, copy=False)
+    index = index.astype(np.int64)
+    mother_index = mother_index.astype(np.int64)
+    position = position.astype(np.int64)
     is_root = (mother_index < 0) | (mother_index == index)
-    if np.array_equal(index, position):
-        mother = np.where(is_root, -1, mother_index)
-        return np.where((mother >= counts.repeat(counts)), -2, mother)
     # General case: look the mother's index up among the indices of its own event.
     event_of = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
     span = int(max(index.max(initial=0), mother_index.max(initial=0))) + 1
@@ -196,7 +232,7 @@ def _local_mothers(index, mother_index, position, counts, path=None):
     at = np.minimum(np.searchsorted(sorted_key, wanted), len(key) - 1)
     found = sorted_key[at] == wanted
     mother = np.where(found, position[order[at]], -2)
-    return np.where(is_root, -1, mother)
+    return np.where(is_root, -1, mother).astype(np.int32)
 
 
 def _first_line(exc):

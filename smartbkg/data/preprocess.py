@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field, fields
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from .table import EventTable
+from .table import FLOAT_FIELDS, EventTable
 
 #: Reasons a particle is dropped, in the order they are tested (a particle counts under the first).
 DROP_REASONS = ("initial state", "outside vertex box", "quark or gluon")
@@ -122,20 +122,22 @@ def preprocess_with_mask(table, config=PreprocessConfig()):
     keep = np.ones(n, dtype=bool)
     dropped = {}
     for reason, mask in _drop_masks(p, config):
-        newly = mask & keep
-        dropped[reason] = int(np.count_nonzero(newly))
-        keep &= ~mask
+        dropped[reason] = int(np.count_nonzero(keep)) - int(np.count_nonzero(np.logical_and(keep, ~mask, out=keep)))
     n_kept = n - sum(dropped.values())
+    index = _index_dtype(n)
 
-    kept_before = np.zeros(n + 1, dtype=np.int64)  # kept_before[i]: kept particles before i
+    kept_before = np.zeros(n + 1, dtype=index)  # kept_before[i]: kept particles before i
     np.cumsum(keep, out=kept_before[1:])
-    offsets = kept_before[table.offsets]
+    offsets = kept_before[table.offsets].astype(np.int64)
     counts = np.diff(offsets)
     nonempty = counts > 0
-    rows = np.flatnonzero(keep) if n_kept < n else None
-
-    particles = {f: (v if rows is None else v.take(rows)) for f, v in p.items() if f != "mother"}
-    particles["mother"] = p["mother"] if rows is None else _relinked_mothers(table, keep, kept_before, offsets, rows)
+    if n_kept < n:
+        rows = np.flatnonzero(keep)
+        particles = {f: p[f].take(rows) for f in ("pdg", *FLOAT_FIELDS)}
+        particles["initial"] = np.zeros(n_kept, bool) if config.drop_initial else p["initial"].take(rows)
+        particles["mother"] = _relinked_mothers(table, keep, kept_before, counts, rows)
+    else:
+        particles = dict(p)
     if config.relative_time and n_kept:
         first_time = particles["prodTime"][offsets[:-1][nonempty]]
         particles["prodTime"] = particles["prodTime"] - np.repeat(first_time, counts[nonempty])
@@ -155,14 +157,21 @@ def preprocess_with_mask(table, config=PreprocessConfig()):
     return table.replace(offsets=offsets, particles=particles, **events), stats, nonempty
 
 
+def _index_dtype(n):
+    """int32 for flat particle indices when they fit (half the memory traffic), else int64."""
+    return np.int32 if n < 2**31 - 1 else np.int64
+
+
 def _drop_masks(p, config):
     """(reason, (n_particles,) bool mask of particles to drop) for each enabled step."""
     if config.drop_initial:
         yield DROP_REASONS[0], p["initial"]
     if config.vertex_cut is not None:
-        outside = np.abs(p["x"]) >= config.vertex_cut
-        outside |= np.abs(p["y"]) >= config.vertex_cut
-        outside |= np.abs(p["z"]) >= config.vertex_cut
+        outside = np.zeros(len(p["x"]), dtype=bool)
+        scratch = np.empty(len(p["x"]), dtype=np.float32)
+        for axis in ("x", "y", "z"):
+            np.abs(p[axis], out=scratch)
+            outside |= scratch >= config.vertex_cut
         yield DROP_REASONS[1], outside
     if config.drop_abs_pdg:
         # Small boolean lookup table over |pdg|; its last cell (False) catches larger ids.
@@ -173,25 +182,31 @@ def _drop_masks(p, config):
         yield DROP_REASONS[2], lookup.take(apdg)
 
 
-def _relinked_mothers(table, keep, kept_before, offsets, rows):
+def _relinked_mothers(table, keep, kept_before, counts, rows):
     """Local mother index of each kept particle after re-linking to the nearest kept ancestor.
 
-    Pointer jumping over the flat particle arrays: ``up[i]`` starts as ``i`` for kept particles
-    and as the mother for dropped ones; replacing ``up`` by ``up[up]`` for the dropped ones
+    Pointer jumping over the flat particle arrays: ``up[i]`` is ``i`` for kept particles and
+    starts as the mother for dropped ones; replacing ``up`` by ``up[up]`` for the dropped ones
     doubles the distance climbed, so after log2(depth) rounds every dropped particle points to
-    its nearest kept ancestor (or to the root sentinel). Only dropped particles still pointing to
-    a dropped particle take part in a round.
+    its nearest kept ancestor (or to the sentinel ``n``, "no ancestor"). Only dropped particles
+    still pointing to a dropped particle take part in a round.
+
+    Args:
+        keep: (n,) bool kept particles; kept_before: (n + 1,) exclusive cumulative sum of keep;
+        counts: (n_events,) kept particles per event; rows: (n_kept,) flat indices of kept particles.
 
     Returns:
         (n_kept,) int32 mother positions within the preprocessed events, -1 for roots.
     """
     n = len(keep)
-    root = n  # sentinel cell for "no ancestor"
-    mother = table.global_mother()
-    mother[mother < 0] = root
-    up = np.append(np.where(keep, np.arange(n), mother), root)
+    index = kept_before.dtype
+    mother = table.particles["mother"]
+    start = np.repeat(table.offsets[:-1].astype(index), table.counts)  # event start of each particle
+    up = np.arange(n + 1, dtype=index)
+    dropped = np.flatnonzero(~keep)
+    up[dropped] = np.where(mother[dropped] >= 0, mother[dropped] + start[dropped], n)
     keep_ext = np.append(keep, True)
-    active = np.flatnonzero(~keep_ext[up])
+    active = dropped[~keep_ext[up[dropped]]]
     for _ in range(int(np.log2(max(n, 2))) + 2):
         if not len(active):
             break
@@ -201,8 +216,12 @@ def _relinked_mothers(table, keep, kept_before, offsets, rows):
         if len(active):
             event = int(table.event_id[np.searchsorted(table.offsets, active[0], side="right") - 1])
             raise DataError("cyclic mother links", event=event, field="mother")
-    ancestor = up[mother[rows]]  # flat index of the nearest kept ancestor, or the sentinel
-    new_position = np.append(kept_before[:-1], -1)  # flat index after dropping; sentinel -> -1
-    new_global = new_position[ancestor]
-    event_start = np.repeat(offsets[:-1], np.diff(offsets))
-    return np.where(new_global >= 0, new_global - event_start, -1).astype(np.int32)
+    # Kept particle: mother's flat index -> nearest kept ancestor -> its position in the new event.
+    kept_mother = mother.take(rows)
+    flat = kept_mother + np.repeat(table.offsets[:-1].astype(index), counts)
+    flat[kept_mother < 0] = n
+    ancestor = up.take(flat)
+    local = kept_before.take(ancestor)
+    local -= np.repeat(kept_before[table.offsets[:-1]], counts)
+    local[ancestor == n] = -1
+    return local.astype(np.int32, copy=False)

@@ -9,7 +9,8 @@ from smartbkg.data.parquet import write_parquet
 from smartbkg.data.preprocess import PreprocessConfig
 from smartbkg.data.table import EventTable
 from smartbkg.data.vocab import VOCAB_SIZE
-from smartbkg.errors import DataError
+from smartbkg.data.hdf5 import write_hdf5
+from smartbkg.errors import ConfigError, DataError
 
 
 def with_partons(table, seed=0):
@@ -111,11 +112,15 @@ def test_bad_events_are_counted_or_raise(tmp_path, random_table):
         EventGraphDataset(tmp_path / "bad.parquet", strict=True)
 
 
-def test_missing_input_is_a_data_error(tmp_path):
+def test_missing_or_wrong_input(tmp_path, small_table):
     with pytest.raises(DataError, match="no such file"):
         EventGraphDataset(tmp_path / "nope.parquet")
-    with pytest.raises(DataError, match="no .*parquet files"):
-        EventGraphDataset(tmp_path)
+    with pytest.raises(DataError, match="no such file"):
+        EventGraphDataset(tmp_path / "nope.parquet", in_memory=False)
+    write_hdf5(small_table, tmp_path / "events.h5")
+    assert len(EventGraphDataset(tmp_path / "events.h5")) == 3
+    with pytest.raises(ConfigError, match="parquet shards only"):
+        EventGraphDataset(tmp_path / "events.h5", in_memory=False)
 
 
 def test_without_preprocessing_keeps_all_particles(shards):
@@ -184,3 +189,16 @@ def test_event_types_are_merged_by_name(tmp_path, random_table):
     signal = memory.event_types.index("signal")
     assert [int(d.event_type) for d in stream] == memory.store.event_type.tolist()
     assert memory.store.event_type[5:].tolist() == [signal] * 5
+
+
+def test_unknown_pdg_ids_are_noted(tmp_path, small_table):
+    p = {k: v.copy() for k, v in small_table.particles.items()}
+    p["pdg"][[2, 9]] = 777777  # the Upsilon(4S) of event 0 and the B- of event 1 (both kept)
+    table = small_table.replace(particles=p)
+    write_parquet(table, tmp_path / "u.parquet")
+    key = "particles with unknown PDG id 777777"
+    assert EventGraphDataset(table).report.notes[key] == 2
+    assert EventGraphDataset(tmp_path / "u.parquet").report.notes[key] == 2
+    loader = GraphLoader(EventGraphDataset(tmp_path / "u.parquet", in_memory=False), 2)
+    tokens = torch.cat([b.pdg for b in loader])
+    assert loader.report.notes[key] == 2 and int((tokens == 0).sum()) == 2

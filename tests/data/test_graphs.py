@@ -120,15 +120,6 @@ def test_data_items_are_copies(small_table):
     assert torch.equal(store.x[:8], torch.from_numpy(node_features(small_table))[:8])
 
 
-def test_unknown_pdg_notes(small_table):
-    p = dict(small_table.particles)
-    p["pdg"] = p["pdg"].copy()
-    p["pdg"][:3] = [777777, 777777, 0]
-    store = GraphStore(small_table.replace(particles=p))
-    assert store.unknown_pdg_notes() == {"unknown PDG id 777777": 2, "unknown PDG id 0": 1}
-    assert (store.pdg[:3] == 0).all()
-
-
 def test_pyg_data_interoperates():
     data = event_data(np.zeros((2, 8), np.float32), [1, 2], [-1, 0], y=[1], event_type=0)
     assert isinstance(data, Data) and data.num_nodes == 2 and data.num_edges == 2

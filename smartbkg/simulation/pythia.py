@@ -15,15 +15,16 @@ events to the lab.
   (pdg 300553, m = 10.5794 GeV, Gamma = 20.5 MeV, PDG 2024) with a single decay channel, B+ B-
   or B0 B0bar. Each event e+ e- -> Upsilon(4S) is read from a small Les Houches file
   (identical events, written for each batch) and Pythia decays the Upsilon(4S)
-  isotropically, then the B mesons and everything below (Pythia's B decay tables, incoherent
-  B0 mixing).
+  isotropically (:func:`~smartbkg.simulation.record.align_pair_axis` then turns each event to
+  the sin^2(theta) distribution of the B direction), then the B mesons and everything below
+  (Pythia's B decay tables, incoherent B0 mixing).
 * Long-lived particles: as in Belle II generator records, particles with c*tau > 10 mm
   (K_S0, Lambda, Sigma+-, Xi, Omega, and the stable ones) are left undecayed
   (``ParticleDecays:limitTau0``); the fast detector model decays K_S0 and Lambda in flight.
   Every decay displaces the daughters' production vertices by the mother's sampled lifetime.
 
-Reading Pythia's record particle by particle through the Python bindings costs about three
-times the generation itself. ``Pythia.nextBatch`` instead fills whole columns in C++ and hands
+Reading Pythia's record particle by particle through the Python bindings costs about five
+times the generation itself (``benchmarks/generate.py`` measures both). ``Pythia.nextBatch`` instead fills whole columns in C++ and hands
 the raw buffers to ``awkward.from_buffers``; :func:`_captured_buffers` receives those buffers
 directly (without needing Awkward Array) and :func:`decode_batch` turns them into numpy arrays.
 """
@@ -201,7 +202,12 @@ def _from_buffers(form, length, container):
 
 @contextmanager
 def _captured_buffers():
-    """Make ``import awkward`` inside ``nextBatch`` return a stand-in that hands back the raw buffers."""
+    """Make ``import awkward`` inside ``nextBatch`` return a stand-in that hands back the raw buffers.
+
+    ``sys.modules["awkward"]`` is replaced for the duration of the call only (and restored,
+    whether or not Awkward Array is installed); do not import awkward from another thread
+    meanwhile.
+    """
     saved = sys.modules.get("awkward")
     capture = types.ModuleType("awkward")
     capture.from_buffers = _from_buffers

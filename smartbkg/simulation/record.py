@@ -15,7 +15,9 @@ resonances copied after recoils), generator pseudo-particles (ids 81-100: string
   particles without one are roots (-1). Hadrons from a string therefore hang under the first
   parton of their string.
 
-The beam particles (Pythia status -12) are flagged ``initial``.
+The beam particles (Pythia status -12) are flagged ``initial``. :func:`align_pair_axis` (for
+Upsilon(4S) events) and :func:`to_belle2_lab` then give the lab-frame Belle II record in GeV,
+cm, ns, with Pythia's gamma*/Z named ``vpho`` (10022).
 """
 
 import numpy as np

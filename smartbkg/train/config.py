@@ -84,13 +84,18 @@ class ModelConfig:
 
 @dataclass
 class LossConfig:
-    """The training loss: a registry name and its keyword arguments (timings, max_weight, DisCo ...).
+    """The training loss: a registry name (:data:`smartbkg.losses.LOSS_NAMES`) and its options.
 
-    The true retention ``eps`` per skim is passed from the data unless given in ``options``.
+    The true retention ``eps`` per skim comes from the data (``data.retention`` or the training
+    set), the timings and ``max_weight`` from the ``train`` section; ``options`` holds the rest
+    (``form``, ``tau``, ``class_weights``, ``disco_lambda``, ``disco_subset`` ...).
+    ``disco_variable`` names the per-event variable the DisCo term decorrelates the output from:
+    ``n_particles`` or a per-event attribute of the batches.
     """
 
     name: str = "entropy"
     options: dict = field(default_factory=dict)
+    disco_variable: str | None = None
 
 
 @dataclass
@@ -270,6 +275,9 @@ class RunConfig:
                    f"is not among data.skims {d.skims}")
         _check(bool(self.model.name), "model.name", self.model.name, "must be a model name")
         _check(bool(self.loss.name), "loss.name", self.loss.name, "must be a loss name")
+        _check(not self.loss.options.get("disco_lambda") or self.loss.disco_variable is not None,
+               "loss.options.disco_lambda", self.loss.options.get("disco_lambda"),
+               "needs loss.disco_variable (what to decorrelate the output from)")
 
 
 def read_config_file(path):

@@ -56,8 +56,8 @@ class RunLogger:
     def pr_curve(self, tag, labels, scores, weights, epoch):
         """A precision-recall curve of ``scores`` in [0, 1] against 0/1 ``labels`` ((n,) tensors)."""
         if self.enabled and len(labels):
-            self.writer.add_pr_curve(tag, labels.int(), scores.float().clamp(0, 1), epoch,
-                                     weights=None if weights is None else weights.float())
+            self.writer.add_pr_curve(tag, labels.int().numpy(), scores.float().clamp(0, 1).numpy(), epoch,
+                                     weights=None if weights is None else weights.float().numpy())
 
     def hparams(self, config_dict, final_metrics):
         """Record the run's hyperparameters with its final metrics (TensorBoard HPARAMS tab)."""

@@ -1,0 +1,151 @@
+"""``smartbkg-train``: train a filter network from the command line.
+
+Every option of :class:`~smartbkg.train.config.RunConfig` can be set in a YAML file
+(``--config``); the flags below override the file, and ``--set SECTION.OPTION=VALUE`` (repeatable,
+YAML values) overrides anything, e.g. ``--set model.options.units=64``. Precedence: defaults <
+config file < flags < ``--set``.
+
+Multi-GPU / multi-node: ``torchrun --nproc-per-node K $(which smartbkg-train) ...`` (or
+``torchrun ... -m smartbkg.train.cli ...``).
+"""
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from ..errors import ConfigError
+from .config import MONITORS, SCHEDULES, RunConfig, parse_assignment, read_config_file
+
+#: Flag destination -> config key.
+FLAG_KEYS = {
+    "data": "data.path",
+    "val_data": "data.val_path",
+    "test_data": "data.test_path",
+    "skims": "data.skims",
+    "event_types": "data.event_types",
+    "batch_size": "data.batch_size",
+    "events": "data.generate_events",
+    "cache_dir": "data.cache_dir",
+    "model": "model.name",
+    "loss": "loss.name",
+    "epochs": "train.epochs",
+    "lr": "train.lr",
+    "weight_decay": "train.weight_decay",
+    "schedule": "train.schedule",
+    "monitor": "train.monitor",
+    "patience": "train.patience",
+    "seed": "train.seed",
+    "device": "train.device",
+    "amp": "train.amp",
+    "init_from": "train.init_from",
+    "freeze_backbone": "train.freeze_backbone",
+    "lr_backbone": "train.lr_backbone",
+    "lr_head": "train.lr_head",
+    "quiet": "train.quiet",
+    "out": "out",
+}
+
+#: Options a resumed run may change (they do not alter its trajectory).
+RESUMABLE = ("train.epochs", "train.quiet", "train.device", "data.num_workers", "data.cache_dir")
+
+
+class _Parser(argparse.ArgumentParser):
+    """Argument errors as one-line :class:`ConfigError` s (exit status 2, no usage dump)."""
+
+    def error(self, message):
+        raise ConfigError(f"smartbkg-train: {message}")
+
+
+def build_parser():
+    p = _Parser(
+        prog="smartbkg-train",
+        description="Train a network that predicts skim decisions from generator-level decay trees. "
+                    "Without --data, a small sample is generated first (embedded Pythia 8 generator).")
+    p.add_argument("--config", metavar="FILE", help="YAML (or JSON) run configuration")
+    p.add_argument("--data", nargs="+", metavar="PATH", help="parquet shards or folders of shards")
+    p.add_argument("--val-data", nargs="+", metavar="PATH", help="separate validation shards")
+    p.add_argument("--test-data", nargs="+", metavar="PATH", help="separate test shards")
+    p.add_argument("--skims", metavar="A,B", help="comma-separated skims to train on (multi-label)")
+    p.add_argument("--event-types", metavar="T,U", help="comma-separated event types to keep")
+    p.add_argument("--events", type=int, metavar="N", help="events to generate when there is no --data")
+    p.add_argument("--cache-dir", metavar="DIR", help="cache of the generated sample (default RUN_DIR/data)")
+    p.add_argument("--batch-size", type=int, metavar="N")
+    p.add_argument("--model", metavar="NAME", help="gatgap, transformer, lorentz or a baseline")
+    p.add_argument("--loss", metavar="NAME", help="entropy, speedup, entropeedup or extreme")
+    p.add_argument("--epochs", type=int, metavar="N")
+    p.add_argument("--lr", type=float, metavar="X")
+    p.add_argument("--weight-decay", type=float, metavar="X")
+    p.add_argument("--schedule", choices=SCHEDULES)
+    p.add_argument("--monitor", choices=list(MONITORS), help="early stopping / best checkpoint metric")
+    p.add_argument("--patience", type=int, metavar="N")
+    p.add_argument("--seed", type=int, metavar="N")
+    p.add_argument("--device", metavar="DEV", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--amp", choices=("auto", "bf16", "off"))
+    p.add_argument("--init-from", metavar="CKPT", help="fine-tune from this checkpoint")
+    p.add_argument("--freeze-backbone", action="store_true", default=None, help="train only the head")
+    p.add_argument("--lr-backbone", type=float, metavar="X")
+    p.add_argument("--lr-head", type=float, metavar="X")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="assignments",
+                   help="set any config option, e.g. model.options.units=64 (repeatable)")
+    p.add_argument("--out", metavar="RUN_DIR", help="run folder (default runs/MODEL-LOSS-TIME)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+    p.add_argument("--quiet", action="store_true", default=None, help="no progress bar or epoch lines")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    return p
+
+
+def resolve_config(args):
+    """The :class:`RunConfig` of parsed arguments (without ``--resume``)."""
+    values = read_config_file(args.config) if args.config else {}
+    config = RunConfig.from_dict(values).with_overrides(_overrides(args))
+    if config.out is None:
+        config.out = str(Path("runs") / f"{config.model.name}-{config.loss.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    return config
+
+
+def _overrides(args):
+    overrides = {}
+    for dest, key in FLAG_KEYS.items():
+        value = getattr(args, dest)
+        if value is not None:
+            overrides[key] = value
+    overrides.update(parse_assignment(text) for text in args.assignments)
+    return overrides
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    from .distributed import cleanup_distributed  # the heavy imports only when there is work to do
+    from .loop import Trainer
+
+    if args.resume:
+        overrides = _overrides(args)
+        if overrides.get("out") == args.resume:
+            del overrides["out"]
+        fixed = sorted(k for k in overrides if k not in RESUMABLE)
+        if fixed or args.config:
+            raise ConfigError(f"--resume continues a run as it was configured; only {list(RESUMABLE)} may "
+                              f"change (got {fixed or ['--config']})")
+        trainer = Trainer.resume(args.resume, overrides=overrides)
+    else:
+        config = resolve_config(args)
+        if args.print_config:
+            print(config.to_yaml(), end="")
+            return 0
+        last = Path(config.out) / "checkpoints" / "last.pt"
+        if last.exists():
+            raise ConfigError(f"{config.out} already holds a run; continue it with --resume {config.out} "
+                              "or choose another --out")
+        trainer = Trainer(config)
+    try:
+        trainer.fit()
+    finally:
+        cleanup_distributed(trainer.ctx)
+    return 0
+
+
+if __name__ == "__main__":
+    from ..cli import train_main
+
+    train_main(sys.argv[1:])

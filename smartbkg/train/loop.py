@@ -1,0 +1,471 @@
+"""The one training loop shared by every model and loss: :class:`Trainer`.
+
+One epoch: shuffle (seeded by ``train.seed`` and the epoch), forward under bf16 autocast on GPU,
+the loss on the global batch (gathered over DDP ranks, see
+:func:`~smartbkg.train.distributed.global_loss`), backward, gradient clipping, AdamW step; a
+step whose loss or gradient norm is not finite is skipped (the same on every rank) and counted.
+Then validation: predictions gathered over ranks, the loss, AUC, raw and calibrated speedup
+against the perfect-classifier limit, binned significance; early stopping and the best
+checkpoint follow ``train.monitor``. After training the best model is evaluated, the calibration
+is fitted on the validation set and applied to the test set (or the validation set when there
+is none), and a summary is written.
+
+Run folder (``config.out``)::
+
+    config.yaml            the resolved configuration
+    metrics.json/.csv      one record per epoch
+    checkpoints/last.pt    everything needed to resume (written atomically every epoch)
+    checkpoints/best.pt    the best model by the monitor (+ its calibration after training)
+    tensorboard/           scalars per epoch, PR curves, hparams with the final metrics
+    calibration.json       the sampling calibration of the best model, per skim
+    summary.json           final metrics (AUC, speedup, perfect limit, N_eff ...) and run facts
+"""
+
+import contextlib
+import io
+import math
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from ..errors import ConfigError, DataError
+from ..losses import LOSS_NAMES, SAMPLING_CONTEXT, build_loss
+from ..models import build_model, list_models
+from .checkpoint import FORMAT_VERSION, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .config import MONITORS, ModelConfig, RunConfig
+from .data import build_splits, dataset_size, labels, make_loader
+from .distributed import all_max, all_sum, barrier, gather_rows, global_loss, setup_distributed
+from .evaluation import Predictions, Timings, check_both_classes, fit_calibrations, skim_metrics
+from .logging import RunLogger, write_json
+from .schedule import EarlyStopping, build_optimizer, build_scheduler
+
+
+class Trainer:
+    """Train one filter network as described by a :class:`~smartbkg.train.config.RunConfig`.
+
+    Args:
+        config: the run configuration; ``config.out`` is the run folder (required).
+        splits: pre-built :class:`~smartbkg.train.data.Splits` (default: built from ``config.data``).
+        ctx: :class:`~smartbkg.train.distributed.DistContext` (default: from the torchrun
+            environment, one process without it).
+
+    Use :meth:`fit` to train, :meth:`resume` to continue a run folder.
+    """
+
+    def __init__(self, config, *, splits=None, ctx=None, model_info=None):
+        if config.out is None:
+            raise ConfigError("option out (the run folder) is required")
+        config = self.config = RunConfig.from_dict(config.to_dict())  # a private copy
+        _check_names(config)
+        self.ctx = ctx or setup_distributed(config.train.device)
+        self.device = self.ctx.device
+        self.run_dir = Path(config.out)
+        t = config.train
+        self.splits = splits or build_splits(config.data, self.run_dir, ctx=self.ctx, quiet=self.quiet)
+        self.skims = list(self.splits.skims)
+        _check_skim(t.monitor_skim, self.skims)
+        check_both_classes(labels(self.splits.val), self.skims, "validation")
+        self.retention = self.splits.retention
+        self.timings = Timings(t.t_fast, t.t_nn, t.t_slow)
+        self.monitor_mode = MONITORS[t.monitor]
+
+        torch.manual_seed(t.seed)
+        self.model, self.model_info = self._build_model(model_info)
+        self.model.to(self.device)
+        self.optimizer = build_optimizer(self.model, t)
+        self.trainable = [p for group in self.optimizer.param_groups for p in group["params"]]
+        self.ddp_model = self._wrap(self.model)
+        # Dropout and other in-training randomness: one stream per rank, after the shared init.
+        torch.manual_seed(t.seed + 1_000_003 * self.ctx.rank)
+
+        self.train_loader = make_loader(self.splits.train, config.data, t.seed, self.ctx, train=True)
+        self.val_loader = make_loader(self.splits.val, config.data, t.seed, self.ctx, train=False)
+        self.test_loader = (make_loader(self.splits.test, config.data, t.seed, self.ctx, train=False)
+                            if self.splits.test is not None else None)
+        self.scheduler = build_scheduler(self.optimizer, t, len(self.train_loader), self.monitor_mode)
+        self.loss = build_loss(config.loss.name, **self._loss_options())
+        self.early = EarlyStopping(self.monitor_mode, t.patience, t.min_delta)
+        self.amp = t.amp == "bf16" or (t.amp == "auto" and self.device.type == "cuda")
+        self.epoch = 0
+        self.step = 0
+        self.skipped_steps = 0
+        self.stopped = False
+        self.history = []
+        self.logger = None
+
+    # ------------------------------------------------------------------ construction
+    @property
+    def quiet(self):
+        return self.config.train.quiet or not self.ctx.is_main
+
+    def _build_model(self, model_info=None):
+        """The model: from ``model_info`` (resume), from ``train.init_from`` (fine-tuning) or fresh.
+
+        Fine-tuning takes the architecture from the checkpoint and re-initialises the output
+        head (``model.head``, a linear layer) when the skims differ or ``train.reset_head`` says so.
+        """
+        t = self.config.train
+        if model_info is not None:
+            return _instantiate(model_info), model_info
+        data = {"skims": self.skims, "event_types": list(self.splits.event_types),
+                "num_event_types": len(self.splits.event_types), "vocab_size": self.splits.vocab_size}
+        if t.init_from is None:
+            info = {"name": self.config.model.name, "options": dict(self.config.model.options), **data}
+            return _instantiate(info), info
+        source = load_checkpoint(t.init_from)
+        info = dict(source["model_info"])
+        if info["event_types"] != data["event_types"] or info["vocab_size"] != data["vocab_size"]:
+            raise ConfigError(f"train.init_from {t.init_from}: the checkpoint was trained with event types "
+                              f"{info['event_types']} and vocabulary {info['vocab_size']}, the data has "
+                              f"{data['event_types']} and {data['vocab_size']}")
+        model = _instantiate(info)
+        model.load_state_dict(source["model"])
+        reset = t.reset_head if t.reset_head is not None else info["skims"] != self.skims
+        if not reset and info["skims"] != self.skims:
+            raise ConfigError(f"train.init_from {t.init_from} predicts skims {info['skims']}, the run asks "
+                              f"for {self.skims}: set train.reset_head")
+        if reset:
+            head = getattr(model, "head", None)
+            if not isinstance(head, torch.nn.Linear):
+                raise ConfigError(f"model {info['name']!r} has no linear 'head' to re-initialise for new skims")
+            model.head = torch.nn.Linear(head.in_features, len(self.skims))
+        # The run trains the checkpoint's architecture: record it as the run's model.
+        self.config.model = ModelConfig(info["name"], dict(info["options"]))
+        return model, {**info, "skims": self.skims}
+
+    def _wrap(self, model):
+        if not self.ctx.distributed:
+            return model
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=ids, find_unused_parameters=self.config.train.find_unused_parameters)
+
+    def _loss_options(self):
+        options = dict(self.config.loss.options)
+        clash = sorted(set(options) & set(SAMPLING_CONTEXT))
+        if clash:
+            raise ConfigError(f"loss.options {clash}: the retention comes from data.retention and the "
+                              "timings and max_weight from train.t_fast/t_nn/t_slow/max_weight")
+        eps = torch.tensor([self.retention[s] for s in self.skims], dtype=torch.float32)
+        return {**options, "eps": eps, "max_weight": self.config.train.max_weight,
+                **self.timings.as_kwargs()}
+
+    # ------------------------------------------------------------------ resume
+    @classmethod
+    def resume(cls, run_dir, *, splits=None, ctx=None, overrides=None):
+        """Continue the run in ``run_dir`` from ``checkpoints/last.pt``.
+
+        Model, optimiser, scheduler, early stopping, RNG states, history and epoch are restored,
+        so the continued run ends exactly as an uninterrupted one would.
+
+        Args:
+            run_dir: a run folder written by :class:`Trainer`.
+            overrides: {"section.option": value} changes that do not alter the trajectory
+                (e.g. ``{"train.quiet": True}`` or more ``train.epochs`` with a constant or
+                plateau schedule).
+        """
+        run_dir = Path(run_dir)
+        state = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+        config = RunConfig.from_dict(state["config"])
+        config.out = str(run_dir)
+        if overrides:
+            config = config.with_overrides(overrides)
+        trainer = cls(config, splits=splits, ctx=ctx, model_info=state["model_info"])
+        trainer.load_state(state)
+        return trainer
+
+    def load_state(self, state):
+        """Restore a checkpoint written by :meth:`state_dict`."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.early.load_state_dict(state["early_stopping"])
+        self.epoch, self.step = state["epoch"], state["step"]
+        self.skipped_steps, self.stopped = state["skipped_steps"], state["stopped"]
+        self.history = list(state["history"])
+        set_rng_state(state["rng"][self.ctx.rank] if self.ctx.rank < len(state["rng"]) else state["rng"][0])
+
+    def state_dict(self, rng_states):
+        """Everything needed to resume (see :mod:`smartbkg.train.checkpoint`)."""
+        return {
+            "format": FORMAT_VERSION,
+            "epoch": self.epoch,
+            "step": self.step,
+            "skipped_steps": self.skipped_steps,
+            "stopped": self.stopped,
+            "model": self.model.state_dict(),
+            "model_info": self.model_info,
+            "config": self.config.to_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": {} if self.scheduler is None else self.scheduler.state_dict(),
+            "early_stopping": self.early.state_dict(),
+            "history": self.history,
+            "rng": rng_states,
+            "retention": dict(self.retention),
+        }
+
+    # ------------------------------------------------------------------ training
+    def fit(self, *, stop_after=None):
+        """Train until ``train.epochs``, early stopping, or ``stop_after`` epochs (then return None).
+
+        ``stop_after`` leaves a resumable run folder, as a job killed after that epoch would;
+        otherwise training ends with :meth:`finish` and its summary is returned.
+        """
+        t = self.config.train
+        if self.ctx.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.config.to_yaml(self.run_dir / "config.yaml")
+        self.logger = RunLogger(self.run_dir, enabled=self.ctx.is_main, purge_step=self.epoch + 1)
+        try:
+            while self.epoch < t.epochs and not self.stopped:
+                self._run_epoch(self.epoch + 1)
+                if stop_after is not None and self.epoch >= stop_after and self.epoch < t.epochs:
+                    return None
+            return self.finish()
+        finally:
+            self.logger.close()
+
+    def _run_epoch(self, epoch):
+        t = self.config.train
+        train_stats = self.train_epoch(epoch)
+        pred = self.predict(self.val_loader, epoch)
+        calibrations = self._calibrations(pred) if t.calibrate_every_epoch else None
+        metrics = skim_metrics(pred, self.skims, self.retention, self.timings, t.max_weight, calibrations,
+                               significance_bins=t.significance_bins)
+        monitor = self._monitor_value(pred.loss, metrics)
+        record = {"epoch": epoch, **train_stats, "val/loss": pred.loss, **metrics}
+        improved = self.early.update(monitor, epoch)
+        if self.scheduler is not None and not self.scheduler.per_step:
+            self.scheduler.step(monitor)
+        self.epoch = epoch
+        self.stopped = self.early.should_stop
+        self.history.append(record)
+        self._save(improved)
+        self.logger.log_epoch(record, self.history)
+        for j, skim in enumerate(self.skims):
+            self.logger.pr_curve(f"val/pr/{skim}", pred.y[:, j], torch.sigmoid(pred.logits[:, j]),
+                                 pred.weight, epoch)
+        if not self.quiet:
+            tqdm.write(_epoch_line(record, self.skims, t.monitor, improved))
+
+    def train_epoch(self, epoch):
+        """One pass over the training set; returns {"train/loss", "train/lr", ...}."""
+        t = self.config.train
+        self.ddp_model.train()
+        self.train_loader.set_epoch(epoch)
+        total, steps, events, skipped = 0.0, 0, 0, 0
+        start = time.perf_counter()
+        bar = tqdm(self.train_loader, desc=f"epoch {epoch}/{t.epochs}", disable=self.quiet, leave=False,
+                   dynamic_ncols=True)
+        for batch in bar:
+            batch = batch.to(self.device, non_blocking=True)
+            with self._autocast():
+                logits = self.ddp_model(batch)
+            value, surrogate = global_loss(self._loss_fn(epoch), logits.float(), self._targets(batch), self.ctx)
+            self.optimizer.zero_grad(set_to_none=True)
+            surrogate.backward()
+            norm = torch.nn.utils.clip_grad_norm_(self.trainable, t.clip_grad_norm or math.inf)
+            bad = not (math.isfinite(value.item()) and math.isfinite(norm.item()))
+            if all_max(float(bad), self.ctx):
+                skipped += 1
+            else:
+                self.optimizer.step()
+                total += value.item()
+                steps += 1
+            self.step += 1
+            if self.scheduler is not None and self.scheduler.per_step:
+                self.scheduler.step()
+            events += batch.num_graphs
+            if steps:
+                bar.set_postfix(loss=f"{total / steps:.4g}", skipped=skipped, refresh=False)
+        elapsed = time.perf_counter() - start
+        self.skipped_steps += skipped
+        events = all_sum(events, self.ctx)
+        lrs = {f"train/lr/{g['name']}": g["lr"] for g in self.optimizer.param_groups}
+        return {"train/loss": total / steps if steps else math.nan, "train/skipped_steps": skipped,
+                "train/events_per_s": events / elapsed if elapsed > 0 else math.nan, **lrs}
+
+    @torch.no_grad()
+    def predict(self, loader, epoch=None):
+        """Logits of ``loader``'s events, gathered over ranks, and the loss per global batch.
+
+        Returns:
+            :class:`~smartbkg.train.evaluation.Predictions` (identical on every rank).
+        """
+        self.model.eval()
+        loss_fn = self._loss_fn(max(self.epoch if epoch is None else epoch, 1))
+        parts, loss_sum = [], 0.0
+        for batch in loader:
+            batch = batch.to(self.device, non_blocking=True)
+            with self._autocast():
+                logits = self.model(batch)
+            logits = gather_rows(logits.float(), self.ctx)
+            targets = [None if v is None else gather_rows(v, self.ctx) for v in self._targets(batch)]
+            loss_sum += loss_fn(logits, *targets).item() * logits.shape[0]
+            event_type = gather_rows(batch.event_type, self.ctx)
+            parts.append((logits, targets[0], targets[1], event_type))
+        if not parts:
+            raise DataError("the evaluation set is empty")
+        logits, y, weight, event_type = (torch.cat(p).cpu() for p in zip(*parts))
+        weight = torch.ones(len(y)) if weight is None else weight
+        return Predictions(logits, y, weight.float(), event_type, loss_sum / len(y))
+
+    def _loss_fn(self, epoch):
+        """The loss as ``f(logits, y, weight, disco_var) -> scalar`` at (1-based) ``epoch``."""
+        def loss_fn(logits, y, weight, disco_var):
+            return self.loss(logits, y, weight=weight, epoch=epoch - 1, disco_var=disco_var)
+        return loss_fn
+
+    def _targets(self, batch):
+        """(y (B, S), weight (B,) or None, DisCo variable (B,) or None) of a batch."""
+        name = self.config.loss.disco_variable
+        if name is None:
+            disco_var = None
+        elif name == "n_particles":
+            disco_var = torch.diff(batch.ptr).float()
+        else:
+            disco_var = getattr(batch, name, None)
+            if not isinstance(disco_var, torch.Tensor) or disco_var.shape != (batch.num_graphs,):
+                raise ConfigError(f"loss.disco_variable {name!r} is not a per-event attribute of the batches "
+                                  "(use n_particles or one of y's companions: event_type, weight, event_id)")
+            disco_var = disco_var.float()
+        return batch.y.float(), getattr(batch, "weight", None), disco_var
+
+    def _autocast(self):
+        if not self.amp:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+
+    def _calibrations(self, pred):
+        t = self.config.train
+        return fit_calibrations(pred, self.skims, self.retention, self.timings, t.max_weight)
+
+    def _monitor_value(self, val_loss, metrics):
+        t = self.config.train
+        if t.monitor == "val_loss":
+            return val_loss
+        return metrics[f"val/{t.monitor}" + (f"/{t.monitor_skim}" if t.monitor_skim else "")]
+
+    def _save(self, improved):
+        """Write last.pt (and best.pt when the monitor improved) on the main rank."""
+        rngs = _gather_rng(self.ctx)
+        if self.ctx.is_main:
+            state = self.state_dict(rngs)
+            if improved:
+                save_checkpoint(state, self.run_dir / "checkpoints" / "best.pt")
+            save_checkpoint(state, self.run_dir / "checkpoints" / "last.pt")
+        barrier(self.ctx)
+
+    # ------------------------------------------------------------------ the end
+    def finish(self):
+        """Evaluate the best model, fit its calibration, write the summary; returns the summary dict."""
+        t = self.config.train
+        best_path = self.run_dir / "checkpoints" / "best.pt"
+        barrier(self.ctx)
+        best_epoch = 0
+        if best_path.is_file():
+            best = load_checkpoint(best_path, map_location=self.device)
+            self.model.load_state_dict(best["model"])
+            best_epoch = best["epoch"]
+        val = self.predict(self.val_loader)
+        calibrations = self._calibrations(val)
+        evaluated_on = "test" if self.test_loader is not None else "val"
+        pred = self.predict(self.test_loader) if self.test_loader is not None else val
+        if evaluated_on == "test":
+            check_both_classes(pred.y, self.skims, "test")
+        metrics = skim_metrics(pred, self.skims, self.retention, self.timings, t.max_weight, calibrations,
+                               significance_bins=t.significance_bins, prefix=evaluated_on)
+        final = {k.split("/", 1)[1]: v for k, v in metrics.items()}
+        summary = {
+            "evaluated_on": evaluated_on,
+            "events": {"train": dataset_size(self.splits.train), "val": len(self.splits.val),
+                       "test": 0 if self.splits.test is None else len(self.splits.test)},
+            "skims": self.skims,
+            "retention": dict(self.retention),
+            "best_epoch": best_epoch,
+            "epochs_run": self.epoch,
+            "early_stopped": self.stopped and self.epoch < t.epochs,
+            "skipped_steps": self.skipped_steps,
+            "monitor": t.monitor,
+            "model": self.model_info["name"],
+            "parameters": sum(p.numel() for p in self.model.parameters()),
+            "loss": self.config.loss.name,
+            "world_size": self.ctx.world_size,
+            **final,
+            f"{evaluated_on}_loss": pred.loss,
+        }
+        calibration = {skim: c.to_dict() for skim, c in calibrations.items()}
+        if self.ctx.is_main:
+            write_json(self.run_dir / "calibration.json", calibration)
+            write_json(self.run_dir / "summary.json", summary)
+            if best_path.is_file():
+                best["calibration"] = calibration
+                save_checkpoint(best, best_path)
+            for j, skim in enumerate(self.skims):
+                self.logger.pr_curve(f"{evaluated_on}/pr/{skim}", pred.y[:, j],
+                                     torch.sigmoid(pred.logits[:, j]), pred.weight, max(best_epoch, 1))
+            self.logger.hparams(self.config.to_dict(), final)
+        if not self.config.train.quiet and self.ctx.is_main:
+            print(final_line(summary))
+        barrier(self.ctx)
+        return summary
+
+
+def train(config, *, splits=None, ctx=None):
+    """Train as configured and return the summary (see :meth:`Trainer.finish`)."""
+    return Trainer(config, splits=splits, ctx=ctx).fit()
+
+
+# ---------------------------------------------------------------------- helpers
+def _instantiate(info):
+    return build_model(info["name"], num_skims=len(info["skims"]), num_event_types=info["num_event_types"],
+                       vocab_size=info["vocab_size"], **info["options"])
+
+
+def _check_names(config):
+    """Unknown model or loss names fail before any data is read."""
+    if config.train.init_from is None and config.model.name not in list_models():
+        raise ConfigError(f"unknown model {config.model.name!r}; known: {', '.join(list_models())}")
+    if config.loss.name not in LOSS_NAMES:
+        raise ConfigError(f"unknown loss {config.loss.name!r}; known: {', '.join(LOSS_NAMES)}")
+
+
+def _check_skim(skim, skims):
+    if skim is not None and skim not in skims:
+        raise ConfigError(f"option train.monitor_skim = {skim!r} is not among the trained skims {skims}")
+
+
+def _gather_rng(ctx):
+    """The RNG states of every rank (a list indexed by rank), on the main rank."""
+    state = rng_state()
+    if not ctx.distributed:
+        return [state]
+    import torch.distributed as dist
+
+    buffer = io.BytesIO()
+    torch.save(state, buffer)  # gather_object cannot carry tensors: send them serialised
+    states = [None] * ctx.world_size if ctx.is_main else None
+    dist.gather_object(buffer.getvalue(), states, dst=0)
+    return [torch.load(io.BytesIO(s), weights_only=True) for s in states] if ctx.is_main else None
+
+
+def _epoch_line(record, skims, monitor, improved):
+    parts = [f"epoch {record['epoch']}", f"train loss {record['train/loss']:.4g}",
+             f"val loss {record['val/loss']:.4g}", f"AUC {record['val/auc']:.4f}",
+             f"speedup {record['val/speedup']:.3g} (raw {record['val/speedup_raw']:.3g}, "
+             f"perfect {record['val/speedup_perfect']:.3g})"]
+    if record.get("train/skipped_steps"):
+        parts.append(f"skipped {record['train/skipped_steps']} steps")
+    return ", ".join(parts) + (f"  * best {monitor}" if improved else "")
+
+
+def final_line(summary):
+    """One line with the final AUC and speedup of each skim."""
+    split = summary["evaluated_on"]
+    per_skim = [f"{s}: AUC {summary[f'auc/{s}']:.4f}, speedup {summary[f'speedup/{s}']:.3g} "
+                f"(perfect {summary[f'speedup_perfect/{s}']:.3g}, limit {summary[f'speedup_limit/{s}']:.3g}), "
+                f"N_eff/N_pass {summary[f'a_eff/{s}']:.3f}" for s in summary["skims"]]
+    return f"final ({split} set, best epoch {summary['best_epoch']}): " + "; ".join(per_skim)

@@ -1,0 +1,91 @@
+"""``smartbkg-train``: options, config files, resume, the embedded sample, and one-line errors."""
+
+import json
+
+import pytest
+import yaml
+
+from smartbkg.cli import train_main
+
+TINY = ["--model", "deepsets", "--set", "model.options={hidden: 16, layers: 2, pdg_dim: 8}", "--batch-size", "64",
+        "--lr", "0.005", "--quiet"]
+
+
+def run(argv, capsys):
+    """Exit status, stderr and stdout of ``smartbkg-train argv``."""
+    with pytest.raises(SystemExit) as info:
+        train_main(argv)
+    captured = capsys.readouterr()
+    return info.value.code, captured.err, captured.out
+
+
+def test_train_then_resume_with_more_epochs(sample_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    code, *_ = run(["--data", str(sample_dir), "--skims", "tau_generic", "--epochs", "1", "--out", str(out), *TINY],
+                   capsys)
+    assert code == 0
+    assert json.loads((out / "summary.json").read_text())["epochs_run"] == 1
+    code, *_ = run(["--resume", str(out), "--epochs", "2", "--quiet"], capsys)
+    assert code == 0
+    assert [r["epoch"] for r in json.loads((out / "metrics.json").read_text())] == [1, 2]
+    assert yaml.safe_load((out / "config.yaml").read_text())["train"]["epochs"] == 2
+
+
+def test_config_file_and_precedence(tmp_path, capsys):
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"train": {"epochs": 5, "lr": 0.01}, "model": {"name": "gatgap"},
+                                      "data": {"skims": ["radiative"]}}))
+    code, _, out = run(["--config", str(config), "--epochs", "2", "--set", "train.lr=0.02", "--out", "x",
+                        "--print-config"], capsys)
+    assert code == 0
+    printed = yaml.safe_load(out)
+    assert printed["train"]["epochs"] == 2 and printed["train"]["lr"] == 0.02
+    assert printed["model"]["name"] == "gatgap" and printed["data"]["skims"] == ["radiative"]
+
+
+def test_main_job_generates_the_embedded_sample(tmp_path, capsys):
+    out = tmp_path / "demo"
+    argv = ["--events", "800", "--epochs", "1", "--out", str(out), "--model", "deepsets",
+            "--set", "model.options={hidden: 8, layers: 2, pdg_dim: 4}"]
+    code, _, printed = run(argv, capsys)
+    assert code == 0
+    assert "final (test set" in printed and "tau_generic: AUC" in printed and "speedup" in printed
+    sample = out / "data" / "embedded-800ev-seed1"
+    assert (sample / "metadata.json").is_file()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["skims"] == ["tau_generic"] and sum(summary["events"].values()) <= 800
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--data", "{missing}"], "no such file"),
+    (["--data", "{corrupt}"], "cannot read parquet file"),
+    (["--data", "{sample}", "--skims", "tau_generic,nonsense"], "unknown skim(s) ['nonsense']"),
+    (["--data", "{sample}", "--model", "resnet"], "unknown model 'resnet'"),
+    (["--data", "{sample}", "--loss", "hinge"], "unknown loss 'hinge'"),
+    (["--data", "{sample}", "--epochs", "-3"], "train.epochs = -3 must be >= 0"),
+    (["--epochs", "three"], "argument --epochs: invalid int value"),
+    (["--set", "train.warp=9"], "unknown option(s) ['train.warp']"),
+    (["--config", "{missing}"], "cannot read config file"),
+    (["--resume", "{missing}"], "checkpoint not found"),
+    (["--data", "{sample}", "--set", "data.val_fraction=0", "--set", "data.test_fraction=0"], "data.val_fraction"),
+])
+def test_bad_input_is_one_line_and_exit_2(sample_dir, tmp_path, capsys, argv, message):
+    corrupt = tmp_path / "bad.parquet"
+    corrupt.write_bytes(b"PAR1 this is not parquet")
+    paths = {"missing": str(tmp_path / "missing"), "corrupt": str(corrupt), "sample": str(sample_dir)}
+    argv = [a.format(**paths) for a in argv] + ["--quiet"]
+    if "--resume" not in argv:
+        argv += ["--out", str(tmp_path / "out")]
+    code, err, _ = run(argv, capsys)
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("error: ") and message in err, err
+
+
+def test_refuses_to_overwrite_or_change_a_run(sample_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run(["--data", str(sample_dir), "--skims", "tau_generic", "--epochs", "1", "--out", str(out), *TINY],
+               capsys)[0] == 0
+    code, err, _ = run(["--data", str(sample_dir), "--epochs", "1", "--out", str(out), "--quiet"], capsys)
+    assert code == 2 and "already holds a run" in err
+    code, err, _ = run(["--resume", str(out), "--lr", "0.1"], capsys)
+    assert code == 2 and "only" in err and "train.lr" in err

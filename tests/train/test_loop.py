@@ -1,0 +1,237 @@
+"""The training loop end to end on a small generated sample: learning, run folder, resume,
+fine-tuning, losses, non-finite steps."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from smartbkg.losses import LOSS_NAMES
+from smartbkg.metrics import auc, distance_correlation
+from smartbkg.train.config import RunConfig
+from smartbkg.train.loop import Trainer
+
+
+@pytest.mark.parametrize("model", ["gatgap", "deepsets", "transformer", "lorentz"])
+def test_each_model_learns_the_skim(tiny_config, tmp_path, model):
+    summary = Trainer(tiny_config(tmp_path / "run", model=model, train={"epochs": 4})).fit()
+    assert summary["evaluated_on"] == "test" and summary["events"]["test"] == 300
+    assert summary["auc"] > 0.7, summary
+    # The summary's AUC is the one of the best checkpoint on the test split, recomputed here.
+    trainer = Trainer.resume(tmp_path / "run")
+    best = torch.load(tmp_path / "run" / "checkpoints" / "best.pt", weights_only=True)
+    trainer.model.load_state_dict(best["model"])
+    pred = trainer.predict(trainer.test_loader)
+    assert auc(pred.y[:, 0].numpy(), pred.logits[:, 0].numpy()) == pytest.approx(summary["auc"], abs=1e-9)
+
+
+def test_run_folder(tiny_config, tmp_path):
+    out = tmp_path / "run"
+    config = tiny_config(out, data={"skims": ["tau_generic", "leptonic_untagged"]},
+                         train={"monitor": "auc", "schedule": "cosine", "warmup_epochs": 0.5})
+    summary = Trainer(config).fit()
+    assert RunConfig.from_file(out / "config.yaml") == config
+    history = json.loads((out / "metrics.json").read_text())
+    assert [r["epoch"] for r in history] == [1, 2, 3]
+    csv_lines = (out / "metrics.csv").read_text().splitlines()
+    assert len(csv_lines) == 4 and "val/speedup/leptonic_untagged" in csv_lines[0].split(",")
+    for record in history:  # speedup is always logged, per skim and against the perfect classifier
+        for skim in ("tau_generic", "leptonic_untagged"):
+            assert 0 < record[f"val/speedup/{skim}"] <= record[f"val/speedup_perfect/{skim}"]
+            assert record[f"val/speedup_perfect/{skim}"] < record[f"val/speedup_limit/{skim}"]
+    best_epoch = max(history, key=lambda r: r["val/auc"])["epoch"]
+    assert summary["best_epoch"] == best_epoch
+    for name in ("best.pt", "last.pt"):
+        state = torch.load(out / "checkpoints" / name, weights_only=True)
+        assert state["model_info"]["skims"] == ["tau_generic", "leptonic_untagged"]
+    best = torch.load(out / "checkpoints" / "best.pt", weights_only=True)
+    assert best["epoch"] == best_epoch
+    calibration = json.loads((out / "calibration.json").read_text())
+    assert best["calibration"] == calibration and set(calibration) == {"tau_generic", "leptonic_untagged"}
+    assert calibration["tau_generic"]["form"] == "exp"
+    written = json.loads((out / "summary.json").read_text())
+    assert written == json.loads(json.dumps(summary))
+    for key in ("auc/tau_generic", "speedup/tau_generic", "speedup_perfect/tau_generic", "n_eff/tau_generic",
+                "a_eff/leptonic_untagged"):
+        assert math.isfinite(written[key])
+    events = list((out / "tensorboard").rglob("events.out.tfevents.*"))
+    assert len(events) == 2  # scalars and PR curves, hparams
+
+
+def _without_timing(history):
+    return [{k: v for k, v in record.items() if k != "train/events_per_s"} for record in history]
+
+
+def _final_state(trainer):
+    return {k: v.clone() for k, v in trainer.model.state_dict().items()}
+
+
+def test_resume_after_a_kill_equals_an_uninterrupted_run(tiny_config, tmp_path, monkeypatch):
+    settings = {"train": {"epochs": 3, "schedule": "cosine", "warmup_epochs": 1}}
+    straight = Trainer(tiny_config(tmp_path / "straight", model="gatgap",
+                                   options={"units": 8, "layers": 2, "heads": 2}, **settings))
+    summary = straight.fit()
+
+    killed = Trainer(tiny_config(tmp_path / "killed", model="gatgap",
+                                 options={"units": 8, "layers": 2, "heads": 2}, **settings))
+    calls = {"n": 0}
+    loss = killed.loss
+
+    def dies_in_epoch_three(*args, **kwargs):
+        if killed.epoch == 2 and killed.model.training:  # the third training step of epoch 3
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise KeyboardInterrupt
+        return loss(*args, **kwargs)
+
+    monkeypatch.setattr(killed, "loss", dies_in_epoch_three)
+    with pytest.raises(KeyboardInterrupt):
+        killed.fit()
+    assert torch.load(tmp_path / "killed" / "checkpoints" / "last.pt", weights_only=True)["epoch"] == 2
+
+    resumed = Trainer.resume(tmp_path / "killed")
+    assert resumed.epoch == 2
+    resumed_summary = resumed.fit()
+    for name, value in _final_state(straight).items():
+        assert torch.equal(value, resumed.model.state_dict()[name]), name
+    assert _without_timing(resumed.history) == _without_timing(straight.history)
+    written = json.loads((tmp_path / "killed" / "metrics.json").read_text())
+    assert _without_timing(written) == _without_timing(straight.history)
+    strip = {"events", "world_size"}
+    assert {k: v for k, v in resumed_summary.items() if k not in strip} == \
+        {k: v for k, v in summary.items() if k not in strip}
+
+
+def test_stop_after_then_resume_continues_early_stopping_state(tiny_config, tmp_path):
+    config = tiny_config(tmp_path / "a", train={"epochs": 4, "patience": 1, "monitor": "auc"})
+    straight = Trainer(config)
+    straight.fit()
+    config.out = str(tmp_path / "b")
+    first = Trainer(config)
+    assert first.fit(stop_after=2) is None
+    resumed = Trainer.resume(tmp_path / "b")
+    resumed.fit()
+    assert _without_timing(resumed.history) == _without_timing(straight.history)
+    assert resumed.early.state_dict() == straight.early.state_dict()
+    assert resumed.stopped == straight.stopped
+
+
+@pytest.mark.parametrize("loss", LOSS_NAMES)
+def test_each_loss_falls_on_a_fixed_batch(tiny_config, tmp_path, loss):
+    """One batch of 64 events, the same every epoch: the training loss must fall."""
+    trainer = Trainer(tiny_config(tmp_path / "run", loss={"name": loss},
+                                  train={"epochs": 0, "lr": 1e-2}))
+    fixed = trainer.splits.train[:64]
+    trainer.train_loader = type(trainer.train_loader)(fixed, 64, shuffle=False, seed=0, ctx=trainer.ctx)
+    losses = [trainer.train_epoch(epoch)["train/loss"] for epoch in range(1, 16)]
+    assert losses[-1] < losses[0] - 0.05 * abs(losses[0]), losses
+
+
+def _output_vs_particle_count(trainer):
+    """dCor between sigmoid(output) and the number of particles over failing validation events."""
+    trainer.model.eval()
+    outputs, counts, labels = [], [], []
+    with torch.no_grad():
+        for batch in trainer.val_loader:
+            outputs.append(torch.sigmoid(trainer.model(batch)[:, 0]))
+            counts.append(torch.diff(batch.ptr).float())
+            labels.append(batch.y[:, 0])
+    outputs, counts, labels = (torch.cat(v).numpy() for v in (outputs, counts, labels))
+    fail = labels == 0
+    return distance_correlation(outputs[fail], counts[fail])
+
+
+def test_disco_term_decorrelates_the_output(tiny_config, tmp_path):
+    plain = Trainer(tiny_config(tmp_path / "plain", train={"epochs": 3}))
+    plain.fit()
+    disco = Trainer(tiny_config(tmp_path / "disco", train={"epochs": 3},
+                                loss={"options": {"disco_lambda": 20.0}, "disco_variable": "n_particles"}))
+    disco.fit()
+    assert _output_vs_particle_count(disco) < 0.5 * _output_vs_particle_count(plain)
+
+
+def test_non_finite_steps_are_skipped_and_counted(tiny_config, tmp_path, monkeypatch):
+    trainer = Trainer(tiny_config(tmp_path / "run", train={"epochs": 1}))
+    loss, calls, seen = trainer.loss, {"n": 0}, {}
+
+    def nan_at_step_three(logits, y, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            seen["before"] = _final_state(trainer)
+            return loss(logits, y, **kwargs) * float("nan")
+        if calls["n"] == 4:
+            seen["after"] = _final_state(trainer)
+        return loss(logits, y, **kwargs)
+
+    monkeypatch.setattr(trainer, "loss", nan_at_step_three)
+    summary = trainer.fit()
+    assert summary["skipped_steps"] == 1 and trainer.history[0]["train/skipped_steps"] == 1
+    for name, value in seen["before"].items():
+        assert torch.equal(value, seen["after"][name]), name  # the skipped step changed nothing
+    assert math.isfinite(trainer.history[0]["train/loss"])
+    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+
+
+def test_fine_tuning_resets_the_head_with_separate_learning_rates(tiny_config, tmp_path):
+    pre = tiny_config(tmp_path / "pre", model="gatgap", train={"epochs": 1})
+    Trainer(pre).fit()
+    source = torch.load(tmp_path / "pre" / "checkpoints" / "best.pt", weights_only=True)["model"]
+
+    tune = tiny_config(tmp_path / "tune", model="deepsets",  # the checkpoint's model wins
+                       data={"skims": ["tau_generic", "leptonic_untagged"]},
+                       train={"epochs": 1, "init_from": str(tmp_path / "pre" / "checkpoints" / "best.pt"),
+                              "lr_backbone": 1e-4, "lr_head": 5e-3, "weight_decay": 0.01})
+    trainer = Trainer(tune)
+    assert trainer.model_info["name"] == "gatgap" and trainer.config.model.name == "gatgap"
+    assert trainer.model.head.out_features == 2
+    assert {g["name"]: g["lr"] for g in trainer.optimizer.param_groups} == {"backbone": 1e-4, "head": 5e-3}
+    for name, value in trainer.model.state_dict().items():  # backbone copied from the checkpoint
+        if not name.startswith("head."):
+            assert torch.equal(value, source[name]), name
+    trainer.fit()
+    assert yaml.safe_load((tmp_path / "tune" / "config.yaml").read_text())["model"]["name"] == "gatgap"
+
+
+def test_frozen_backbone_only_trains_the_head(tiny_config, tmp_path):
+    Trainer(tiny_config(tmp_path / "pre", model="gatgap", train={"epochs": 1})).fit()
+    ckpt = tmp_path / "pre" / "checkpoints" / "best.pt"
+    trainer = Trainer(tiny_config(tmp_path / "tune", model="gatgap",
+                                  data={"skims": ["leptonic_untagged", "tau_generic"]},
+                                  train={"epochs": 2, "init_from": str(ckpt), "freeze_backbone": True}))
+    before = _final_state(trainer)
+    trainer.fit()
+    after = torch.load(tmp_path / "tune" / "checkpoints" / "last.pt", weights_only=True)["model"]
+    changed = {name for name in before if not torch.equal(before[name], after[name])}
+    assert changed == {"head.weight", "head.bias"}
+
+
+def test_event_type_conditioning_uses_the_data_types(tiny_config, tmp_path):
+    trainer = Trainer(tiny_config(tmp_path / "run", data={"event_types": ["uubar", "taupair"]},
+                                  train={"epochs": 0}))
+    codes = np.unique(trainer.predict(trainer.val_loader).event_type.numpy())
+    names = {trainer.splits.event_types[c] for c in codes}
+    assert names == {"uubar", "taupair"}
+    assert trainer.model_info["num_event_types"] == len(trainer.splits.event_types)
+
+
+def test_streaming_training_data(tiny_config, sample_dir, tmp_path):
+    config = tiny_config(tmp_path / "run", data={"in_memory": False, "val_path": [str(sample_dir)]},
+                         train={"epochs": 2})
+    trainer = Trainer(config)
+    assert trainer.splits.test is None and len(trainer.train_loader) == 24  # 1500 events, batches of 64
+    summary = trainer.fit()
+    assert summary["evaluated_on"] == "val" and summary["events"] == {"train": 1500, "val": 1500, "test": 0}
+    assert summary["auc"] > 0.6
+
+
+def test_bf16_autocast(tiny_config, tmp_path):
+    trainer = Trainer(tiny_config(tmp_path / "run", train={"epochs": 1, "amp": "bf16"}))
+    assert trainer.amp
+    with trainer._autocast():
+        logits = trainer.model(next(iter(trainer.val_loader)))
+    assert logits.dtype == torch.bfloat16  # the model ran in bf16, losses and metrics stay float32
+    summary = trainer.fit()
+    assert math.isfinite(summary["test_loss"]) and summary["auc"] > 0.6

@@ -275,10 +275,11 @@ class StreamingEventGraphDataset(torch.utils.data.IterableDataset):
         lo, hi = self.num_events * rank // world, self.num_events * (rank + 1) // world
         lo, hi = lo + (hi - lo) * wid // workers, lo + (hi - lo) * (wid + 1) // workers
         cuts = np.append(np.arange(lo, hi, self.buffer_events), hi)
-        for store, events, reports in self.stream(cuts, self.epoch):
+        for store, runs, reports in self.stream(cuts, self.epoch):
             self._account(reports)
-            for i in events.tolist():
-                yield store.data(i)
+            for events in runs:
+                for i in events.tolist():
+                    yield store.data(i)
 
     def iter_batches(self, cuts, epoch, shuffle=None, seed=None):
         """``(Batch, reports)`` for consecutive runs of the epoch's event sequence.
@@ -295,11 +296,13 @@ class StreamingEventGraphDataset(torch.utils.data.IterableDataset):
             dropped); ``reports`` is the buffer's (ReadReport, PreprocessStats) with its first
             batch and None with the others.
         """
-        for store, events, reports in self.stream(cuts, epoch, shuffle, seed):
-            yield store.batch(events), reports
+        for store, runs, reports in self.stream(cuts, epoch, shuffle, seed):
+            for k, batch in enumerate(store.batches(runs)):
+                yield batch, (reports if k == 0 else None)
 
     def stream(self, cuts, epoch, shuffle=None, seed=None):
-        """``(GraphStore, events, reports)`` per run of ``cuts``, buffer by buffer (see :meth:`iter_batches`).
+        """``(GraphStore, runs, reports)`` per buffer: the store of the buffer's surviving events,
+        the store indices of each run of ``cuts`` in it, and its (ReadReport, PreprocessStats).
 
         Buffers are unions of consecutive runs holding about ``buffer_events`` events; the
         events of a buffer are shuffled (seeded by seed, epoch and the buffer's start) before
@@ -317,8 +320,8 @@ class StreamingEventGraphDataset(torch.utils.data.IterableDataset):
             last = first + 1  # runs [first, last) form the buffer
             while last < len(cuts) - 1 and cuts[last] - cuts[first] < self.buffer_events:
                 last += 1
-            yield from self._buffer(reader, order, starts, cuts[first:last + 1],
-                                    [seed, epoch, int(cuts[first])] if shuffle else None)
+            yield self._buffer(reader, order, starts, cuts[first:last + 1],
+                               [seed, epoch, int(cuts[first])] if shuffle else None)
             first = last
 
     def epoch_units(self, epoch, shuffle=True, seed=0):
@@ -351,9 +354,8 @@ class StreamingEventGraphDataset(torch.utils.data.IterableDataset):
         if shuffle_seed is not None:
             raw = np.random.default_rng(shuffle_seed).permutation(hi - lo)
         survivor = np.cumsum(alive) - 1
-        for k in range(len(cuts) - 1):
-            run = raw[cuts[k] - lo:cuts[k + 1] - lo]
-            yield store, survivor[run[alive[run]]], ((report, stats) if k == 0 else None)
+        runs = [raw[a - lo:b - lo] for a, b in zip(cuts[:-1], cuts[1:])]
+        return store, [survivor[run[alive[run]]] for run in runs], (report, stats)
 
     def _account(self, reports):
         """Add a buffer's (ReadReport, PreprocessStats), if any, to this dataset's."""

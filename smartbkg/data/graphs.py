@@ -17,14 +17,19 @@ index operations, tensor for tensor equal to ``Batch.from_data_list`` of the per
 (including ``_slice_dict`` and ``_inc_dict``, so ``to_data_list`` works).
 """
 
+import itertools
+
 import numpy as np
 import torch
 from torch_geometric.data import Batch, Data
 
 from ..errors import DataError
+from .preprocess import index_dtype
 from .table import NODE_FEATURES
 from .vocab import pdg_to_token
 
+#: Batches gathered together by :meth:`GraphStore.batches`.
+GROUPS_PER_GATHER = 4
 #: Per-graph attributes besides the node and edge tensors, in the order they are set.
 GRAPH_ATTRS = ("y", "event_type", "weight", "event_id")
 
@@ -174,9 +179,13 @@ class GraphStore:
             node_features(t, out=x[rows])
             pdg[rows] = pdg_to_token(t.particles["pdg"])
             mother = t.particles["mother"]
-            local = np.arange(t.n_particles) - np.repeat(t.offsets[:-1], t.counts)
-            distance[rows] = np.where(mother >= 0, local - mother, 0)
-            roots.append(np.bincount(t.event_index()[mother < 0], minlength=len(t)))
+            local = np.arange(t.n_particles, dtype=index_dtype(t.n_particles))
+            local -= np.repeat(t.offsets[:-1].astype(local.dtype), t.counts)
+            has_mother = mother >= 0
+            distance[rows] = np.where(has_mother, local - mother, 0)
+            with_mother = np.zeros(t.n_particles + 1, dtype=np.int64)
+            np.cumsum(has_mother, out=with_mother[1:])
+            roots.append(t.counts - np.diff(with_mother[t.offsets]))
             at += t.n_particles
         self.offsets, self.counts = torch.from_numpy(offsets), torch.from_numpy(counts)
         self.x, self.pdg, self.distance = torch.from_numpy(x), torch.from_numpy(pdg), torch.from_numpy(distance)
@@ -200,12 +209,33 @@ class GraphStore:
         """The given events as one ``Batch``, built straight from the flat tensors.
 
         Args:
-            events: (B,) event indices (list, numpy or torch integers), B >= 1.
+            events: (B,) event indices (list, numpy or torch integers).
 
         Returns:
             ``torch_geometric.data.Batch`` equal to ``Batch.from_data_list([self.data(i) ...])``.
         """
-        events = torch.as_tensor(events, dtype=torch.int64)
+        return next(self.batches([events]))
+
+    def batches(self, event_groups, per_gather=GROUPS_PER_GATHER):
+        """One ``Batch`` per group of event indices, ``per_gather`` groups gathered at a time.
+
+        Gathering several batches' nodes with one set of index operations and cutting the
+        result into batches (views for node and graph tensors) divides the fixed cost of the
+        tensor operations among them; each batch is still equal to ``self.batch(group)``.
+
+        Args:
+            event_groups: iterable of (B_k,) event index arrays.
+            per_gather: groups gathered together.
+
+        Yields:
+            ``torch_geometric.data.Batch`` per group, in order.
+        """
+        groups = iter(event_groups)
+        while chunk := list(itertools.islice(groups, per_gather)):
+            yield from self._gather(chunk)
+
+    def _gather(self, groups):
+        events = torch.cat([torch.as_tensor(g, dtype=torch.int64).reshape(-1) for g in groups])
         n_graphs = len(events)
         counts = self.counts.index_select(0, events)
         ptr = torch.zeros(n_graphs + 1, dtype=torch.int64)
@@ -216,18 +246,39 @@ class GraphStore:
         rows = torch.arange(n_nodes).add_(shift.index_select(0, batch))
         edge_ptr = torch.zeros(n_graphs + 1, dtype=torch.int64)
         torch.cumsum(self.n_edges.index_select(0, events), 0, out=edge_ptr[1:])
+        x, pdg = self.x.index_select(0, rows), self.pdg.index_select(0, rows)
+        edge_index = tree_edges(self.distance.index_select(0, rows), self.self_loops)
         graph = {name: getattr(self, name).index_select(0, events) for name in GRAPH_ATTRS}
+        node_at, edge_at, g0 = ptr.tolist(), edge_ptr.tolist(), 0
+        for group in groups:
+            g1 = g0 + len(group)
+            n0, n1, e0, e1 = node_at[g0], node_at[g1], edge_at[g0], edge_at[g1]
+            yield _assemble({
+                "x": x[n0:n1],
+                "pdg": pdg[n0:n1],
+                "edge_index": edge_index[:, e0:e1] - n0,
+                **{name: value[g0:g1] for name, value in graph.items()},
+                "batch": batch[n0:n1] - g0,
+                "ptr": ptr[g0:g1 + 1] - n0,
+            }, edge_ptr[g0:g1 + 1] - e0)
+            g0 = g1
 
-        # type.__call__ skips Batch's metaclass (which inspects signatures on every call).
-        out = type.__call__(_DATA_BATCH, x=self.x.index_select(0, rows), pdg=self.pdg.index_select(0, rows),
-                            edge_index=tree_edges(self.distance.index_select(0, rows), self.self_loops),
-                            **graph, batch=batch, ptr=ptr)
-        graph_ptr = torch.arange(n_graphs + 1)
-        zeros = torch.zeros(n_graphs, dtype=torch.int64)
-        out._num_graphs = n_graphs
-        out._slice_dict = {"x": ptr, "pdg": ptr, "edge_index": edge_ptr, **dict.fromkeys(GRAPH_ATTRS, graph_ptr)}
-        out._inc_dict = {"x": zeros, "pdg": zeros, "edge_index": ptr[:-1], **dict.fromkeys(GRAPH_ATTRS, zeros)}
-        return out
+
+def _assemble(attributes, edge_ptr):
+    """A ``Batch`` with the attributes (in contract order) and PyG's slice and increment dicts."""
+    # Filling the storage of an empty Batch directly skips PyG's per-attribute __setattr__ (and
+    # Batch's metaclass, which inspects signatures on every call); the equality with
+    # Batch.from_data_list is tested.
+    out = type.__call__(_DATA_BATCH)
+    out._store._mapping.update(attributes)
+    ptr = attributes["ptr"]
+    n_graphs = len(ptr) - 1
+    graph_ptr = torch.arange(n_graphs + 1)
+    zeros = torch.zeros(n_graphs, dtype=torch.int64)
+    out._num_graphs = n_graphs
+    out._slice_dict = {"x": ptr, "pdg": ptr, "edge_index": edge_ptr, **dict.fromkeys(GRAPH_ATTRS, graph_ptr)}
+    out._inc_dict = {"x": zeros, "pdg": zeros, "edge_index": ptr[:-1], **dict.fromkeys(GRAPH_ATTRS, zeros)}
+    return out
 
 
 #: The class of ``Batch.from_data_list`` results for ``Data`` items (PyG creates it on first use).

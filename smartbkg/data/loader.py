@@ -126,9 +126,7 @@ class GraphLoader:
     def _in_memory(self):
         order = torch.from_numpy(self.epoch_order())
         cuts = self._cuts(self.epoch).tolist()
-        store = self.dataset.store
-        for lo, hi in zip(cuts[:-1], cuts[1:]):
-            yield store.batch(order[lo:hi])
+        yield from self.dataset.store.batches(order[lo:hi] for lo, hi in zip(cuts[:-1], cuts[1:]))
 
     def _stream(self):
         self.report = ReadReport(files=len(self.dataset.paths))

@@ -38,6 +38,9 @@ PARTICLE_STRUCT = pa.struct(
 )
 PARTICLES_TYPE = pa.list_(pa.field("element", PARTICLE_STRUCT, nullable=False))
 EVENT_COLUMNS = ("event_type", "weight", "event_id")
+#: Columns written with dictionary encoding: the few distinct integers of pdg and the indices
+#: compress well; float columns would fall back to plain encoding page by page (larger, slower).
+DICTIONARY_COLUMNS = [f"particles.list.element.{name}" for name in ("pdg", "index", "mother_index")] + ["event_type"]
 
 
 def table_to_arrow(table):
@@ -68,18 +71,20 @@ def table_to_arrow(table):
     return pa.Table.from_arrays(list(columns.values()), schema=schema)
 
 
-def write_parquet(table, path, *, row_group_size=65536, compression="lz4"):
+def write_parquet(table, path, *, row_group_size=8192, compression="lz4"):
     """Write an event table as one parquet shard (atomically: temp file, then rename).
 
     Args:
         table: the events.
         path: output file.
-        row_group_size: events per row group (the unit of streaming and of sharding).
+        row_group_size: events per row group, the unit of streaming, sharding and shuffling
+            (a streaming buffer mixes several row groups drawn at random from all shards).
         compression: parquet codec (lz4 reads fastest; zstd gives ~10 % smaller files).
     """
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(table_to_arrow(table), tmp, row_group_size=row_group_size, compression=compression)
+    pq.write_table(table_to_arrow(table), tmp, row_group_size=row_group_size, compression=compression,
+                   use_dictionary=DICTIONARY_COLUMNS)
     tmp.replace(path)
 
 

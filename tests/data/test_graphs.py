@@ -91,6 +91,19 @@ def test_fast_batch_equals_from_data_list(random_table, self_loops):
                 assert torch.equal(a[key], b[key])
 
 
+@pytest.mark.parametrize("per_gather", [1, 3, 8])
+def test_batches_gathered_together_equal_single_batches(random_table, per_gather):
+    store = GraphStore(random_table(50, seed=6), self_loops=per_gather == 3)
+    rng = np.random.default_rng(2)
+    groups = [rng.permutation(50)[:k] for k in (5, 1, 9, 0, 12, 7, 3)]
+    for group, fast in zip(groups, store.batches(iter(groups), per_gather=per_gather), strict=True):
+        assert fast.num_graphs == len(group)
+        if len(group):
+            assert_batches_equal(fast, Batch.from_data_list([store.data(int(i)) for i in group]))
+        else:
+            assert fast.x.shape == (0, 8) and fast.edge_index.shape == (2, 0) and fast.ptr.tolist() == [0]
+
+
 def test_batch_contract_shapes(small_table):
     batch = GraphStore(small_table).batch([2, 0])
     assert batch.num_graphs == 2

@@ -18,8 +18,10 @@ about 2 M parameters), ``deepsets``; and two references written plainly here:
 
 On CPU (default) torch uses ``--threads`` threads (1: figures are per core). On a GPU
 (``--device cuda``) every model runs under bf16 autocast and, with ``--compile``, through
-``torch.compile``; the device name goes into the JSON. Timings are the median of ``--repeat``
-timed passes over the batches after one warm-up pass; each pass is cut after ``--max-seconds``.
+``torch.compile``; the device name goes into the JSON. Timings are the median (and the best) of
+``--repeat`` timed passes over the batches after one warm-up pass, the passes of the models
+interleaved so that load changes on a shared machine hit all alike; each pass is cut after
+``--max-seconds``.
 
 Usage::
 
@@ -184,52 +186,69 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
-def timed_passes(step, batches, args):
-    """Median events/s of ``args.repeat`` passes of ``step`` over ``batches`` (after a warm-up)."""
-    rates = []
-    for attempt in range(args.repeat + 1):
-        events, start = 0, time.perf_counter()
-        for batch in batches:
-            step(batch)
-            events += batch.num_graphs
-            if time.perf_counter() - start > args.max_seconds:
-                break
-        _sync(args.device)
-        if attempt:  # the first pass warms up (allocations, autotuning, compilation)
-            rates.append(events / (time.perf_counter() - start))
-    return statistics.median(rates)
+def timed_pass(step, batches, args):
+    """Events/s of one pass of ``step`` over ``batches`` (cut after ``args.max_seconds``)."""
+    events, start = 0, time.perf_counter()
+    for batch in batches:
+        step(batch)
+        events += batch.num_graphs
+        if time.perf_counter() - start > args.max_seconds:
+            break
+    _sync(args.device)
+    return events / (time.perf_counter() - start)
 
 
-def benchmark(name, factory, infer_batches, train_batches, args):
-    torch.manual_seed(args.seed)
-    model = factory().to(args.device)
-    result = {"model": name, "parameters": count_parameters(model)}
+def make_steps(model, args):
+    """(inference step, training step) of a model: one batch each, no return value."""
     runner = torch.compile(model, dynamic=True) if args.compile else model
-    autocast = torch.autocast(args.device.split(":")[0], dtype=torch.bfloat16,
-                              enabled=args.bf16)
-    model.eval()
+    autocast = torch.autocast(args.device.split(":")[0], dtype=torch.bfloat16, enabled=args.bf16)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
 
     def infer(batch):
+        model.eval()
         with torch.inference_mode(), autocast:
             runner(batch)
 
-    if "infer" in args.modes:
-        rate = timed_passes(infer, infer_batches, args)
-        result.update(infer_events_per_s=rate, infer_ms_per_event=1e3 / rate)
-    if "train" in args.modes:
+    def train(batch):
         model.train()
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+        optimizer.zero_grad(set_to_none=True)
+        with autocast:
+            loss = F.binary_cross_entropy_with_logits(runner(batch).float(), batch.y)
+        loss.backward()
+        optimizer.step()
 
-        def train(batch):
-            optimizer.zero_grad(set_to_none=True)
-            with autocast:
-                loss = F.binary_cross_entropy_with_logits(runner(batch).float(), batch.y)
-            loss.backward()
-            optimizer.step()
+    return {"infer": infer, "train": train}
 
-        rate = timed_passes(train, train_batches, args)
-        result.update(train_events_per_s=rate, train_ms_per_event=1e3 / rate)
-    return result
+
+def benchmark(factories, infer_batches, train_batches, args):
+    """Per model: parameters, median and best events/s of each mode.
+
+    The timed passes of the models are interleaved (repeat 1 of every model, then repeat 2 ...)
+    so that a change of load on a shared machine hits all models alike; one warm-up pass per
+    model and mode comes first.
+    """
+    models, steps, rates = {}, {}, {}
+    for name, factory in factories.items():
+        torch.manual_seed(args.seed)
+        models[name] = factory().to(args.device)
+        steps[name] = make_steps(models[name], args)
+    for mode in args.modes:
+        batches = infer_batches if mode == "infer" else train_batches
+        for name in models:
+            timed_pass(steps[name][mode], batches, args)
+        for _ in range(args.repeat):
+            for name in models:
+                rates.setdefault((name, mode), []).append(
+                    timed_pass(steps[name][mode], batches, args))
+    results = []
+    for name, model in models.items():
+        result = {"model": name, "parameters": count_parameters(model)}
+        for mode in args.modes:
+            median = statistics.median(rates[name, mode])
+            result.update({f"{mode}_events_per_s": median, f"{mode}_ms_per_event": 1e3 / median,
+                           f"{mode}_best_events_per_s": max(rates[name, mode])})
+        results.append(result)
+    return results
 
 
 def machine(args):
@@ -275,21 +294,21 @@ def main(argv=None):
         args.bf16 = args.device.startswith("cuda")
     if args.device == "cpu":
         torch.set_num_threads(args.threads)
-    out = args.out or Path(__file__).with_name("results") / f"models_{args.device.split(':')[0]}.json"
+    device_kind = args.device.split(":")[0]
+    out = args.out or Path(__file__).with_name("results") / f"models_{device_kind}.json"
 
     infer_batches, train_batches = load_batches(args)
     nodes = sum(b.num_nodes for b in infer_batches)
     events = sum(b.num_graphs for b in infer_batches)
     print(f"{events} events, {nodes / events:.1f} particles/event, device {args.device}, "
           f"threads {torch.get_num_threads()}, bf16 {args.bf16}, compile {args.compile}")
-    results = []
-    for name, factory in make_models(args.models.split(","), args.skims,
-                                     default_vocab_size()).items():
-        result = benchmark(name, factory, infer_batches, train_batches, args)
-        results.append(result)
-        print(f"{name:>18}  {result['parameters']:>9,d} params  " + "  ".join(
+    factories = make_models(args.models.split(","), args.skims, default_vocab_size())
+    results = benchmark(factories, infer_batches, train_batches, args)
+    for result in results:
+        print(f"{result['model']:>18}  {result['parameters']:>9,d} params  " + "  ".join(
             f"{mode} {result[mode + '_events_per_s']:>9,.0f} ev/s "
-            f"({result[mode + '_ms_per_event']:.3f} ms/ev)" for mode in args.modes))
+            f"({result[mode + '_ms_per_event']:.3f} ms/ev, best "
+            f"{1e3 / result[mode + '_best_events_per_s']:.3f})" for mode in args.modes))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({
         "command": "python benchmarks/models.py " + " ".join(argv or sys.argv[1:]),

@@ -9,12 +9,14 @@ Features (select by name, see :data:`PAIR_FEATURES`), for particles a and b:
 
 ==============  ==================================================================================
 ``adjacency``   1 if a and b are mother and daughter in the decay tree (from ``edge_index``), else 0
-``ln_m2``       :math:`\ln m^2_{ab}`, :math:`m^2_{ab} = (E_a + E_b)^2 - |\vec p_a + \vec p_b|^2` [GeV^2]
+``ln_m2``       :math:`\ln m^2_{ab}`,
+                :math:`m^2_{ab} = (E_a + E_b)^2 - |\vec p_a + \vec p_b|^2` [GeV^2]
 ``angle``       opening angle :math:`\theta_{ab}` between the three-momenta, in [0, pi] [rad]
 ``ln_delta``    :math:`\ln \Delta_{ab}` with :math:`\Delta_{ab} = \theta_{ab}` (see below)
 ``ln_kt``       :math:`\ln k_T`, :math:`k_T = 2 \min(E_a, E_b) \sin(\theta_{ab}/2)` [GeV]
 ``ln_z``        :math:`\ln z`, :math:`z = \min(E_a, E_b) / (E_a + E_b)`
-``inner``       Minkowski product :math:`\langle p_a, p_b \rangle = E_a E_b - \vec p_a \cdot \vec p_b`
+``inner``       Minkowski product
+                :math:`\langle p_a, p_b \rangle = E_a E_b - \vec p_a \cdot \vec p_b`
                 [GeV^2] (Lorentz invariant)
 ``diff_m2``     :math:`(p_a - p_b)^2 = m_a^2 + m_b^2 - 2 \langle p_a, p_b \rangle` [GeV^2]
                 (Lorentz invariant)

@@ -10,7 +10,8 @@ so every model first applies the same fixed, parameter-free map
 
 with :data:`NODE_SCALES` :math:`s` = (1 ps, 100 um, 100 um, 100 um, 1 GeV, 1 GeV, 1 GeV, 1 GeV).
 ``asinh`` is linear below the scale and logarithmic above it, odd (keeps signs) and finite for
-any physical input (|x| < 1e30 in the feature's unit), so a B-meson flight of 200 um and a K_S flight of 5 cm both land in O(1..10).
+any physical input (|x| < 1e30 in the feature's unit), so a B-meson flight of 200 um and a K_S
+flight of 5 cm both land in O(1..10).
 Lorentz invariants (GeV^2) use the same map with scale :data:`INVARIANT_SCALE`.
 """
 
@@ -37,6 +38,17 @@ def default_vocab_size():
 _ONEDNN_LINEAR = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise", None)
 
 
+def linear(x, weight, bias=None):
+    """``F.linear``; for CPU float32 inference through oneDNN's matmul (see :class:`Linear`)."""
+    if (_ONEDNN_LINEAR is not None and x.device.type == "cpu" and x.dtype == torch.float32
+            and weight.dtype == torch.float32
+            and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
+            and not torch.jit.is_tracing() and not torch.onnx.is_in_onnx_export()
+            and not torch.compiler.is_compiling()):
+        return _ONEDNN_LINEAR(x, weight, bias, "none", [], "")
+    return F.linear(x, weight, bias)
+
+
 class Linear(nn.Linear):
     """:class:`torch.nn.Linear` that runs CPU float32 inference through oneDNN's matmul.
 
@@ -48,13 +60,7 @@ class Linear(nn.Linear):
     """
 
     def forward(self, x):
-        if (_ONEDNN_LINEAR is not None and x.device.type == "cpu" and x.dtype == torch.float32
-                and self.weight.dtype == torch.float32
-                and not (torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad))
-                and not torch.jit.is_tracing() and not torch.onnx.is_in_onnx_export()
-                and not torch.compiler.is_compiling()):
-            return _ONEDNN_LINEAR(x, self.weight, self.bias, "none", [], "")
-        return F.linear(x, self.weight, self.bias)
+        return linear(x, self.weight, self.bias)
 
 
 class NodeFeatureEncoding(nn.Module):
@@ -214,7 +220,8 @@ def count_parameters(module):
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
-__all__ = ["NODE_SCALES", "INVARIANT_SCALE", "Linear", "NodeFeatureEncoding", "encode_invariant",
+__all__ = ["NODE_SCALES", "INVARIANT_SCALE", "linear", "Linear", "NodeFeatureEncoding",
+           "encode_invariant",
            "minkowski_mass2", "MLP", "attention_mask", "Attention", "SelfAttentionBlock",
            "ClassAttentionBlock", "reset_all", "init_embedding", "count_parameters",
            "default_vocab_size"]

@@ -19,7 +19,8 @@ but the last,
 
 with the block's own attention weights :math:`\alpha^h_{ij}` (invariant) and coefficients
 :math:`c^h_i` from the particle's token before the block (invariant, zero at initialisation,
-bounded so that the momenta cannot run away during training); the pair bias of the next block is recomputed from the updated momenta.
+bounded so that the momenta cannot run away during training); the pair bias of the next block
+is recomputed from the updated momenta.
 The updated vectors transform like the inputs, so invariance is kept.
 """
 
@@ -41,7 +42,8 @@ class LorentzTransformer(ParticleTransformer):
 
     Args:
         num_skims, num_event_types, vocab_size, dim, heads, blocks, cls_blocks, mlp_ratio,
-        pair_hidden, pair_bias, dropout: as :class:`~smartbkg.models.transformer.ParticleTransformer`
+        pair_hidden, pair_bias, dropout: as
+            :class:`~smartbkg.models.transformer.ParticleTransformer`
             (``pair_bias`` is ``"shared"`` when ``vector_update`` is on: one MLP, applied again
             to every block's updated momenta).
         adjacency: add the decay-tree adjacency to the pair inputs.

@@ -8,8 +8,8 @@ physics.
 
 Each event starts from two B-meson-like roots back to back in the e+e- centre-of-mass frame
 (sqrt(s) = 10.58 GeV), boosted along z with beta*gamma = 0.287 as at Belle II; particles are then
-decayed into two or three bodies, isotropically in the mother's rest frame, until the event has its target size
-or nothing can decay.
+decayed into two or three bodies, isotropically in the mother's rest frame, until the event has
+its target size or nothing can decay.
 """
 
 import numpy as np
@@ -52,7 +52,7 @@ def _decay(mass, daughter_masses, rng):
 
 
 def boost(p4, beta):
-    """Boost four-momenta ``p4`` (..., 4) = (E, px, py, pz) by velocity ``beta`` (3,) [units of c]."""
+    """Boost four-momenta ``p4`` (..., 4) = (E, px, py, pz) by velocity ``beta`` (3,) [c]."""
     beta = np.asarray(beta, dtype=np.float64)
     b2 = float(beta @ beta)
     if b2 == 0.0:
@@ -96,8 +96,16 @@ def _event(rng, target):
     return np.array(pdg), np.array(mother), x
 
 
+def _tokens(pdg, vocab_size):
+    """(n,) int64 PDG tokens of PDG ids ``pdg`` (see :func:`synthetic_batch`)."""
+    if vocab_size is None:
+        from ..data.vocab import pdg_to_token
+        return pdg_to_token(pdg)
+    return (np.abs(pdg) * 7 + (pdg < 0)) % (vocab_size - 1) + 1
+
+
 def synthetic_batch(num_events, *, num_particles=40, num_skims=1, num_event_types=7,
-                    vocab_size=64, seed=0):
+                    vocab_size=None, seed=0):
     """A :class:`~torch_geometric.data.Batch` of random decay-tree events (batch contract).
 
     Args:
@@ -106,7 +114,8 @@ def synthetic_batch(num_events, *, num_particles=40, num_skims=1, num_event_type
             [num_particles // 2, 3 * num_particles // 2] and stops earlier when nothing can decay.
         num_skims: S, number of label columns (random 0/1, correlated with the event size).
         num_event_types: event-type codes are drawn from [0, num_event_types).
-        vocab_size: PDG tokens are a fixed function of the PDG id in [1, vocab_size) (0 stays "unknown").
+        vocab_size: None for the tokens of the shipped vocabulary (:mod:`smartbkg.data.vocab`);
+            a number V for a fixed function of the PDG id into [1, V) (tiny test models).
         seed: the same seed gives the same batch.
 
     Returns:
@@ -126,7 +135,7 @@ def synthetic_batch(num_events, *, num_particles=40, num_skims=1, num_event_type
         y = rng.random(num_skims) < 0.2 + 0.6 * size
         data.append(Data(
             x=torch.from_numpy(x),
-            pdg=torch.from_numpy((np.abs(pdg) * 7 + (pdg < 0)) % (vocab_size - 1) + 1),
+            pdg=torch.from_numpy(_tokens(pdg, vocab_size)),
             edge_index=torch.from_numpy(edges).long(),
             y=torch.from_numpy(y.astype(np.float32))[None],
             event_type=torch.tensor([rng.integers(num_event_types)]),

@@ -93,7 +93,7 @@ class ParticleTransformer(nn.Module):
         return 8
 
     def node_inputs(self, x, p4):
-        """Per-particle inputs (B, L, F_in) from raw features ``x`` (B, L, 8) and ``p4`` (B, L, 4)."""
+        """Per-particle inputs (B, L, F_in) from raw ``x`` (B, L, 8) and ``p4`` (B, L, 4)."""
         return self.encode(x)
 
     def pair_inputs(self, p4, mask, adjacency):

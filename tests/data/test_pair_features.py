@@ -51,7 +51,8 @@ def test_padding_is_zero_and_everything_finite():
     assert (values[:, :, 4, :] == 0).all() and (values[:, :, :, 4] == 0).all()
     garbage = P4.float().clone()
     garbage[0, 4] = torch.tensor([float("nan"), 1e30, -1e30, 5])
-    torch.testing.assert_close(pair_features(garbage, MASK, PAIR_FEATURES, adjacency=torch.ones(1, 5, 5)), values)
+    again = pair_features(garbage, MASK, PAIR_FEATURES, adjacency=torch.ones(1, 5, 5))
+    torch.testing.assert_close(again, values)
 
 
 def test_adjacency_of_two_events():

@@ -16,7 +16,8 @@ def permute_particles(batch, seed):
     event of every particle and all event-level tensors stay as they are.
     """
     generator = torch.Generator().manual_seed(seed)
-    keys = batch.batch.double() + torch.rand(batch.num_nodes, generator=generator, dtype=torch.float64)
+    noise = torch.rand(batch.num_nodes, generator=generator, dtype=torch.float64)
+    keys = batch.batch.double() + noise
     order = torch.argsort(keys)
     new_position = torch.empty_like(order)
     new_position[order] = torch.arange(batch.num_nodes)

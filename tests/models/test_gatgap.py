@@ -82,7 +82,7 @@ def test_parameter_count_matches_belle2(units, published):
 
 def test_self_loops_in_edge_index_change_nothing():
     torch.manual_seed(0)
-    batch = synthetic_batch(3, num_particles=10, seed=5)
+    batch = synthetic_batch(3, num_particles=10, vocab_size=64, seed=5)
     model = build_model("gatgap", num_skims=2, vocab_size=64, units=8, heads=2, layers=2)
     with_loops = batch.clone()
     loops = torch.arange(batch.num_nodes).repeat(2, 1)

@@ -73,7 +73,7 @@ def test_overfits_a_tiny_sample(tiny_model):
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     model.train()
     losses = []
-    for _ in range(80):
+    for _ in range(50):
         optimizer.zero_grad()
         loss = torch.nn.functional.binary_cross_entropy_with_logits(model(batch), batch.y)
         loss.backward()

@@ -38,7 +38,17 @@ def test_every_event_is_a_forest_with_conserved_momentum():
         for parent in set(mother.values()):
             daughters = [i for i, m in mother.items() if m == parent]
             np.testing.assert_allclose(x[daughters, 4:].sum(0), x[parent, 4:], atol=2e-5)
-            np.testing.assert_allclose(x[daughters, :4], x[daughters[:1], :4].repeat(len(daughters), 0))
+            same_vertex = x[daughters[:1], :4].repeat(len(daughters), 0)
+            np.testing.assert_allclose(x[daughters, :4], same_vertex)
             assert x[daughters[0], 0] >= x[parent, 0]
         mass2 = x[:, 4] ** 2 - (x[:, 5:] ** 2).sum(1)
         assert mass2.min() > -1e-4
+
+
+def test_default_tokens_come_from_the_shipped_vocabulary():
+    from smartbkg.data.vocab import VOCAB_SIZE, pdg_to_token
+
+    batch = synthetic_batch(3, seed=4)
+    assert batch.pdg.max() < VOCAB_SIZE
+    first, second = batch.pdg[batch.ptr[:-1]], batch.pdg[batch.ptr[:-1] + 1]  # the two B roots
+    assert (first == int(pdg_to_token(511))).all() and (second == int(pdg_to_token(-511))).all()

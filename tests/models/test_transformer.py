@@ -16,7 +16,8 @@ def test_attention_mask_semantics():
     mask = attention_mask(valid)
     assert mask.shape == (1, 1, 3, 3)
     assert mask[0, 0].tolist() == [[True, True, False], [True, True, False], [True, True, True]]
-    assert attention_mask(torch.tensor([[True, False, False]]))[0, 0, 1].tolist() == [True, True, False]
+    lone = attention_mask(torch.tensor([[True, False, False]]))
+    assert lone[0, 0, 1].tolist() == [True, True, False]
     bias = torch.arange(9.0).view(1, 1, 3, 3)
     float_mask = attention_mask(valid, bias)
     assert float_mask[0, 0, 0].tolist() == [0.0, 1.0, float("-inf")]
@@ -36,7 +37,8 @@ def test_padded_tokens_never_reach_real_ones(with_bias):
     cls = torch.randn(1, 1, 8)
     cls_mask = torch.cat([torch.ones(1, 1, dtype=torch.bool), valid], 1)[:, None, None]
     with torch.no_grad():
-        out, out_garbage = block(x, attention_mask(valid, bias)), block(garbage, attention_mask(valid, bias))
+        mask = attention_mask(valid, bias)
+        out, out_garbage = block(x, mask), block(garbage, mask)
         torch.testing.assert_close(out_garbage[:, :4], out[:, :4])
         assert torch.isfinite(out_garbage).all()
         torch.testing.assert_close(cls_block(cls, garbage, cls_mask), cls_block(cls, x, cls_mask))
@@ -64,7 +66,8 @@ def test_pair_bias_equals_the_dense_computation():
     x, mask = to_dense_batch(batch.x, batch.batch)
     adjacency = dense_adjacency(batch.edge_index, batch.batch, x.shape[1])
     masks = model.attention_biases(x[..., 4:8], mask, adjacency)
-    dense = model.pair_embedding(model.pair_inputs(x[..., 4:8], mask, adjacency).permute(0, 2, 3, 1))
+    features = model.pair_inputs(x[..., 4:8], mask, adjacency)
+    dense = model.pair_embedding(features.permute(0, 2, 3, 1))
     for block, block_mask in enumerate(masks):
         expected = dense.permute(0, 3, 1, 2)[:, 2 * block: 2 * block + 2]
         real = (mask[:, :, None] & mask[:, None, :])[:, None].expand_as(expected)

@@ -1,8 +1,9 @@
 """Model throughput: training and inference events/s of every model and two plain references.
 
-One run, the same events for every model (decay trees of about 40 particles: seeded synthetic
-trees from :mod:`smartbkg.models.synthetic`, or the embedded Pythia sample with
-``--source pythia``). Measured per model:
+One run, the same events for every model, for each sample of ``--source``: seeded synthetic
+decay trees of about 40 particles (:mod:`smartbkg.models.synthetic`) and the embedded Pythia
+sample (:func:`smartbkg.simulation.generate` with the Belle II preprocessing; about 25 particles
+per event after it). Measured per model:
 
 * ``infer``: forward passes in ``torch.inference_mode`` (eval mode), events/s and ms/event;
 * ``train``: forward + BCE loss + backward + Adam step, events/s.
@@ -27,7 +28,7 @@ Usage::
 
     python benchmarks/models.py [--device cpu|cuda] [--threads 1] [--events 2048]
         [--batch-size 128] [--train-batch-size 128] [--models gatgap32,ref_pyg_gatgap32]
-        [--source synthetic|pythia] [--compile] [--out benchmarks/results/models_cpu.json]
+        [--source synthetic,pythia] [--compile] [--out benchmarks/results/models_cpu.json]
 
 Writes JSON: machine, torch version, device, options, and per model parameters, events/s and
 ms/event for inference and training.
@@ -155,16 +156,15 @@ def make_models(names, num_skims, vocab_size):
     return {name: factories[name] for name in names}
 
 
-def load_batches(args):
-    """The benchmark's batches for inference and for training (same events), on the device."""
-    if args.source == "pythia":
+def load_batches(args, source):
+    """Batches for inference and for training (same events) on the device, and the skim count."""
+    if source == "pythia":
         from smartbkg.data.graphs import GraphStore
-        from smartbkg.data.preprocess import preprocess
-        from smartbkg.simulation import generate_table
+        from smartbkg.simulation import generate
 
-        table, _ = preprocess(generate_table(args.events, seed=args.seed))
+        table = generate(args.events, seed=args.seed, preprocess=True)
         store = GraphStore(table)
-        num_events = len(table)
+        num_events, num_skims = len(table), len(table.skims)
 
         def cut(size):
             return [store.batch(range(i, min(i + size, num_events)))
@@ -172,13 +172,14 @@ def load_batches(args):
     else:
         events = synthetic_batch(args.events, num_particles=args.particles, num_skims=args.skims,
                                  seed=args.seed)
+        num_skims = args.skims
 
         def cut(size):
             return [Batch.from_data_list(events.index_select(range(i, min(i + size, args.events))))
                     for i in range(0, args.events, size)]
 
     return ([b.to(args.device) for b in cut(args.batch_size)],
-            [b.to(args.device) for b in cut(args.train_batch_size)])
+            [b.to(args.device) for b in cut(args.train_batch_size)], num_skims)
 
 
 def _sync(device):
@@ -273,13 +274,16 @@ def main(argv=None):
     parser.add_argument("--events", type=int, default=2048)
     parser.add_argument("--particles", type=int, default=43,
                         help="target particles per synthetic event (about 40 on average)")
-    parser.add_argument("--skims", type=int, default=1)
+    parser.add_argument("--skims", type=int, default=1,
+                        help="label columns of synthetic events (Pythia: all its skims)")
     parser.add_argument("--batch-size", type=int, default=128, help="inference batch size")
     parser.add_argument("--train-batch-size", type=int, default=128)
     parser.add_argument("--models", default="gatgap32,ref_pyg_gatgap32,gatgap128,deepsets,"
                                             "transformer,lorentz,ref_part")
     parser.add_argument("--modes", default="infer,train")
-    parser.add_argument("--source", choices=["synthetic", "pythia"], default="synthetic")
+    parser.add_argument("--source", default="synthetic,pythia",
+                        help="comma-separated samples: synthetic (seeded random trees) and/or "
+                             "pythia (the embedded generator, preprocessed)")
     parser.add_argument("--compile", action="store_true", help="torch.compile every model")
     parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
                         help="bf16 autocast (default: on for cuda, off for cpu)")
@@ -297,25 +301,30 @@ def main(argv=None):
     device_kind = args.device.split(":")[0]
     out = args.out or Path(__file__).with_name("results") / f"models_{device_kind}.json"
 
-    infer_batches, train_batches = load_batches(args)
-    nodes = sum(b.num_nodes for b in infer_batches)
-    events = sum(b.num_graphs for b in infer_batches)
-    print(f"{events} events, {nodes / events:.1f} particles/event, device {args.device}, "
-          f"threads {torch.get_num_threads()}, bf16 {args.bf16}, compile {args.compile}")
-    factories = make_models(args.models.split(","), args.skims, default_vocab_size())
-    results = benchmark(factories, infer_batches, train_batches, args)
-    for result in results:
-        print(f"{result['model']:>18}  {result['parameters']:>9,d} params  " + "  ".join(
-            f"{mode} {result[mode + '_events_per_s']:>9,.0f} ev/s "
-            f"({result[mode + '_ms_per_event']:.3f} ms/ev, best "
-            f"{1e3 / result[mode + '_best_events_per_s']:.3f})" for mode in args.modes))
+    print(f"device {args.device}, threads {torch.get_num_threads()}, bf16 {args.bf16}, "
+          f"compile {args.compile}")
+    samples = []
+    for source in args.source.split(","):
+        infer_batches, train_batches, num_skims = load_batches(args, source)
+        nodes = sum(b.num_nodes for b in infer_batches)
+        events = sum(b.num_graphs for b in infer_batches)
+        print(f"{source}: {events} events, {nodes / events:.1f} particles/event, "
+              f"{num_skims} skims")
+        factories = make_models(args.models.split(","), num_skims, default_vocab_size())
+        results = benchmark(factories, infer_batches, train_batches, args)
+        for result in results:
+            print(f"{result['model']:>18}  {result['parameters']:>9,d} params  " + "  ".join(
+                f"{mode} {result[mode + '_events_per_s']:>9,.0f} ev/s "
+                f"({result[mode + '_ms_per_event']:.3f} ms/ev, best "
+                f"{1e3 / result[mode + '_best_events_per_s']:.3f})" for mode in args.modes))
+        samples.append({"source": source, "events": events, "particles_per_event": nodes / events,
+                        "skims": num_skims, "results": results})
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({
         "command": "python benchmarks/models.py " + " ".join(argv or sys.argv[1:]),
         "machine": machine(args),
-        "events": events, "particles_per_event": nodes / events,
         "options": {k: v for k, v in vars(args).items() if k != "out"},
-        "results": results,
+        "samples": samples,
     }, indent=2) + "\n")
     print(f"wrote {out}")
 

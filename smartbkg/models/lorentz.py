@@ -29,7 +29,7 @@ from torch import nn
 
 from ..data.pair_features import pair_features
 from . import register_model
-from .layers import encode_invariant, minkowski_mass2
+from .layers import Linear, encode_invariant, minkowski_mass2
 from .transformer import ParticleTransformer
 
 #: Lorentz-invariant pair features used as attention bias.
@@ -63,7 +63,7 @@ class LorentzTransformer(ParticleTransformer):
                          cls_blocks=cls_blocks, mlp_ratio=mlp_ratio, pair_features=names,
                          pair_hidden=pair_hidden,
                          pair_bias="shared" if vector_update else pair_bias, dropout=dropout)
-        self.vector_mixers = (nn.ModuleList(nn.Linear(dim, heads) for _ in range(blocks - 1))
+        self.vector_mixers = (nn.ModuleList(Linear(dim, heads) for _ in range(blocks - 1))
                               if vector_update else None)
         self.reset_parameters()
 

@@ -26,7 +26,7 @@ from torch_geometric.utils import to_dense_batch
 from ..data.pair_features import PAIR_FEATURES, dense_adjacency, pair_features
 from ..errors import ConfigError
 from . import register_model
-from .layers import (MLP, ClassAttentionBlock, NodeFeatureEncoding, SelfAttentionBlock,
+from .layers import (MLP, ClassAttentionBlock, Linear, NodeFeatureEncoding, SelfAttentionBlock,
                      attention_mask, default_vocab_size, init_embedding, reset_all)
 
 
@@ -68,7 +68,7 @@ class ParticleTransformer(nn.Module):
         self.heads, self.pair_names = heads, tuple(pair_features)
         self.bias_sets = blocks if pair_bias == "per_block" else 1
         self.encode = NodeFeatureEncoding()
-        self.node_embedding = nn.Linear(self.node_input_width(), dim)
+        self.node_embedding = Linear(self.node_input_width(), dim)
         self.pdg_embedding = nn.Embedding(vocab_size or default_vocab_size(), dim)
         self.event_embedding = nn.Embedding(num_event_types, dim)
         self.pair_embedding = (MLP((len(self.pair_names), pair_hidden, pair_hidden,
@@ -79,7 +79,7 @@ class ParticleTransformer(nn.Module):
         self.cls_blocks = nn.ModuleList(
             ClassAttentionBlock(dim, heads, mlp_ratio, dropout) for _ in range(cls_blocks))
         self.norm = nn.LayerNorm(dim)
-        self.head = nn.Linear(dim, num_skims)
+        self.head = Linear(dim, num_skims)
         self.reset_parameters()
 
     def reset_parameters(self):

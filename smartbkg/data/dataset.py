@@ -21,8 +21,6 @@ rank's events are cut into batches that every rank has the same number of
 those batches. Events are shuffled within buffers of about ``buffer_events`` events.
 """
 
-from pathlib import Path
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -33,8 +31,8 @@ from ..errors import ConfigError, DataError
 from .checks import ReadReport, drop_bad_events, find_bad_events
 from .graphs import GraphStore
 from .parquet import parquet_metadata, read_columns, resolve_skims, table_from_arrow
-from .readers import detect_format, expand_paths, read_events
 from .preprocess import PreprocessConfig, PreprocessStats, preprocess_with_mask
+from .readers import detect_format, expand_paths, read_events
 from .table import EVENT_TYPES, NODE_FEATURES, EventTable
 from .vocab import VOCAB_SIZE, unknown_pdg_counts
 
@@ -376,7 +374,7 @@ class _RowGroupReader:
         if self.cached[:2] != (file, group):
             path = self.dataset.paths[file]
             try:
-                f = self.files.get(file) or self.files.setdefault(file, pq.ParquetFile(path))
+                f = self.files.get(file) or self.files.setdefault(file, pq.ParquetFile(path, memory_map=True))
                 columns = read_columns(f, parquet_metadata(f.schema_arrow, path), self.dataset.skims)
                 self.cached = (file, group, f.read_row_group(group, columns=columns, use_threads=False))
             except (OSError, pa.ArrowException) as exc:
@@ -393,7 +391,7 @@ class _RowGroupReader:
 def _scan_file(path, skims):
     """Row-group sizes, skims, event type names, labels and weights of a parquet file (small columns only)."""
     try:
-        f = pq.ParquetFile(path)
+        f = pq.ParquetFile(path, memory_map=True)
         meta = parquet_metadata(f.schema_arrow, path)
         skims = resolve_skims(meta, f.schema_arrow.names, skims, path)
         names = f.schema_arrow.names

@@ -134,7 +134,8 @@ def event_data(x, pdg, mother, y, event_type, weight=1.0, event_id=0, self_loops
 
 def _data(x, pdg, distance, graph, self_loops):
     """``Data`` from node tensors, :func:`mother_distance` and the per-graph attributes."""
-    return Data(x=x, pdg=pdg, edge_index=tree_edges(distance, self_loops), **{name: graph[name] for name in GRAPH_ATTRS})
+    edge_index = tree_edges(distance, self_loops)
+    return Data(x=x, pdg=pdg, edge_index=edge_index, **{name: graph[name] for name in GRAPH_ATTRS})
 
 
 class GraphStore:

@@ -102,7 +102,7 @@ def read_parquet(path, *, skims=None, row_groups=None, default_event_type="unkno
         :class:`EventTable` (not yet validated: see :func:`smartbkg.data.checks.drop_bad_events`).
     """
     try:
-        f = pq.ParquetFile(path)
+        f = pq.ParquetFile(path, memory_map=True)
         meta = parquet_metadata(f.schema_arrow, path)
         skims = resolve_skims(meta, f.schema_arrow.names, skims, path)
         columns = read_columns(f, meta, skims)

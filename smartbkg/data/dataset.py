@@ -124,7 +124,7 @@ class EventGraphDataset(Dataset):
             return StreamingEventGraphDataset(*args, **kwargs)
         return super().__new__(cls)
 
-    def __init__(self, source, skims=None, preprocess=PreprocessConfig(), strict=False, in_memory=True,
+    def __init__(self, source, skims=None, *, preprocess=PreprocessConfig(), strict=False, in_memory=True,
                  self_loops=False, transform=None, read_options=None):
         super().__init__(None, transform)
         self.preprocess_config = preprocess
@@ -200,8 +200,9 @@ class StreamingEventGraphDataset(torch.utils.data.IterableDataset):
     """Preprocessed events as PyG graphs, read from parquet one buffer of row groups at a time.
 
     Iterating yields one ``Data`` per event (PyG compatible), sharded over torch.distributed
-    ranks and DataLoader workers; :meth:`iter_batches` yields ready ``Batch`` objects and is
-    what :class:`~smartbkg.data.loader.GraphLoader` uses.
+    ranks and DataLoader workers (ranks may differ by one event, hence by one batch: for DDP
+    use :class:`~smartbkg.data.loader.GraphLoader`, which gives every rank the same number of
+    batches); :meth:`iter_batches` yields ready ``Batch`` objects and is what ``GraphLoader`` uses.
 
     Args:
         source: parquet file(s) or folder(s) of shards.
@@ -219,9 +220,11 @@ class StreamingEventGraphDataset(torch.utils.data.IterableDataset):
             workers, :class:`~smartbkg.data.loader.GraphLoader` collects their reports).
     """
 
-    def __init__(self, source, skims=None, preprocess=PreprocessConfig(), strict=False, self_loops=False,
+    def __init__(self, source, skims=None, *, preprocess=PreprocessConfig(), strict=False, self_loops=False,
                  shuffle=True, seed=0, rank=None, world_size=None, buffer_events=BUFFER_EVENTS):
         super().__init__()
+        if buffer_events < 1:
+            raise ConfigError(f"buffer_events must be at least 1, got {buffer_events}")
         self.paths = parquet_paths(source)
         self.preprocess_config, self.strict, self.self_loops = preprocess, strict, self_loops
         self.shuffle, self.seed, self.buffer_events = shuffle, seed, int(buffer_events)

@@ -13,8 +13,9 @@ Every graph follows the batch contract of the data layer:
 
 :class:`GraphStore` holds the flat tensors of many events (built once per dataset or streaming
 buffer); :meth:`GraphStore.batch` cuts a ``Batch`` for any list of events with a handful of
-index operations, tensor for tensor equal to ``Batch.from_data_list`` of the per-event ``Data``
-(including ``_slice_dict`` and ``_inc_dict``, so ``to_data_list`` works).
+index operations (:meth:`GraphStore.batches` a few batches at a time), tensor for tensor equal
+to ``Batch.from_data_list`` of the per-event ``Data`` (including ``_slice_dict`` and
+``_inc_dict``, so ``to_data_list`` works).
 """
 
 import itertools
@@ -32,6 +33,8 @@ from .vocab import pdg_to_token
 GROUPS_PER_GATHER = 4
 #: Per-graph attributes besides the node and edge tensors, in the order they are set.
 GRAPH_ATTRS = ("y", "event_type", "weight", "event_id")
+#: Rows per block when node features are transposed into (n, 8) (blocks that fit in cache).
+_BLOCK = 65536
 
 
 def node_features(table, out=None):
@@ -53,15 +56,11 @@ def node_features(table, out=None):
     return out
 
 
-_BLOCK = 65536
-
-
 def mother_distance(mother):
     """Distance from each node back to its mother in node order, 0 for roots.
 
     Args:
-        mother: (n,) local mother positions of one event (-1 for roots), or flat (N,) positions
-            of several events each shifted by its event start (roots still -1).
+        mother: (n,) mother positions within one event, -1 for roots.
 
     Returns:
         (n,) int64 ``position - mother`` (nonzero: a particle is never its own mother), 0 for roots.
@@ -148,7 +147,8 @@ class GraphStore:
 
     Attributes:
         x: (P, 8) float32; pdg: (P,) int64 tokens; distance: (P,) int64 :func:`mother_distance`
-        within each event; offsets: (n_events + 1,) int64; y: (n_events, S) float32;
+        within each event; offsets: (n_events + 1,) int64; counts: (n_events,) int64 nodes per
+        graph; y: (n_events, S) float32;
         event_type, event_id: (n_events,) int64; weight: (n_events,) float32;
         n_edges: (n_events,) int64 edges per graph.
     """

@@ -28,10 +28,8 @@ INVARIANT_SCALE = 1e-2
 
 def default_vocab_size():
     """Number of PDG tokens of the shipped vocabulary (``smartbkg.data.vocab.VOCAB_SIZE``)."""
-    try:
-        from ..data.vocab import VOCAB_SIZE
-    except ImportError:  # the vocabulary module is optional for the models
-        return 1024
+    from ..data.vocab import VOCAB_SIZE
+
     return VOCAB_SIZE
 
 

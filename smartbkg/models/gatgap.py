@@ -31,12 +31,13 @@ class GraphStructure(NamedTuple):
 
     For a forest in which every node has at most one neighbour of smaller index (decay trees
     stored mothers first, as generators and Belle II do): ``parent`` (N,) that neighbour (the
-    node itself for roots) and ``has_parent`` (N, 1) 1.0 / 0.0. Otherwise ``src``, ``dst`` (E,)
-    the edges without self-loops, and the other two fields are None.
+    node itself for roots) and ``message_mask`` (3, N, 1), 1.0 where the messages i -> i,
+    parent -> i and i -> parent exist (0.0 for the last two of a root). Otherwise ``src``,
+    ``dst`` (E,) the edges without self-loops, and the other two fields are None.
     """
 
     parent: torch.Tensor | None = None
-    has_parent: torch.Tensor | None = None
+    message_mask: torch.Tensor | None = None
     src: torch.Tensor | None = None
     dst: torch.Tensor | None = None
 
@@ -62,9 +63,10 @@ def graph_structure(edge_index, num_nodes):
         if torch.equal(forward, backward):
             parent = torch.arange(num_nodes, device=src.device)
             parent[children] = parents
-            has_parent = torch.zeros(num_nodes, 1, device=src.device)
-            has_parent[children] = 1.0
-            return GraphStructure(parent=parent, has_parent=has_parent)
+            message_mask = torch.ones(3, num_nodes, 1, device=src.device)
+            message_mask[1:, :, 0] = 0.0
+            message_mask[1:, children] = 1.0
+            return GraphStructure(parent=parent, message_mask=message_mask)
     return GraphStructure(src=src, dst=dst)
 
 
@@ -121,25 +123,28 @@ class TreeGATConv(nn.Module):
         att = torch.cat([torch.einsum("huf,hu->hf", weight, self.att_src[0]),
                          torch.einsum("huf,hu->hf", weight, self.att_dst[0])])   # (2H, F)
         xw = self.lin(x)                                                    # (N, H*U)
-        a_src, a_dst = linear(x, att).split(heads, dim=1)                   # (N, H) each
+        scores = linear(x, att)                                             # (N, 2H)
+        a_src, a_dst = scores.split(heads, dim=1)                           # (N, H) each
         slope = self.negative_slope
-        self_logits = F.leaky_relu(a_src + a_dst, slope)
         if graph.parent is not None:
-            parent, has_parent = graph.parent, graph.has_parent
-            down = F.leaky_relu(a_src.index_select(0, parent) + a_dst, slope)   # parent -> i
-            up = F.leaky_relu(a_src + a_dst.index_select(0, parent), slope)     # i -> parent
-            peak = torch.maximum(self_logits, down).detach().scatter_reduce(
-                0, parent[:, None].expand(-1, heads), up.detach(), "amax", include_self=True)
-            w_self = torch.exp(self_logits - peak)
-            w_down = torch.exp(down - peak) * has_parent
-            w_up = torch.exp(up - peak.index_select(0, parent)) * has_parent
-            total = (w_self + w_down).index_add(0, parent, w_up)
-            w_up = w_up / total.index_select(0, parent)
-            out = torch.addcmul(xw.view(n, heads, -1) * (w_self / total)[..., None],
-                                xw.index_select(0, parent).view(n, heads, -1),
-                                (w_down / total)[..., None])
-            messages = (xw.view(n, heads, -1) * w_up[..., None]).view(n, width)
+            parent = graph.parent
+            p_src, p_dst = scores.index_select(0, parent).split(heads, dim=1)
+            # logits of the messages i -> i, parent -> i and i -> parent: (3, N, H)
+            logits = F.leaky_relu(torch.stack([a_src + a_dst, p_src + a_dst, a_src + p_dst]),
+                                  slope)
+            peak = torch.maximum(logits[0], logits[1]).detach().scatter_reduce(
+                0, parent[:, None].expand(-1, heads), logits[2].detach(), "amax",
+                include_self=True)
+            weights = torch.exp(logits - torch.stack([peak, peak, peak.index_select(0, parent)]))
+            weights = weights * graph.message_mask
+            total = (weights[0] + weights[1]).index_add_(0, parent, weights[2])
+            weights = weights / torch.stack([total, total, total.index_select(0, parent)])
+            w_self, w_down, w_up = weights[..., None].unbind(0)
+            out = torch.addcmul(xw.view(n, heads, -1) * w_self,
+                                xw.index_select(0, parent).view(n, heads, -1), w_down)
+            messages = (xw.view(n, heads, -1) * w_up).view(n, width)
             return out.view(n, width).index_add_(0, parent, messages)
+        self_logits = F.leaky_relu(a_src + a_dst, slope)
         src, dst = graph.src, graph.dst
         logits = F.leaky_relu(a_src.index_select(0, src) + a_dst.index_select(0, dst), slope)
         peak = self_logits.detach().scatter_reduce(

@@ -26,8 +26,8 @@ interleaved so that load changes on a shared machine hit all alike; each pass is
 
 Usage::
 
-    python benchmarks/models.py [--device cpu|cuda] [--threads 1] [--events 2048]
-        [--batch-size 128] [--train-batch-size 128] [--models gatgap32,ref_pyg_gatgap32]
+    python benchmarks/models.py [--device cpu|cuda] [--threads 1] [--events N]
+        [--batch-size B] [--train-batch-size B] [--models gatgap32,ref_pyg_gatgap32]
         [--source synthetic,pythia] [--compile] [--out benchmarks/results/models_cpu.json]
 
 Writes JSON: machine, torch version, device, options, and per model parameters, events/s and
@@ -271,13 +271,14 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (torch)")
-    parser.add_argument("--events", type=int, default=2048)
+    parser.add_argument("--events", type=int, help="events per sample (2048 CPU, 65536 GPU)")
     parser.add_argument("--particles", type=int, default=43,
                         help="target particles per synthetic event (about 40 on average)")
     parser.add_argument("--skims", type=int, default=1,
                         help="label columns of synthetic events (Pythia: all its skims)")
-    parser.add_argument("--batch-size", type=int, default=128, help="inference batch size")
-    parser.add_argument("--train-batch-size", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, help="inference batch size (128 CPU, 4096 GPU)")
+    parser.add_argument("--train-batch-size", type=int, help="training batch size (128 CPU, "
+                                                             "1024 GPU)")
     parser.add_argument("--models", default="gatgap32,ref_pyg_gatgap32,gatgap128,deepsets,"
                                             "transformer,lorentz,ref_part")
     parser.add_argument("--modes", default="infer,train")
@@ -294,8 +295,12 @@ def main(argv=None):
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     args.modes = args.modes.split(",")
+    on_gpu = args.device.startswith("cuda")
     if args.bf16 is None:
-        args.bf16 = args.device.startswith("cuda")
+        args.bf16 = on_gpu
+    args.events = args.events or (65536 if on_gpu else 2048)
+    args.batch_size = args.batch_size or (4096 if on_gpu else 128)
+    args.train_batch_size = args.train_batch_size or (1024 if on_gpu else 128)
     if args.device == "cpu":
         torch.set_num_threads(args.threads)
     device_kind = args.device.split(":")[0]

@@ -65,7 +65,7 @@ class DataConfig:
     num_workers: int = 0
     retention: dict[str, float] | None = None
     preprocess: dict = field(default_factory=dict)
-    generate_events: int = 5000
+    generate_events: int = 10000
     generate_seed: int = 1
     generate_types: list[str] | None = None
     cache_dir: str | None = None

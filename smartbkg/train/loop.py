@@ -65,6 +65,7 @@ class Trainer:
         t = config.train
         self.splits = splits or build_splits(config.data, self.run_dir, ctx=self.ctx, quiet=self.quiet)
         self.skims = list(self.splits.skims)
+        config.data.skims = list(self.skims)  # the resolved config names the skims trained on
         _check_skim(t.monitor_skim, self.skims)
         check_both_classes(labels(self.splits.val), self.skims, "validation")
         self.retention = self.splits.retention

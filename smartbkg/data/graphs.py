@@ -236,21 +236,22 @@ class GraphStore:
             yield from self._gather(chunk)
 
     def _gather(self, groups):
-        events = torch.cat([torch.as_tensor(g, dtype=torch.int64).reshape(-1) for g in groups])
+        # Index bookkeeping in numpy (less fixed cost per call than torch for these small arrays).
+        events = np.concatenate([np.asarray(g, dtype=np.int64).reshape(-1) for g in groups])
         n_graphs = len(events)
-        counts = self.counts.index_select(0, events)
-        ptr = torch.zeros(n_graphs + 1, dtype=torch.int64)
-        torch.cumsum(counts, 0, out=ptr[1:])
-        n_nodes = int(ptr[-1])
-        batch = torch.repeat_interleave(torch.arange(n_graphs), counts, output_size=n_nodes)
-        shift = self.offsets.index_select(0, events) - ptr[:-1]  # store row - batch row, per graph
-        rows = torch.arange(n_nodes).add_(shift.index_select(0, batch))
-        edge_ptr = torch.zeros(n_graphs + 1, dtype=torch.int64)
-        torch.cumsum(self.n_edges.index_select(0, events), 0, out=edge_ptr[1:])
+        counts = self.counts.numpy()[events]
+        node_at = np.zeros(n_graphs + 1, dtype=np.int64)
+        np.cumsum(counts, out=node_at[1:])
+        rows = np.arange(node_at[-1]) + np.repeat(self.offsets.numpy()[events] - node_at[:-1], counts)
+        edge_at = np.zeros(n_graphs + 1, dtype=np.int64)
+        np.cumsum(self.n_edges.numpy()[events], out=edge_at[1:])
+        batch = torch.from_numpy(np.repeat(np.arange(n_graphs), counts))
+        ptr, edge_ptr = torch.from_numpy(node_at), torch.from_numpy(edge_at)
+        rows, events = torch.from_numpy(rows), torch.from_numpy(events)
         x, pdg = self.x.index_select(0, rows), self.pdg.index_select(0, rows)
         edge_index = tree_edges(self.distance.index_select(0, rows), self.self_loops)
         graph = {name: getattr(self, name).index_select(0, events) for name in GRAPH_ATTRS}
-        node_at, edge_at, g0 = ptr.tolist(), edge_ptr.tolist(), 0
+        node_at, edge_at, g0 = node_at.tolist(), edge_at.tolist(), 0
         for group in groups:
             g1 = g0 + len(group)
             n0, n1, e0, e1 = node_at[g0], node_at[g1], edge_at[g0], edge_at[g1]

@@ -124,7 +124,7 @@ class GraphLoader:
         return events[np.random.default_rng([self.seed, epoch]).permutation(len(events))]
 
     def _in_memory(self):
-        order = torch.from_numpy(self.epoch_order())
+        order = self.epoch_order()
         cuts = self._cuts(self.epoch).tolist()
         yield from self.dataset.store.batches(order[lo:hi] for lo, hi in zip(cuts[:-1], cuts[1:]))
 

@@ -82,7 +82,7 @@ def assert_batches_equal(fast, reference):
 def test_fast_batch_equals_from_data_list(random_table, self_loops):
     store = GraphStore(random_table(60, seed=3), self_loops=self_loops)
     rng = np.random.default_rng(0)
-    for events in (rng.permutation(60)[:17], np.arange(60), [5], [3, 3, 8]):
+    for events in (rng.permutation(60)[:17], np.arange(60), [5], [3, 3, 8], torch.tensor([4, 0])):
         fast = store.batch(events)
         reference = Batch.from_data_list([store.data(int(i)) for i in events])
         assert_batches_equal(fast, reference)

@@ -12,10 +12,11 @@ are per core. Measured (events per second):
 * ``collate_pyg``: ``Batch.from_data_list`` over pre-built per-event ``Data`` (collation only).
 
 ``collate_fast / collate_pyg`` is the like-for-like collation ratio. Rates are given per core
-(events / CPU seconds of this single-threaded process, insensitive to other jobs on the
-machine) and per wall-clock second; each is the best of ``--repeat`` runs. The CPU time of the
-streaming pipeline is also split into stages (parquet decoding, conversion, validation,
-preprocessing, flat tensors, batches).
+(events / CPU seconds of this single-threaded process, much less sensitive to other jobs on the
+machine than wall time) and per wall-clock second; each is the best of ``--repeat`` runs. The
+CPU time of the streaming pipeline is also split into stages (parquet decoding, conversion,
+validation, preprocessing, flat tensors, batches), measured in one extra run under cProfile
+(whose overhead inflates the stages made of many small calls, mostly "batches").
 
 Usage::
 
@@ -149,6 +150,17 @@ def stage_breakdown(fn, n_events):
     return {stage: 1e5 * seconds * 1e3 / n_events for stage, seconds in total.items()}
 
 
+def cpu_model():
+    """The CPU model name (from /proc/cpuinfo where there is one)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
@@ -216,9 +228,9 @@ def main(argv=None):
 
     result = {
         "command": " ".join(["python", os.path.relpath(__file__)] + (argv if argv is not None else sys.argv[1:])),
-        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "settings": {k: (os.path.relpath(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "figures": figures,
-        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+        "machine": {"platform": platform.platform(), "processor": cpu_model(),
                     "cpu_count": os.cpu_count(), "load_average_1min": os.getloadavg()[0],
                     "python": platform.python_version(), "torch": torch.__version__, "pyarrow": pa.__version__,
                     "numpy": np.__version__, "threads": 1},

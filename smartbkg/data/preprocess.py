@@ -124,7 +124,7 @@ def preprocess_with_mask(table, config=PreprocessConfig()):
     for reason, mask in _drop_masks(p, config):
         dropped[reason] = int(np.count_nonzero(keep)) - int(np.count_nonzero(np.logical_and(keep, ~mask, out=keep)))
     n_kept = n - sum(dropped.values())
-    index = _index_dtype(n)
+    index = index_dtype(n)
 
     kept_before = np.zeros(n + 1, dtype=index)  # kept_before[i]: kept particles before i
     np.cumsum(keep, out=kept_before[1:])
@@ -157,7 +157,7 @@ def preprocess_with_mask(table, config=PreprocessConfig()):
     return table.replace(offsets=offsets, particles=particles, **events), stats, nonempty
 
 
-def _index_dtype(n):
+def index_dtype(n):
     """int32 for flat particle indices when they fit (half the memory traffic), else int64."""
     return np.int32 if n < 2**31 - 1 else np.int64
 
@@ -185,11 +185,9 @@ def _drop_masks(p, config):
 def _relinked_mothers(table, keep, kept_before, counts, rows):
     """Local mother index of each kept particle after re-linking to the nearest kept ancestor.
 
-    Pointer jumping over the flat particle arrays: ``up[i]`` is ``i`` for kept particles and
-    starts as the mother for dropped ones; replacing ``up`` by ``up[up]`` for the dropped ones
-    doubles the distance climbed, so after log2(depth) rounds every dropped particle points to
-    its nearest kept ancestor (or to the sentinel ``n``, "no ancestor"). Only dropped particles
-    still pointing to a dropped particle take part in a round.
+    Most kept particles have a kept mother. The others ("orphans") share few distinct dropped
+    mothers; those climb their chain of dropped ancestors together (:func:`_nearest_kept`), and
+    every orphan takes its mother's result.
 
     Args:
         keep: (n,) bool kept particles; kept_before: (n + 1,) exclusive cumulative sum of keep;
@@ -201,27 +199,70 @@ def _relinked_mothers(table, keep, kept_before, counts, rows):
     n = len(keep)
     index = kept_before.dtype
     mother = table.particles["mother"]
-    start = np.repeat(table.offsets[:-1].astype(index), table.counts)  # event start of each particle
-    up = np.arange(n + 1, dtype=index)
-    dropped = np.flatnonzero(~keep)
-    up[dropped] = np.where(mother[dropped] >= 0, mother[dropped] + start[dropped], n)
+    kept_mother = mother.take(rows)
+    flat = kept_mother + np.repeat(table.offsets[:-1].astype(index), counts)  # the mother's flat index
+    flat[kept_mother < 0] = n  # sentinel: no mother
     keep_ext = np.append(keep, True)
-    active = dropped[~keep_ext[up[dropped]]]
+    orphans = np.flatnonzero(~keep_ext.take(flat))
+    if len(orphans):
+        is_head = np.zeros(n + 1, dtype=bool)
+        is_head[flat[orphans]] = True
+        heads = np.flatnonzero(is_head)
+        ancestor = np.empty(n + 1, dtype=index)
+        ancestor[heads] = _nearest_kept(table, keep_ext, heads)
+        flat[orphans] = ancestor[flat[orphans]]
+    # Nearest kept ancestor's flat index -> its position in the preprocessed event.
+    local = kept_before.take(flat)
+    local -= np.repeat(kept_before[table.offsets[:-1]], counts)
+    local[flat == n] = -1
+    return local.astype(np.int32, copy=False)
+
+
+#: Levels climbed one at a time before :func:`_nearest_kept` switches to pointer jumping.
+CLIMB_STEPS = 8
+
+
+def _nearest_kept(table, keep_ext, dropped):
+    """Flat index of the nearest kept ancestor of each given dropped particle (n: none).
+
+    Dropped chains are short in generator records: the particles climb one level per round
+    (vectorised over all of them) for up to :data:`CLIMB_STEPS` levels. What is still climbing
+    then finishes by pointer jumping over all dropped particles: ``up[i]`` starts as the mother
+    of dropped particle i, and ``up = up[up]`` doubles the distance climbed each round, so
+    log2(depth) rounds suffice.
+
+    Args:
+        keep_ext: (n + 1,) bool kept particles, with True for the sentinel n.
+        dropped: (k,) flat indices of dropped particles.
+
+    Returns:
+        (k,) flat indices of their nearest kept ancestors, n for none.
+    """
+    n = len(keep_ext) - 1
+    index = dropped.dtype
+    mother = table.particles["mother"]
+    start = np.repeat(table.offsets[:-1].astype(index), table.counts)  # event start of each particle
+
+    def mothers(i):
+        m = mother.take(i)
+        return np.where(m >= 0, m + start.take(i), n).astype(index, copy=False)
+
+    result = mothers(dropped)
+    climbing = np.flatnonzero(~keep_ext.take(result))
+    for _ in range(CLIMB_STEPS):
+        if not len(climbing):
+            return result
+        result[climbing] = mothers(result[climbing])
+        climbing = climbing[~keep_ext.take(result[climbing])]
+    up = np.arange(n + 1, dtype=index)
+    all_dropped = np.flatnonzero(~keep_ext)
+    up[all_dropped] = mothers(all_dropped)
+    active = all_dropped[~keep_ext.take(up[all_dropped])]
     for _ in range(int(np.log2(max(n, 2))) + 2):
         if not len(active):
-            break
+            result[climbing] = up[result[climbing]]
+            return result
         up[active] = up[up[active]]
         active = active[~keep_ext[up[active]]]
-    else:
-        if len(active):
-            event = int(table.event_id[np.searchsorted(table.offsets, active[0], side="right") - 1])
-            raise DataError("cyclic mother links", event=event, field="mother")
-    # Kept particle: mother's flat index -> nearest kept ancestor -> its position in the new event.
-    kept_mother = mother.take(rows)
-    flat = kept_mother + np.repeat(table.offsets[:-1].astype(index), counts)
-    flat[kept_mother < 0] = n
-    ancestor = up.take(flat)
-    local = kept_before.take(ancestor)
-    local -= np.repeat(kept_before[table.offsets[:-1]], counts)
-    local[ancestor == n] = -1
-    return local.astype(np.int32, copy=False)
+    event = int(table.event_id[np.searchsorted(table.offsets, active[0], side="right") - 1])
+    raise DataError("cyclic mother links", event=event, field="mother")

@@ -10,7 +10,8 @@ Metric names (flat, ``split/metric[/skim]``): ``auc``, ``speedup_raw``, ``speedu
 ``speedup_perfect`` (perfect classifier with the same floor), ``speedup_limit`` (perfect
 classifier without floor, the physical limit), ``significance`` (binned Asimov), ``a_eff``
 (effective events per passing event with the calibrated p), ``n_eff`` (expected Kish effective
-size of the passing events after sampling: N_pass * a_eff), ``kept_fraction`` (expected fraction of
+size of the passing events after sampling, (sum w)^2 / sum w^2/p over passing events: N_pass *
+a_eff for unit weights), ``kept_fraction`` (expected fraction of
 events sent to the slow stage, at the true retention eps). Averages over skims drop the skim part
 of the name.
 """
@@ -118,13 +119,20 @@ def skim_metrics(pred, skims, retention, timings, max_weight, calibrations, *, s
             "speedup_limit": M.perfect_speedup(eps, **timings.as_kwargs()),
             "significance": M.binned_significance(x, yj, weight=w, n_bins=significance_bins).z,
             "a_eff": a_eff,
-            "n_eff": float((yj * w).sum()) * a_eff,
+            "n_eff": _expected_kish(p_cal, yj * w),
             "kept_fraction": kept,
         }
         out.update({f"{prefix}/{name}/{skim}": float(v) for name, v in values.items()})
     for name in AVERAGED:
         out[f"{prefix}/{name}"] = float(np.mean([out[f"{prefix}/{name}/{s}"] for s in skims]))
     return out
+
+
+def _expected_kish(p, w_pass):
+    """(sum_pass w)^2 / sum_pass w^2/p: the Kish size of the passing events kept with p, weighted w/p
+    (ratio of the expected sums; N_pass * a_eff for unit weights)."""
+    passing = w_pass > 0
+    return float(w_pass[passing].sum() ** 2 / (w_pass[passing] ** 2 / p[passing]).sum())
 
 
 def _mean(values, weights):

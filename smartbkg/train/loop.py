@@ -159,7 +159,8 @@ class Trainer:
         """Continue the run in ``run_dir`` from ``checkpoints/last.pt``.
 
         Model, optimiser, scheduler, early stopping, RNG states, history and epoch are restored,
-        so the continued run ends exactly as an uninterrupted one would.
+        so the continued run ends exactly as an uninterrupted one would. A run killed before its
+        first checkpoint (only ``config.yaml`` written) starts again from its configuration.
 
         Args:
             run_dir: a run folder written by :class:`Trainer`.
@@ -168,11 +169,18 @@ class Trainer:
                 plateau schedule).
         """
         run_dir = Path(run_dir)
-        state = load_checkpoint(run_dir / "checkpoints" / "last.pt")
-        config = RunConfig.from_dict(state["config"])
+        last = run_dir / "checkpoints" / "last.pt"
+        state = None
+        if last.is_file() or not (run_dir / "config.yaml").is_file():
+            state = load_checkpoint(last)
+            config = RunConfig.from_dict(state["config"])
+        else:
+            config = RunConfig.from_file(run_dir / "config.yaml")
         config.out = str(run_dir)
         if overrides:
             config = config.with_overrides(overrides)
+        if state is None:
+            return cls(config, splits=splits, ctx=ctx)
         trainer = cls(config, splits=splits, ctx=ctx, model_info=state["model_info"])
         trainer.load_state(state)
         return trainer

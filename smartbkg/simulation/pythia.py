@@ -24,16 +24,13 @@ events to the lab.
   Every decay displaces the daughters' production vertices by the mother's sampled lifetime.
 
 Reading Pythia's record particle by particle through the Python bindings costs about five
-times the generation itself (``benchmarks/generate.py`` measures both). ``Pythia.nextBatch`` instead fills whole columns in C++ and hands
-the raw buffers to ``awkward.from_buffers``; :func:`_captured_buffers` receives those buffers
-directly (without needing Awkward Array) and :func:`decode_batch` turns them into numpy arrays.
+times the generation itself (``benchmarks/generate.py`` measures both). ``Pythia.nextBatch``
+instead fills whole columns in C++ and returns them as an Awkward Array, which
+:func:`decode_batch` flattens into numpy arrays (a few microseconds per event).
 """
 
-import json
 import os
-import sys
 import tempfile
-import types
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -49,7 +46,6 @@ UPSILON_4S_WIDTH = 0.0205
 #: Pythia decays only particles with c*tau below this [mm] (like Belle II generators).
 TAU0_MAX_MM = 10.0
 
-_INDEX_DTYPES = {"i32": np.int32, "u32": np.uint32, "i64": np.int64}
 
 
 def pythia_settings(event_type, e_cm, lhe_path=None):
@@ -189,58 +185,14 @@ class PythiaGenerator:
 
     def _batch(self, n_events, seed):
         self._pythia.rndm.init(int(seed))
-        with _captured_buffers():
-            form, length, buffers = self._pythia.nextBatch(int(n_events), 2.0)
-        if length != n_events:
-            raise RuntimeError(f"Pythia gave {length} of {n_events} {self.event_type} events")
-        return decode_batch(form, buffers)
+        events = self._pythia.nextBatch(int(n_events), 2.0)
+        if len(events) != n_events:
+            raise RuntimeError(f"Pythia gave {len(events)} of {n_events} {self.event_type} events")
+        return decode_batch(events)
 
 
-def _from_buffers(form, length, container):
-    return form, length, container
-
-
-@contextmanager
-def _captured_buffers():
-    """Make ``import awkward`` inside ``nextBatch`` return a stand-in that hands back the raw buffers.
-
-    ``sys.modules["awkward"]`` is replaced for the duration of the call only (and restored,
-    whether or not Awkward Array is installed); do not import awkward from another thread
-    meanwhile.
-    """
-    saved = sys.modules.get("awkward")
-    capture = types.ModuleType("awkward")
-    capture.from_buffers = _from_buffers
-    sys.modules["awkward"] = capture
-    try:
-        yield
-    finally:
-        if saved is None:
-            del sys.modules["awkward"]
-        else:
-            sys.modules["awkward"] = saved
-
-
-def _walk_form(form, buffers, path, out):
-    """Collect the arrays of an Awkward form (the subset ``nextBatch`` writes) into ``out``."""
-    cls, key = form["class"], form.get("form_key")
-    if cls == "RecordArray":
-        for name, content in form["contents"].items():
-            _walk_form(content, buffers, path + (name,), out)
-    elif cls == "NumpyArray":
-        out[path] = np.frombuffer(buffers[f"{key}-data"], dtype=np.dtype(form["primitive"]))
-    elif cls == "ListOffsetArray":
-        out[path + ("offsets",)] = np.frombuffer(buffers[f"{key}-offsets"], dtype=_INDEX_DTYPES[form["offsets"]])
-        _walk_form(form["content"], buffers, path, out)
-    elif cls == "IndexedOptionArray":
-        out[path + ("index",)] = np.frombuffer(buffers[f"{key}-index"], dtype=_INDEX_DTYPES[form["index"]])
-        _walk_form(form["content"], buffers, path, out)
-    else:
-        raise RuntimeError(f"unexpected array class {cls!r} in Pythia batch")
-
-
-def decode_batch(form, buffers):
-    """Decode the buffers of a ``nextBatch`` call.
+def decode_batch(events):
+    """Flatten the Awkward Array of a ``nextBatch`` call into numpy columns.
 
     Returns:
         (offsets (n_events + 1,) int64, dict with flat (n_entries,) arrays ``id``, ``status``,
@@ -248,16 +200,15 @@ def decode_batch(form, buffers):
         ``pz``, ``e`` [GeV] and the production vertex ``x``, ``y``, ``z`` [mm], ``t`` [mm/c]
         (0 for entries without a vertex)).
     """
-    arrays = {}
-    _walk_form(json.loads(form) if isinstance(form, str) else form, buffers, (), arrays)
-    offsets = arrays[("prt", "offsets")].astype(np.int64)
-    offsets = offsets - offsets[0]
-    out = {name: arrays[("prt", name)] for name in ("id", "status", "mother1", "mother2", "daughter1", "daughter2")}
+    import awkward as ak
+
+    particles = events["prt"]
+    offsets = np.zeros(len(particles) + 1, dtype=np.int64)
+    np.cumsum(ak.to_numpy(ak.num(particles)), out=offsets[1:])
+    flat = ak.flatten(particles)
+    out = {name: ak.to_numpy(flat[name]) for name in ("id", "status", "mother1", "mother2", "daughter1", "daughter2")}
     for name in ("px", "py", "pz", "e"):
-        out[name] = arrays[("prt", "p", name)]
-    index = arrays[("prt", "vProd", "index")].astype(np.int64)
-    has_vertex = index >= 0
+        out[name] = ak.to_numpy(flat["p"][name])
     for pythia_name, name in (("px", "x"), ("py", "y"), ("pz", "z"), ("e", "t")):
-        content = arrays[("prt", "vProd", pythia_name)]
-        out[name] = np.where(has_vertex, content[np.maximum(index, 0)] if len(content) else 0.0, 0.0)
+        out[name] = ak.to_numpy(ak.fill_none(flat["vProd"][pythia_name], 0.0))
     return offsets, out

@@ -1,7 +1,8 @@
 """Data pipeline throughput: read parquet + preprocess + batch, and collation alone vs PyG.
 
-One run, the same events for every figure, one CPU thread (torch and pyarrow), so the numbers
-are per core. Measured (events per second):
+One run, the same events for every figure (``--source synthetic``: seeded random trees of
+:func:`smartbkg.data.synthetic.random_trees`, 50 particles per event; ``--source pythia``: the
+embedded Pythia sample), one CPU thread (torch and pyarrow), so the numbers are per core. Measured (events per second):
 
 * ``pipeline_stream``: streaming loader over parquet shards, i.e. read row groups + validate +
   preprocess + PDG tokens + batches (``EventGraphDataset(..., in_memory=False)`` + ``GraphLoader``);
@@ -46,62 +47,7 @@ from smartbkg.data.graphs import GraphStore
 from smartbkg.data.loader import GraphLoader
 from smartbkg.data.parquet import write_parquet
 from smartbkg.data.preprocess import preprocess
-from smartbkg.data.table import EVENT_TYPES, EventTable
-
-#: Hadrons, leptons and photons of B-factory events with rough relative abundances.
-FINAL_PDG = np.array([22, 211, -211, 111, 321, -321, 310, 130, 11, -11, 13, -13, 2212, -2212, 2112,
-                      421, -421, 411, -411, 511, -511, 521, -521, 413, 223, 221, 113, 313, 9010221, 12, -12])
-FINAL_P = np.array([30, 16, 16, 12, 4, 4, 3, 3, 2, 2, 1, 1, 1, 1, 1,
-                    1, 1, 1, 1, .5, .5, .5, .5, .5, 1, 1, 1, .5, .2, 1, 1], dtype=float)
-PARTON_PDG = np.array([1, -1, 2, -2, 3, -3, 4, -4, 21, 21])
-
-
-def synthetic_table(n_events, mean_particles=50, seed=0):
-    """Random but realistic-looking decay trees, vectorised over events.
-
-    Each event: the two beam particles (initial state), one root (virtual photon 10022), a few
-    partons (quarks, gluons) near the top of the tree, then hadrons, leptons and photons, each
-    the daughter of an earlier particle; production vertices follow the tree (short steps, a few
-    long-lived particles decaying beyond 10 cm), times follow the vertices. About 4/5 of the
-    particles survive the default preprocessing (~40 for ``mean_particles=50``).
-    """
-    rng = np.random.default_rng(seed)
-    counts = 3 + rng.poisson(mean_particles - 3, n_events)
-    offsets = np.zeros(n_events + 1, dtype=np.int64)
-    np.cumsum(counts, out=offsets[1:])
-    n = int(offsets[-1])
-    local = np.arange(n) - np.repeat(offsets[:-1], counts)
-    start = np.repeat(offsets[:-1], counts)
-    # Mothers: beams and root have none; partons hang from the root or an earlier parton; the
-    # rest from any earlier non-beam particle, biased towards the top of the tree.
-    u = rng.random(n)
-    mother = np.where(local < 3, -1, 2 + np.floor(u ** 1.5 * (local - 2))).astype(np.int64)
-    parton = (local >= 3) & (local < 3 + rng.integers(2, 8, n)) & (rng.random(n) < 0.9)
-    pdg = rng.choice(FINAL_PDG, n, p=FINAL_P / FINAL_P.sum())
-    pdg[parton] = rng.choice(PARTON_PDG, int(parton.sum()))
-    pdg[local == 0], pdg[local == 1], pdg[local == 2] = 11, -11, 10022
-    initial = local < 2
-    # Kinematics: momentum components ~ 1 GeV, energy from a mass.
-    p = rng.normal(0, 0.8, (n, 3)).astype(np.float32)
-    energy = np.sqrt((p ** 2).sum(1) + rng.choice([0, 0.0196, 0.24, 1.9, 5.28], n) ** 2).astype(np.float32)
-    # Vertices: walk down the tree in index order (mothers come first), all events at once.
-    step = rng.exponential(0.02, n) * np.where(rng.random(n) < 0.05, 2000, 1)
-    direction = rng.normal(size=(n, 3))
-    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
-    vertex = np.zeros((n, 3))
-    vertex[local == 2, 2] = rng.normal(0, 0.3, int((local == 2).sum()))
-    time = np.zeros(n)
-    for i in range(3, int(counts.max())):
-        at = np.flatnonzero(local == i)
-        m = start[at] + mother[at]
-        vertex[at] = vertex[m] + step[at, None] * direction[at]
-        time[at] = time[m] + step[at] / 29.98
-    labels = np.stack([rng.random(n_events) < 0.05, rng.random(n_events) < 0.2], axis=1)
-    particles = {"pdg": pdg, "mother": mother, "initial": initial,
-                 "prodTime": time + 1.5, "x": vertex[:, 0], "y": vertex[:, 1], "z": vertex[:, 2],
-                 "px": p[:, 0], "py": p[:, 1], "pz": p[:, 2], "energy": energy}
-    return EventTable(offsets, particles, labels, ("skim_a", "skim_b"),
-                      rng.integers(0, len(EVENT_TYPES), n_events), EVENT_TYPES)
+from smartbkg.data.synthetic import random_trees
 
 
 def pythia_table(n_events, seed):
@@ -180,7 +126,7 @@ def main(argv=None):
     pa.set_cpu_count(1)
     pa.set_io_thread_count(1)
 
-    table = (synthetic_table if args.source == "synthetic" else pythia_table)(args.events, seed=args.seed)
+    table = (random_trees if args.source == "synthetic" else pythia_table)(args.events, seed=args.seed)
     after, _ = preprocess(table)
     figures = {"events": len(table), "particles_per_event_raw": table.n_particles / len(table),
                "particles_per_event_preprocessed": after.n_particles / len(after)}

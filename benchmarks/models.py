@@ -1,9 +1,9 @@
 """Model throughput: training and inference events/s of every model and two plain references.
 
 One run, the same events for every model, for each sample of ``--source``: seeded synthetic
-decay trees of about 40 particles (:mod:`smartbkg.models.synthetic`) and the embedded Pythia
-sample (:func:`smartbkg.simulation.generate` with the Belle II preprocessing; about 25 particles
-per event after it). Measured per model:
+decay trees of about 40 particles (:func:`smartbkg.data.synthetic.decay_trees`) and the
+embedded Pythia sample (:func:`smartbkg.simulation.generate` with the Belle II preprocessing;
+about 25 particles per event after it). Measured per model:
 
 * ``infer``: forward passes in ``torch.inference_mode`` (eval mode), events/s and ms/event;
 * ``train``: forward + BCE loss + backward + Adam step, events/s.
@@ -45,15 +45,15 @@ from pathlib import Path
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torch_geometric.data import Batch
 from torch_geometric.nn import GATConv
 from torch_geometric.nn.aggr import AttentionalAggregation
 from torch_geometric.utils import to_dense_batch
 
+from smartbkg.data.graphs import GraphStore
 from smartbkg.data.pair_features import dense_adjacency, pair_features
+from smartbkg.data.synthetic import decay_trees
 from smartbkg.models import build_model
 from smartbkg.models.layers import MLP, NodeFeatureEncoding, count_parameters, default_vocab_size
-from smartbkg.models.synthetic import synthetic_batch
 
 
 class ReferencePygGATGAP(nn.Module):
@@ -159,27 +159,20 @@ def make_models(names, num_skims, vocab_size):
 def load_batches(args, source):
     """Batches for inference and for training (same events) on the device, and the skim count."""
     if source == "pythia":
-        from smartbkg.data.graphs import GraphStore
         from smartbkg.simulation import generate
 
         table = generate(args.events, seed=args.seed, preprocess=True)
-        store = GraphStore(table)
-        num_events, num_skims = len(table), len(table.skims)
-
-        def cut(size):
-            return [store.batch(range(i, min(i + size, num_events)))
-                    for i in range(0, num_events, size)]
     else:
-        events = synthetic_batch(args.events, num_particles=args.particles, num_skims=args.skims,
-                                 seed=args.seed)
-        num_skims = args.skims
+        table = decay_trees(args.events, num_particles=args.particles, num_skims=args.skims,
+                            seed=args.seed)
+    store = GraphStore(table)
+    num_events = len(table)
 
-        def cut(size):
-            return [Batch.from_data_list(events.index_select(range(i, min(i + size, args.events))))
-                    for i in range(0, args.events, size)]
+    def cut(size):
+        return [store.batch(range(i, min(i + size, num_events))) for i in range(0, num_events, size)]
 
     return ([b.to(args.device) for b in cut(args.batch_size)],
-            [b.to(args.device) for b in cut(args.train_batch_size)], num_skims)
+            [b.to(args.device) for b in cut(args.train_batch_size)], len(table.skims))
 
 
 def _sync(device):

@@ -2,23 +2,20 @@
 
 Usage: ``python benchmarks/readers.py [--events 20000] [--hepmc-events 5000] [--out readers.json]``
 
-The events are random decay trees of about 40 particles from the test fixtures
-(``tests/conftest.py:make_random_table``), written by smartbkg's own writers into a temporary
-directory. Each read is timed ``--repeat`` times and the best is reported.
+The events are seeded random decay trees of about 40 particles
+(:func:`smartbkg.data.synthetic.decay_trees`, which every format stores exactly), written by
+smartbkg's own writers into a temporary directory. Each read is timed ``--repeat`` times and the best is reported.
 """
 
 import argparse
 import json
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from conftest import make_random_table  # noqa: E402  (a plain script: no other conftest on the path)
-
-from smartbkg.data import read_events, read_hdf5, read_hepmc, write_hdf5, write_hepmc, write_parquet  # noqa: E402
+from smartbkg.data import read_events, read_hdf5, read_hepmc, write_hdf5, write_hepmc, write_parquet
+from smartbkg.data.synthetic import decay_trees
 
 
 def best_rate(read, repeat):
@@ -37,7 +34,7 @@ def main(argv=None):
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("readers.json"))
     args = parser.parse_args(argv)
-    table = make_random_table(args.events, seed=5, max_particles=79)
+    table = decay_trees(args.events, num_particles=43, seed=5)
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

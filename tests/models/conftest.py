@@ -2,7 +2,7 @@
 
 import pytest
 
-from smartbkg.models.synthetic import synthetic_batch
+from batches import synthetic_batch
 
 VOCAB = 50
 

@@ -6,11 +6,11 @@ from torch_geometric.data import Batch, Data
 from torch_geometric.nn import GATConv
 from torch_geometric.nn.aggr import AttentionalAggregation
 
-from smartbkg.models import build_model
+from batches import synthetic_batch
 from invariance import permute_particles
+from smartbkg.models import build_model
 from smartbkg.models.gatgap import GlobalAttentionPooling, TreeGATConv, graph_structure
 from smartbkg.models.layers import count_parameters
-from smartbkg.models.synthetic import synthetic_batch
 
 
 def forest_with_isolated_node():

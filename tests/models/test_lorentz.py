@@ -3,9 +3,9 @@
 import pytest
 import torch
 
+from batches import synthetic_batch
 from invariance import assert_invariant, lorentz_matrix, transform_momenta
 from smartbkg.models import build_model
-from smartbkg.models.synthetic import synthetic_batch
 
 TINY = dict(dim=16, heads=2, blocks=3, cls_blocks=1, pair_hidden=8)
 

@@ -4,11 +4,11 @@ import pytest
 import torch
 from torch_geometric.utils import to_dense_batch
 
+from batches import synthetic_batch
 from smartbkg.data.pair_features import dense_adjacency
 from smartbkg.errors import ConfigError
 from smartbkg.models import build_model
 from smartbkg.models.layers import ClassAttentionBlock, SelfAttentionBlock, attention_mask
-from smartbkg.models.synthetic import synthetic_batch
 
 
 def test_attention_mask_semantics():

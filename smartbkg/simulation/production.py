@@ -208,7 +208,7 @@ def run_tasks(config, workers=1, progress=False):
 
 
 def generate(n_events, seed=0, types=None, mix="cross-section", workers=1, preprocess=False,
-             progress=False, **options):
+             progress=False, shuffle=True, **options):
     """Generate events with detector response and skim labels, in memory.
 
     Args:
@@ -220,14 +220,19 @@ def generate(n_events, seed=0, types=None, mix="cross-section", workers=1, prepr
         preprocess: apply the Belle II preprocessing (:func:`smartbkg.data.preprocess.preprocess`)
             to the records after the labels are made.
         progress: show a progress bar.
+        shuffle: put the events in a random order (seeded by the production seed), so that any
+            slice of the table is a sample of the mix; False keeps them grouped by task (chunks of
+            one type, types interleaved). ``event_id`` identifies an event either way.
         **options: further :class:`SampleConfig` fields (``chunk_size``, ``beams``, ``detector``, ``skims``).
 
     Returns:
         :class:`~smartbkg.data.table.EventTable` with one label column per skim (GeV, cm, ns,
-        lab frame), events grouped by task (chunks of one type, types interleaved).
+        lab frame).
     """
     config = SampleConfig(n_events=n_events, seed=seed, types=resolve_types(types), mix=mix, **options)
     table = EventTable.concat([t for _, t, _ in run_tasks(config, workers, progress)])
+    if shuffle:
+        table = table.take(np.random.default_rng(config.derived_seed(_SHUFFLE_STREAM)).permutation(len(table)))
     if preprocess:
         from ..data.preprocess import preprocess as belle2_preprocess
 

@@ -30,7 +30,8 @@ P 5 -2 -13 500 2000 3000 8400 105.7 1
 
 def _hepmc(path, *events, footer=True):
     text = HEAD + "".join(events) + (FOOT if footer else "")
-    (gzip.open if str(path).endswith(".gz") else open)(path, "wt").write(text)
+    with (gzip.open if str(path).endswith(".gz") else open)(path, "wt") as out:
+        out.write(text)
     return path
 
 

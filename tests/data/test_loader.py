@@ -11,7 +11,7 @@ from smartbkg.errors import ConfigError
 
 
 @pytest.mark.parametrize("n, batch_size, world",
-                         itertools.product([0, 1, 7, 64, 100, 257], [2, 3, 16, 64], [1, 2, 3, 8]))
+                         list(itertools.product([0, 1, 7, 64, 100, 257], [2, 3, 16, 64], [1, 2, 3, 8])))
 def test_plan_covers_every_event_once_with_equal_batch_counts(n, batch_size, world):
     if n and n < world:
         with pytest.raises(ConfigError):

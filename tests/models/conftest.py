@@ -48,13 +48,3 @@ def events():
     """Six random events of varied sizes (2 skims)."""
     return synthetic_batch(6, num_particles=12, num_skims=2, vocab_size=VOCAB, seed=3)
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread (no OpenMP hand-offs on a busy CI machine)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

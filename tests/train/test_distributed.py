@@ -41,6 +41,7 @@ def _worker(rank, world_size, port, out):
                       WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
     ctx = setup_distributed("cpu")
+    model = None
     try:
         x, y, weight = _batch()
         start = sum(SIZES[:rank])
@@ -53,6 +54,7 @@ def _worker(rank, world_size, port, out):
         torch.save({"value": value, "grads": [p.grad for p in model.parameters()], "gathered": gathered},
                    os.path.join(out, f"rank{rank}.pt"))
     finally:
+        del model  # before its process group: a DDP model destroyed after it can hang the exit (gloo)
         cleanup_distributed(ctx)
 
 
@@ -80,10 +82,12 @@ def _train_worker(rank, world_size, port, config_dict):
     from smartbkg.train.loop import Trainer
 
     trainer = Trainer(RunConfig.from_dict(config_dict))
+    ctx = trainer.ctx
     try:
         trainer.fit()
     finally:
-        cleanup_distributed(trainer.ctx)
+        del trainer  # its DDP model before the process group (see _worker)
+        cleanup_distributed(ctx)
 
 
 def test_training_on_two_ranks_equals_one_process(tiny_config, tmp_path):
@@ -96,7 +100,6 @@ def test_training_on_two_ranks_equals_one_process(tiny_config, tmp_path):
     single = tiny_config(tmp_path / "one", **settings)
     from smartbkg.train.loop import Trainer
 
-    torch.set_num_threads(1)
     one = Trainer(single).fit()
     double = tiny_config(tmp_path / "two", **settings)
     mp.spawn(_train_worker, args=(2, free_port(), double.to_dict()), nprocs=2, join=True)

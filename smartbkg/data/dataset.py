@@ -341,11 +341,12 @@ class StreamingEventGraphDataset(torch.utils.data.IterableDataset):
                 break
             a, b = max(lo - starts[u], 0), min(hi - starts[u], order[u, 2])
             file, group = int(order[u, 0]), int(order[u, 1])
-            table = reader.read(file, group, int(a), int(b))
+            table, built = reader.read(file, group, int(a), int(b), strict=self.strict, report=report)
             table, keep, part_report, part_stats = prepare_events(
                 table, preprocess=self.preprocess_config, strict=self.strict, source=self.paths[file])
             pieces.append(table)
-            alive.append(keep)
+            built[built] = keep
+            alive.append(built)
             report += part_report
             stats += part_stats
         store = GraphStore.from_tables(pieces, self_loops=self.self_loops)
@@ -373,7 +374,10 @@ class _RowGroupReader:
         self.cached = (None, None, None)  # (file, group, arrow table)
         self.files = {}
 
-    def read(self, file, group, a, b):
+    def read(self, file, group, a, b, *, strict, report):
+        """(table, (b - a,) bool mask of the rows that could be built) of events a:b of a row
+        group; events that cannot be built are counted in ``report`` (see
+        :func:`~smartbkg.data.parquet.table_from_arrow`)."""
         if self.cached[:2] != (file, group):
             path = self.dataset.paths[file]
             try:
@@ -385,10 +389,11 @@ class _RowGroupReader:
                                 path=path) from None
         f = self.files[file]
         meta = parquet_metadata(f.schema_arrow, self.dataset.paths[file])
-        table = table_from_arrow(self.cached[2].slice(a, b - a), skims=self.dataset.skims,
-                                 event_types=meta.get("event_types"), path=self.dataset.paths[file])
+        table, built = table_from_arrow(self.cached[2].slice(a, b - a), skims=self.dataset.skims,
+                                        event_types=meta.get("event_types"), path=self.dataset.paths[file],
+                                        strict=strict, report=report)
         remap = np.array([self.dataset.event_types.index(t) for t in table.event_types], dtype=np.int16)
-        return table.replace(event_type=remap[table.event_type], event_types=self.dataset.event_types)
+        return table.replace(event_type=remap[table.event_type], event_types=self.dataset.event_types), built
 
 
 def _scan_file(path, skims):

@@ -5,7 +5,9 @@ One row per event. Columns:
 * ``particles``: list of structs {pdg, index, mother_index, prodTime, x, y, z, px, py, pz,
   energy, initial}; ``index`` is the particle's index within the event, ``mother_index`` the
   mother's ``index`` (-1 or the particle's own index for roots). ``initial`` is a smartbkg
-  addition (Belle II files lack it and it is then taken as false).
+  addition (Belle II files lack it and it is then taken as false). A ``mother_index`` naming no
+  particle of the event (< -1 included) is a dangling link, reported by the checks; an event
+  whose ``index`` repeats cannot be built and is skipped and counted (or fails in strict mode).
 * one boolean column per skim (Belle II files have a single column ``label``);
 * ``event_type`` (string), ``weight`` (float32, optional), ``event_id`` (int64).
 
@@ -26,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import DataError
+from .checks import ReadReport, reject_events
 from .table import EVENT_TYPES, FLOAT_FIELDS, EventTable
 
 FORMAT_VERSION = 1
@@ -88,7 +91,8 @@ def write_parquet(table, path, *, row_group_size=8192, compression="lz4"):
     tmp.replace(path)
 
 
-def read_parquet(path, *, skims=None, row_groups=None, default_event_type="unknown"):
+def read_parquet(path, *, skims=None, row_groups=None, default_event_type="unknown", strict=False,
+                 report=None):
     """Read a smartbkg or Belle II smartBKG parquet file.
 
     Args:
@@ -97,6 +101,9 @@ def read_parquet(path, *, skims=None, row_groups=None, default_event_type="unkno
             ``label`` for Belle II files).
         row_groups: read only these row groups (default all).
         default_event_type: event type of every event when the file has no ``event_type`` column.
+        strict: raise :class:`DataError` on events that cannot be built (a particle index that
+            appears twice) instead of skipping them.
+        report: optional :class:`ReadReport` that counts such skips.
 
     Returns:
         :class:`EventTable` (not yet validated: see :func:`smartbkg.data.checks.drop_bad_events`).
@@ -109,8 +116,9 @@ def read_parquet(path, *, skims=None, row_groups=None, default_event_type="unkno
         data = f.read_row_groups(row_groups, columns=columns) if row_groups is not None else f.read(columns=columns)
     except (OSError, pa.ArrowException) as exc:
         raise DataError(f"cannot read parquet file ({_first_line(exc)})", path=path) from None
-    return table_from_arrow(data, skims=skims, event_types=meta.get("event_types"), path=path,
-                            default_event_type=default_event_type)
+    table, _ = table_from_arrow(data, skims=skims, event_types=meta.get("event_types"), path=path,
+                                default_event_type=default_event_type, strict=strict, report=report)
+    return table
 
 
 def parquet_metadata(schema, path):
@@ -143,12 +151,28 @@ def resolve_skims(meta, names, skims, path):
     return list(skims)
 
 
-def table_from_arrow(data, *, skims, event_types=None, path=None, default_event_type="unknown"):
+def table_from_arrow(data, *, skims, event_types=None, path=None, default_event_type="unknown",
+                     strict=False, report=None):
     """Convert an Arrow table in the parquet layout to an :class:`EventTable` (vectorised).
 
     Roots may be marked with mother_index -1 or with their own index; ``index`` need not equal
-    the position in the event. A mother_index that names no particle of the event is kept as -2
-    (a dangling link) for :func:`~smartbkg.data.checks.find_bad_events` to report.
+    the position in the event. A mother_index that names no particle of the event (including
+    values below -1) is kept as -2 (a dangling link) for
+    :func:`~smartbkg.data.checks.find_bad_events` to report. Events in which a particle index
+    appears twice cannot be built: they are left out and counted in ``report`` as
+    ``duplicate particle index`` (in strict mode the first raises a :class:`DataError`).
+
+    Args:
+        data: Arrow table with a ``particles`` column and the ``skims`` columns.
+        skims: label columns.
+        event_types: event type names recorded in the file's metadata, if any.
+        path: file name for messages.
+        default_event_type: event type of every event when there is no ``event_type`` column.
+        strict: raise instead of skipping events that cannot be built.
+        report: optional :class:`ReadReport` that counts the skipped events.
+
+    Returns:
+        (:class:`EventTable` of the events that could be built, (n_rows,) bool mask of those rows).
     """
     col = data.column("particles").combine_chunks()
     if col.null_count:
@@ -170,7 +194,8 @@ def table_from_arrow(data, *, skims, event_types=None, path=None, default_event_
         particles[name] = child.to_numpy(zero_copy_only=False)
     n_events = len(offsets) - 1
     counts = np.diff(offsets)
-    particles["mother"] = _local_mothers(particles.pop("index", None), particles.pop("mother_index"), offsets, path)
+    particles["mother"], duplicate = _local_mothers(particles.pop("index", None), particles.pop("mother_index"),
+                                                    offsets)
 
     labels = np.zeros((n_events, len(skims)), dtype=bool)
     for j, skim in enumerate(skims):
@@ -194,19 +219,27 @@ def table_from_arrow(data, *, skims, event_types=None, path=None, default_event_
         event_type = np.full(n_events, order.index(default_event_type), dtype=np.int16)
     weight = data.column("weight").to_numpy().astype(np.float32) if "weight" in names else None
     event_id = data.column("event_id").to_numpy() if "event_id" in names else None
-    return EventTable(offsets, particles, labels, tuple(skims), event_type, tuple(order), weight, event_id)
+    table = EventTable(offsets, particles, labels, tuple(skims), event_type, tuple(order), weight, event_id)
+    if not duplicate.any():
+        return table, np.ones(n_events, dtype=bool)
+    keep = reject_events(duplicate, "duplicate particle index", field="index", event_id=table.event_id,
+                         report=ReadReport() if report is None else report, strict=strict, source=path)
+    return table.take(keep), keep
 
 
-def _local_mothers(index, mother_index, offsets, path=None):
+def _local_mothers(index, mother_index, offsets):
     """Map mother ``index`` values to positions within each event; roots -> -1, dangling -> -2.
 
     Args:
         index: (n,) ``index`` of each particle, or None when it equals the position in the event.
-        mother_index: (n,) ``mother_index`` of each particle.
+        mother_index: (n,) ``mother_index`` of each particle: -1 or the particle's own index for
+            roots; any other negative value, or one that is no ``index`` of the event, is a
+            dangling link.
         offsets: (n_events + 1,) event offsets.
 
     Returns:
-        (n,) int32 mother positions.
+        (n,) int32 mother positions, and (n_events,) bool: events in which an ``index`` appears
+        twice (their mothers are meaningless).
     """
     counts = np.diff(offsets)
     dtype = np.int32 if offsets[-1] < 2**31 else np.int64
@@ -214,30 +247,34 @@ def _local_mothers(index, mother_index, offsets, path=None):
     position -= np.repeat(offsets[:-1].astype(dtype), counts)
     mother_index = mother_index.astype(dtype, copy=False)
     if index is None or np.array_equal(index, position):
-        is_root = mother_index < 0
-        is_root |= mother_index == position
-        mother = np.where(mother_index >= np.repeat(counts.astype(dtype), counts), -2, mother_index)
-        mother[is_root] = -1
-        return mother.astype(np.int32, copy=False)
+        # Valid links are -1 .. count - 1: shifted by one and read as unsigned, everything
+        # below -1 wraps to a huge number, so one comparison finds every dangling link.
+        unsigned = np.uint32 if dtype == np.int32 else np.uint64
+        shifted = mother_index + dtype(1)
+        dangling = shifted.view(unsigned) > np.repeat(counts.astype(unsigned), counts)
+        mother = np.where(dangling, dtype(-2), mother_index)
+        mother[mother_index == position] = -1
+        return mother.astype(np.int32, copy=False), np.zeros(len(counts), dtype=bool)
     index = index.astype(np.int64)
     mother_index = mother_index.astype(np.int64)
     position = position.astype(np.int64)
-    is_root = (mother_index < 0) | (mother_index == index)
-    # General case: look the mother's index up among the indices of its own event.
+    is_root = (mother_index == -1) | (mother_index == index)
+    # General case: look the mother's index up among the indices of its own event (keys are
+    # event * span + index - low, so negative indices cannot reach into another event).
     event_of = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
-    span = int(max(index.max(initial=0), mother_index.max(initial=0))) + 1
-    key = event_of * span + index
+    low = int(index.min(initial=0))
+    span = int(max(index.max(initial=0), mother_index.max(initial=0))) - low + 1
+    key = event_of * span + (index - low)
     order = np.argsort(key, kind="stable")
     sorted_key = key[order]
-    duplicate = np.flatnonzero(sorted_key[1:] == sorted_key[:-1])
-    if len(duplicate):
-        raise DataError("particle index appears twice in one event", path=path,
-                        event=int(event_of[order[duplicate[0]]]), field="index")
-    wanted = event_of * span + np.maximum(mother_index, 0)
+    repeated = order[np.flatnonzero(sorted_key[1:] == sorted_key[:-1])]
+    duplicate = np.zeros(len(counts), dtype=bool)
+    duplicate[event_of[repeated]] = True
+    wanted = event_of * span + (np.maximum(mother_index, 0) - low)
     at = np.minimum(np.searchsorted(sorted_key, wanted), len(key) - 1)
-    found = sorted_key[at] == wanted
+    found = (sorted_key[at] == wanted) & (mother_index >= 0)
     mother = np.where(found, position[order[at]], -2)
-    return np.where(is_root, -1, mother).astype(np.int32)
+    return np.where(is_root, -1, mother).astype(np.int32), duplicate
 
 
 def _first_line(exc):

@@ -156,13 +156,13 @@ def _select_skims(table, skims, path):
 
 
 def _read_chunks(path, fmt, default_event_type, strict, chunk_events, report, kwargs):
-    common = {"skims": None, "default_event_type": default_event_type}
+    common = {"skims": None, "default_event_type": default_event_type, "strict": strict, "report": report}
     if fmt == "parquet":
         yield read_parquet(path, **common)
     elif fmt == "hdf5":
-        yield read_hdf5(path, **common, strict=strict, report=report, **kwargs)
+        yield read_hdf5(path, **common, **kwargs)
     else:
-        yield from iter_hepmc(path, **common, strict=strict, report=report, chunk_events=chunk_events, **kwargs)
+        yield from iter_hepmc(path, **common, chunk_events=chunk_events, **kwargs)
 
 
 def read_events(paths, *, format=None, skims=None, rename_skims=None, default_event_type="unknown",

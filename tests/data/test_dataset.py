@@ -1,4 +1,6 @@
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import torch
 from torch_geometric.loader import DataLoader as PyGDataLoader
@@ -143,6 +145,28 @@ def test_streaming_equals_in_memory(shards, shuffle):
     assert stream.report.read == 60 and stream.report.skipped == {"empty after preprocessing": 1}
     batches = list(GraphLoader(stream, 8, shuffle=shuffle, seed=2))
     assert_same_items(items_by_id(d for b in batches for d in b.to_data_list()), expected)
+
+
+def test_streaming_skips_and_counts_events_that_cannot_be_built(tmp_path, random_table):
+    """A Belle II-style file (``index`` read from the file) in which two events repeat a particle
+    index: streamed, they are counted and left out, and the other events are served as in memory."""
+    write_parquet(random_table(30, seed=3), tmp_path / "t.parquet")
+    data = pq.read_table(tmp_path / "t.parquet")
+    rows = data.column("particles").to_pylist()
+    for event in (5, 17):  # of 9 and 22 particles
+        rows[event][-1]["index"] = rows[event][0]["index"]
+    particles = pa.array(rows, data.schema.field("particles").type)
+    pq.write_table(data.set_column(0, "particles", particles).replace_schema_metadata(None), tmp_path / "t.parquet",
+                   row_group_size=7)
+    memory = EventGraphDataset(tmp_path / "t.parquet")
+    stream = EventGraphDataset(tmp_path / "t.parquet", in_memory=False, buffer_events=9, seed=1)
+    items = list(stream)
+    assert len(items) == len(memory) == 28
+    assert_same_items(items_by_id(items), items_by_id(memory[i] for i in range(len(memory))))
+    assert stream.report.skipped == memory.report.skipped == {"duplicate particle index": 2}
+    assert stream.report.read == memory.report.read == 30
+    with pytest.raises(DataError, match=r"t\.parquet: event 3005: field 'index': duplicate particle index"):
+        list(EventGraphDataset(tmp_path / "t.parquet", in_memory=False, shuffle=False, strict=True))
 
 
 def test_streaming_without_shuffle_keeps_file_order(shards):

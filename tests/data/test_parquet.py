@@ -4,7 +4,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from smartbkg.data.checks import ReadReport
 from smartbkg.data.parquet import read_parquet, write_parquet
+from smartbkg.data.readers import read_events
 from smartbkg.data.table import EVENT_TYPES
 from smartbkg.errors import DataError
 
@@ -86,10 +88,31 @@ def test_dangling_mother_becomes_minus_two(tmp_path):
     np.testing.assert_array_equal(read_parquet(path).particles["mother"], [-1, -2])
 
 
-def test_duplicate_index_is_an_error(tmp_path):
-    path = _belle2_file(tmp_path / "dup.parquet", [[(511, 4, 4), (211, 6, 4), (22, 6, 4)]], [True])
-    with pytest.raises(DataError, match="dup.parquet: event 0: field .index.: particle index appears twice"):
-        read_parquet(path)
+@pytest.mark.parametrize("index", [(0, 1, 2, 3), (10, 20, 30, 40)], ids=["index=position", "gapped index"])
+def test_mother_index_below_minus_one_is_a_dangling_link(tmp_path, index):
+    """Only -1 and the particle's own index mark a root; -2, -7 ... name no particle."""
+    a, b, c, d = index
+    events = [[(511, a, -1), (211, b, a), (22, c, -2), (22, d, d)], [(511, a, a), (22, b, -7)], [(22, a, -1)]]
+    path = _belle2_file(tmp_path / "m.parquet", events, [True, False, True])
+    np.testing.assert_array_equal(read_parquet(path).particles["mother"], [-1, 0, -2, -1, -1, -2, -1])
+    table, report = read_events(path, return_report=True)
+    assert dict(report.skipped) == {"dangling mother link": 2} and report.kept == 1
+    np.testing.assert_array_equal(table.event_id, [2])
+
+
+def test_duplicate_index_is_a_counted_skip_or_a_strict_error(tmp_path):
+    events = [[(511, 4, 4), (211, 6, 4)], [(511, 4, 4), (211, 6, 4), (22, 6, 4)], [(22, 1, 1), (22, 3, 1)]]
+    path = _belle2_file(tmp_path / "dup.parquet", events, [True, True, False],
+                        extra={"event_id": pa.array([10, 11, 12], pa.int64())})
+    report = ReadReport()
+    table = read_parquet(path, report=report)
+    np.testing.assert_array_equal(table.event_id, [10, 12])
+    np.testing.assert_array_equal(table.particles["mother"], [-1, 0, -1, 0])
+    np.testing.assert_array_equal(table.labels[:, 0], [True, False])
+    assert dict(report.skipped) == {"duplicate particle index": 1} and report.read == 1
+    with pytest.raises(DataError) as error:
+        read_parquet(path, strict=True)
+    assert str(error.value) == f"{path}: event 11: field 'index': duplicate particle index"
 
 
 def test_unknown_skim_missing_column_and_nulls(tmp_path):

@@ -3,6 +3,8 @@ import logging
 import warnings
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from smartbkg.data import EventTable, read_events
@@ -105,6 +107,25 @@ def test_bad_events_are_skipped_with_a_warning_or_fail_in_strict_mode(tmp_path, 
     assert dict(report.skipped) == expected and report.kept == 3
     with pytest.raises(DataError, match=f"{name}: event 90: field 'particles': non-finite value"):
         read_events(tmp_path / name, strict=True, **options)
+
+
+def test_parquet_duplicate_particle_index_is_skipped_with_a_warning_or_fails_in_strict_mode(tmp_path, small_table):
+    """An event whose particle index repeats cannot be built: counted like the HDF5 and HepMC skips."""
+    write_parquet(small_table, tmp_path / "t.parquet")
+    data = pq.read_table(tmp_path / "t.parquet")
+    rows = data.column("particles").to_pylist()
+    rows[1][2]["index"] = 1  # event 11: the third particle repeats the second one's index
+    particles = pa.array(rows, data.schema.field("particles").type)
+    # Without smartbkg metadata (a Belle II file) the index column is read, not taken as the position.
+    pq.write_table(data.set_column(0, "particles", particles).replace_schema_metadata(None), tmp_path / "t.parquet")
+    with pytest.warns(SkippedEventsWarning, match=r"skipped 1 of 3 events: duplicate particle index \(1\)"):
+        table = read_events(tmp_path / "t.parquet")
+    np.testing.assert_array_equal(table.event_id, [10, 12])
+    _, report = read_events(tmp_path / "t.parquet", return_report=True)
+    assert report.to_dict() == {"files": 1, "read": 3, "kept": 2, "skipped": {"duplicate particle index": 1},
+                                "notes": {}}
+    with pytest.raises(DataError, match="t.parquet: event 11: field 'index': duplicate particle index"):
+        read_events(tmp_path / "t.parquet", strict=True)
 
 
 def test_hepmc_dangling_vertex_through_read_events(tmp_path, small_table):

@@ -1,8 +1,8 @@
 r"""DeepSets baseline (Zaheer et al. 2017): per-particle MLP, sum over the event, event MLP.
 
 .. math::
-    \text{logits} = \rho\Big(\sum_{i \in \text{event}} \phi(\tilde x_i, e_{\text{pdg}_i}),\;
-    e_{\text{type}}\Big)
+    \text{logits} = W_{\text{head}}\,\sigma\Big(\rho\Big(\sum_{i \in \text{event}}
+    \phi(\tilde x_i, e_{\text{pdg}_i}),\; e_{\text{type}}\Big)\Big) + b_{\text{head}}
 
 No decay-tree edges and no particle-particle interaction: the reference point that shows what
 the graph and attention models gain from structure. Permutation invariant by construction.
@@ -10,9 +10,10 @@ the graph and attention models gain from structure. Permutation invariant by con
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from . import register_model
-from .layers import MLP, NodeFeatureEncoding, default_vocab_size, init_embedding, reset_all
+from .layers import MLP, Linear, NodeFeatureEncoding, default_vocab_size, init_embedding, reset_all
 
 
 @register_model("deepsets")
@@ -27,6 +28,9 @@ class DeepSets(nn.Module):
         hidden: width of the hidden layers of phi and rho.
         layers: number of hidden layers of phi (rho has one fewer, at least one).
 
+    Attributes:
+        head: the final linear layer (hidden -> S), as in the other models (fine-tuning replaces it).
+
     Forward: a PyG ``Batch`` (``x`` (N, 8), ``pdg`` (N,), ``batch`` (N,), ``event_type`` (B,))
     -> (B, S) logits.
     """
@@ -38,7 +42,8 @@ class DeepSets(nn.Module):
         self.pdg_embedding = nn.Embedding(vocab_size or default_vocab_size(), pdg_dim)
         self.event_embedding = nn.Embedding(num_event_types, hidden)
         self.phi = MLP((8 + pdg_dim,) + (hidden,) * layers)
-        self.rho = MLP((hidden,) * max(layers - 1, 2) + (num_skims,))
+        self.rho = MLP((hidden,) * max(layers - 1, 2))
+        self.head = Linear(hidden, num_skims)
         self.reset_parameters()
 
     def reset_parameters(self):
@@ -49,4 +54,5 @@ class DeepSets(nn.Module):
     def forward(self, batch):
         h = self.phi(torch.cat([self.encode(batch.x), self.pdg_embedding(batch.pdg)], dim=1))
         pooled = h.new_zeros(batch.num_graphs, h.shape[1]).index_add_(0, batch.batch, h)
-        return self.rho(torch.nn.functional.gelu(pooled + self.event_embedding(batch.event_type)))
+        state = self.rho(F.gelu(pooled + self.event_embedding(batch.event_type)))
+        return self.head(F.gelu(state))

@@ -15,6 +15,16 @@ def test_logits_shape_and_finite(tiny_model, events):
     assert torch.isfinite(logits).all()
 
 
+def test_head_is_the_final_linear_layer(tiny_model, events):
+    """``model.head`` makes the logits (fine-tuning re-initialises it for new skims)."""
+    _, model = tiny_model
+    assert isinstance(model.head, torch.nn.Linear) and model.head.out_features == 2
+    made = []
+    model.head.register_forward_hook(lambda module, inputs, output: made.append(output))
+    logits = model(events)
+    assert len(made) == 1 and made[0] is logits
+
+
 def test_particle_order_does_not_matter(tiny_model, events):
     _, model = tiny_model
     for seed in range(3):

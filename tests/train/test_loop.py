@@ -177,30 +177,32 @@ def test_non_finite_steps_are_skipped_and_counted(tiny_config, tmp_path, monkeyp
     assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
 
 
-def test_fine_tuning_resets_the_head_with_separate_learning_rates(tiny_config, tmp_path):
-    pre = tiny_config(tmp_path / "pre", model="gatgap", train={"epochs": 1})
+@pytest.mark.parametrize("model, other", [("gatgap", "deepsets"), ("deepsets", "gatgap")])
+def test_fine_tuning_resets_the_head_with_separate_learning_rates(tiny_config, tmp_path, model, other):
+    pre = tiny_config(tmp_path / "pre", model=model, train={"epochs": 1})
     Trainer(pre).fit()
     source = torch.load(tmp_path / "pre" / "checkpoints" / "best.pt", weights_only=True)["model"]
 
-    tune = tiny_config(tmp_path / "tune", model="deepsets",  # the checkpoint's model wins
+    tune = tiny_config(tmp_path / "tune", model=other,  # the checkpoint's model wins
                        data={"skims": ["tau_generic", "leptonic_untagged"]},
                        train={"epochs": 1, "init_from": str(tmp_path / "pre" / "checkpoints" / "best.pt"),
                               "lr_backbone": 1e-4, "lr_head": 5e-3, "weight_decay": 0.01})
     trainer = Trainer(tune)
-    assert trainer.model_info["name"] == "gatgap" and trainer.config.model.name == "gatgap"
+    assert trainer.model_info["name"] == model and trainer.config.model.name == model
     assert trainer.model.head.out_features == 2
     assert {g["name"]: g["lr"] for g in trainer.optimizer.param_groups} == {"backbone": 1e-4, "head": 5e-3}
     for name, value in trainer.model.state_dict().items():  # backbone copied from the checkpoint
         if not name.startswith("head."):
             assert torch.equal(value, source[name]), name
     trainer.fit()
-    assert yaml.safe_load((tmp_path / "tune" / "config.yaml").read_text())["model"]["name"] == "gatgap"
+    assert yaml.safe_load((tmp_path / "tune" / "config.yaml").read_text())["model"]["name"] == model
 
 
-def test_frozen_backbone_only_trains_the_head(tiny_config, tmp_path):
-    Trainer(tiny_config(tmp_path / "pre", model="gatgap", train={"epochs": 1})).fit()
+@pytest.mark.parametrize("model", ["gatgap", "deepsets"])
+def test_frozen_backbone_only_trains_the_head(tiny_config, tmp_path, model):
+    Trainer(tiny_config(tmp_path / "pre", model=model, train={"epochs": 1})).fit()
     ckpt = tmp_path / "pre" / "checkpoints" / "best.pt"
-    trainer = Trainer(tiny_config(tmp_path / "tune", model="gatgap",
+    trainer = Trainer(tiny_config(tmp_path / "tune", model=model,
                                   data={"skims": ["leptonic_untagged", "tau_generic"]},
                                   train={"epochs": 2, "init_from": str(ckpt), "freeze_backbone": True}))
     before = _final_state(trainer)

@@ -5,7 +5,9 @@ that counts every skipped event by reason, and in strict mode raises a :class:`D
 naming the file, the event and the field instead.
 """
 
+import warnings
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -51,9 +53,36 @@ class ReadReport:
         lines += [f"{what}: {n}" for what, n in sorted(self.notes.items())]
         return "\n".join(lines)
 
+    def skip_summary(self, total=None):
+        """One line saying how many events were skipped (of ``total`` read, if given) and why."""
+        reasons = ", ".join(f"{reason} ({n})" for reason, n in sorted(self.skipped.items()))
+        n = sum(self.skipped.values())
+        of = "" if total is None else f" of {total}"
+        return f"skipped {n}{of} event{'' if n == 1 and total is None else 's'}: {reasons}"
+
     def to_dict(self):
         return {"files": self.files, "read": self.read, "kept": self.kept,
                 "skipped": dict(self.skipped), "notes": dict(self.notes)}
+
+
+class SkippedEventsWarning(UserWarning):
+    """Events were skipped while reading (the message says how many and why)."""
+
+
+@contextmanager
+def reporting(report):
+    """The caller's :class:`ReadReport`, or a new one whose skips end in one warning.
+
+    Readers count skipped events in the report they are given; called without one, they must
+    still not lose events silently, so the skips are announced as a :class:`SkippedEventsWarning`.
+    """
+    if report is not None:
+        yield report
+        return
+    own = ReadReport()
+    yield own
+    if own.skipped:
+        warnings.warn(own.skip_summary(), SkippedEventsWarning, stacklevel=3)
 
 
 def find_bad_events(table):

@@ -49,7 +49,7 @@ import numpy as np
 from particle.pdgid import charge as pdg_charge
 
 from ..errors import ConfigError, DataError
-from .checks import ReadReport, _any_per_event, reject_events
+from .checks import _any_per_event, reject_events, reporting
 from .table import EVENT_TYPES, FLOAT_FIELDS, EventTable
 
 #: Columns of the Belle II table, in the order the original writer used.
@@ -91,11 +91,11 @@ def read_hdf5(path, *, key=None, skims=None, mother_index="auto", missing_mother
         raise ConfigError(f"mother_index must be one of {list(MOTHER_CONVENTIONS)}, got {mother_index!r}")
     if missing_mother not in MISSING_MOTHER:
         raise ConfigError(f"missing_mother must be one of {list(MISSING_MOTHER)}, got {missing_mother!r}")
-    report = ReadReport() if report is None else report
     columns, meta = read_columns(path, key)
-    return _table_from_columns(columns, meta, path=path, skims=skims, mother_index=mother_index,
-                               missing_mother=missing_mother, default_event_type=default_event_type,
-                               strict=strict, report=report)
+    with reporting(report) as report:
+        return _table_from_columns(columns, meta, path=path, skims=skims, mother_index=mother_index,
+                                   missing_mother=missing_mother, default_event_type=default_event_type,
+                                   strict=strict, report=report)
 
 
 def read_columns(path, key=None):

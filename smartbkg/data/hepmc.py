@@ -38,7 +38,7 @@ import pyhepmc
 from pyhepmc import GenEvent, GenEventData, Units
 
 from ..errors import ConfigError, DataError
-from .checks import ReadReport, _any_per_event, reject_events
+from .checks import _any_per_event, reject_events, reporting
 from .table import EVENT_TYPES, EventTable
 
 SKIM_PREFIX = "skim."
@@ -73,38 +73,39 @@ def iter_hepmc(path, *, skims=None, labels=None, default_event_type="unknown", c
         default_event_type: event type of events without an ``event_type`` attribute or column.
         chunk_events: events per yielded table.
         strict: raise :class:`DataError` on events that cannot be built instead of skipping them.
-        report: optional :class:`ReadReport` that receives notes and such skips.
+        report: optional :class:`~smartbkg.data.checks.ReadReport` that receives notes and such
+            skips (without one, skips end in a :class:`~smartbkg.data.checks.SkippedEventsWarning`).
 
     Yields:
         :class:`EventTable` per chunk (at least one, possibly empty; not yet validated).
     """
-    report = ReadReport() if report is None else report
-    side = LabelFile(labels) if labels is not None else None
-    builder = _ChunkBuilder(path, skims, side, default_event_type, strict, report)
-    with _open_text(path) as raw:
-        guard = _GuardedStream(raw)
-        reader = pyhepmc.io.ReaderAscii(pyhepmc.io.pyiostream(guard, 1 << 16))
-        event = GenEvent()
-        ordinal = 0
-        while True:
-            ok = reader.read_event(event)
-            if reader.failed():
-                # At the end of the file HepMC3 reports success with an empty event after the
-                # footer, or with the last event where the footer is missing.
-                if ok and not guard.error and len(event.particles):
-                    builder.add(event, bad=ordinal in guard.bad_events)
-                if not ok or guard.error:
-                    _unreadable(path, ordinal, guard.error or "cannot parse event (file truncated or corrupt)",
-                                strict, report)
-                elif not guard.footer:
-                    _unreadable(path, ordinal, "file ends without the HepMC3 footer (truncated?)", strict,
-                                report, counted=False)
-                break
-            builder.add(event, bad=ordinal in guard.bad_events)
-            ordinal += 1
-            if len(builder) >= chunk_events:
-                yield builder.build()
-    yield builder.build()
+    with reporting(report) as report:
+        side = LabelFile(labels) if labels is not None else None
+        builder = _ChunkBuilder(path, skims, side, default_event_type, strict, report)
+        with _open_text(path) as raw:
+            guard = _GuardedStream(raw)
+            reader = pyhepmc.io.ReaderAscii(pyhepmc.io.pyiostream(guard, 1 << 16))
+            event = GenEvent()
+            ordinal = 0
+            while True:
+                ok = reader.read_event(event)
+                if reader.failed():
+                    # At the end of the file HepMC3 reports success with an empty event after the
+                    # footer, or with the last event where the footer is missing.
+                    if ok and not guard.error and len(event.particles):
+                        builder.add(event, bad=ordinal in guard.bad_events)
+                    if not ok or guard.error:
+                        _unreadable(path, ordinal, guard.error or "cannot parse event (file truncated or corrupt)",
+                                    strict, report)
+                    elif not guard.footer:
+                        _unreadable(path, ordinal, "file ends without the HepMC3 footer (truncated?)", strict,
+                                    report, counted=False)
+                    break
+                builder.add(event, bad=ordinal in guard.bad_events)
+                ordinal += 1
+                if len(builder) >= chunk_events:
+                    yield builder.build()
+        yield builder.build()
 
 
 def _unreadable(path, ordinal, reason, strict, report, counted=True):

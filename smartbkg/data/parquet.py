@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import DataError
-from .checks import ReadReport, reject_events
+from .checks import reject_events, reporting
 from .table import EVENT_TYPES, FLOAT_FIELDS, EventTable
 
 FORMAT_VERSION = 1
@@ -103,7 +103,8 @@ def read_parquet(path, *, skims=None, row_groups=None, default_event_type="unkno
         default_event_type: event type of every event when the file has no ``event_type`` column.
         strict: raise :class:`DataError` on events that cannot be built (a particle index that
             appears twice) instead of skipping them.
-        report: optional :class:`ReadReport` that counts such skips.
+        report: optional :class:`ReadReport` that counts such skips (without one, skips end
+            in a :class:`~smartbkg.data.checks.SkippedEventsWarning`).
 
     Returns:
         :class:`EventTable` (not yet validated: see :func:`smartbkg.data.checks.drop_bad_events`).
@@ -169,7 +170,8 @@ def table_from_arrow(data, *, skims, event_types=None, path=None, default_event_
         path: file name for messages.
         default_event_type: event type of every event when there is no ``event_type`` column.
         strict: raise instead of skipping events that cannot be built.
-        report: optional :class:`ReadReport` that counts the skipped events.
+        report: optional :class:`ReadReport` that counts the skipped events (without one, skips
+            end in a :class:`~smartbkg.data.checks.SkippedEventsWarning`).
 
     Returns:
         (:class:`EventTable` of the events that could be built, (n_rows,) bool mask of those rows).
@@ -222,8 +224,9 @@ def table_from_arrow(data, *, skims, event_types=None, path=None, default_event_
     table = EventTable(offsets, particles, labels, tuple(skims), event_type, tuple(order), weight, event_id)
     if not duplicate.any():
         return table, np.ones(n_events, dtype=bool)
-    keep = reject_events(duplicate, "duplicate particle index", field="index", event_id=table.event_id,
-                         report=ReadReport() if report is None else report, strict=strict, source=path)
+    with reporting(report) as report:
+        keep = reject_events(duplicate, "duplicate particle index", field="index", event_id=table.event_id,
+                             report=report, strict=strict, source=path)
     return table.take(keep), keep
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import h5py
 
 from ..errors import ConfigError, DataError
-from .checks import ReadReport, drop_bad_events
+from .checks import ReadReport, SkippedEventsWarning, drop_bad_events
 from .hdf5 import read_hdf5
 from .hepmc import GZIP_MAGIC, iter_hepmc
 from .parquet import read_parquet
@@ -41,10 +41,6 @@ HEPMC2_MARKER = b"HepMC::IO_GenEvent"
 HEPMC3_MARKERS = (b"HepMC::Asciiv3", b"HepMC::Version 3")
 
 logger = logging.getLogger(__name__)
-
-
-class SkippedEventsWarning(UserWarning):
-    """Events were skipped while reading (the message says how many and why)."""
 
 
 def detect_format(path):
@@ -195,13 +191,8 @@ def read_events(paths, *, format=None, skims=None, rename_skims=None, default_ev
     if return_report:
         return table, report
     if report.skipped:
-        warnings.warn(skip_summary(report), SkippedEventsWarning, stacklevel=2)
+        warnings.warn(report.skip_summary(report.read), SkippedEventsWarning, stacklevel=2)
     if report.notes:
         logger.info("notes while reading: %s", "; ".join(f"{k}: {v}" for k, v in sorted(report.notes.items())))
     return table
 
-
-def skip_summary(report):
-    """One line saying how many events were skipped and why."""
-    reasons = ", ".join(f"{reason} ({n})" for reason, n in sorted(report.skipped.items()))
-    return f"skipped {sum(report.skipped.values())} of {report.read} events: {reasons}"

@@ -5,7 +5,7 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from smartbkg.data.checks import ReadReport
+from smartbkg.data.checks import ReadReport, SkippedEventsWarning
 from smartbkg.data.hdf5 import STATUS_INITIAL, read_columns, read_hdf5, write_hdf5
 from smartbkg.errors import ConfigError, DataError
 
@@ -187,6 +187,8 @@ def test_null_ids_in_float_columns(tmp_path):
     table = read_hdf5(_write_rows(tmp_path / "n.h5", rows, float_ints=True), report=report)
     np.testing.assert_array_equal(table.event_id, [1])
     assert dict(report.skipped) == {"null or non-integer value": 2}
+    with pytest.warns(SkippedEventsWarning, match=r"skipped 2 events: null or non-integer value \(2\)"):
+        read_hdf5(tmp_path / "n.h5")  # no report: the skips are still announced
     rows = [(np.nan, True, 0, 511, 0)]
     with pytest.raises(DataError, match="field 'evtNum': null or non-integer event number"):
         read_hdf5(_write_rows(tmp_path / "e.h5", rows, float_ints=True))

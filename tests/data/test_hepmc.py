@@ -6,7 +6,7 @@ import numpy as np
 import pyhepmc
 import pytest
 
-from smartbkg.data.checks import ReadReport
+from smartbkg.data.checks import ReadReport, SkippedEventsWarning
 from smartbkg.data.hepmc import LabelFile, _GuardedStream, iter_hepmc, read_hepmc, write_hepmc
 from smartbkg.data.table import EventTable
 from smartbkg.errors import ConfigError, DataError
@@ -110,7 +110,8 @@ def test_labels_from_side_file(tmp_path):
     # An event_type attribute in the file wins over the side file.
     np.testing.assert_array_equal(table.event_type_names, ["ccbar", "mixed"])
     assert dict(report.skipped) == {"no labels in the label file": 1}
-    subset = read_hepmc(path, labels=tmp_path / "labels.csv", skims=["b"])
+    with pytest.warns(SkippedEventsWarning, match=r"skipped 1 event: no labels in the label file \(1\)"):
+        subset = read_hepmc(path, labels=tmp_path / "labels.csv", skims=["b"])  # no report: still announced
     assert subset.skims == ("b",) and subset.labels[:, 0].tolist() == [True, False]
     with pytest.raises(DataError, match="z.hepmc: event 9: field 'labels': no labels in the label file"):
         read_hepmc(path, labels=tmp_path / "labels.csv", strict=True)

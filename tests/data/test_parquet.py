@@ -4,7 +4,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from smartbkg.data.checks import ReadReport
+from smartbkg.data.checks import ReadReport, SkippedEventsWarning
 from smartbkg.data.parquet import read_parquet, write_parquet
 from smartbkg.data.readers import read_events
 from smartbkg.data.table import EVENT_TYPES
@@ -110,6 +110,8 @@ def test_duplicate_index_is_a_counted_skip_or_a_strict_error(tmp_path):
     np.testing.assert_array_equal(table.particles["mother"], [-1, 0, -1, 0])
     np.testing.assert_array_equal(table.labels[:, 0], [True, False])
     assert dict(report.skipped) == {"duplicate particle index": 1} and report.read == 1
+    with pytest.warns(SkippedEventsWarning, match=r"skipped 1 event: duplicate particle index \(1\)"):
+        assert len(read_parquet(path)) == 2  # no report given: the skip is still announced
     with pytest.raises(DataError) as error:
         read_parquet(path, strict=True)
     assert str(error.value) == f"{path}: event 11: field 'index': duplicate particle index"

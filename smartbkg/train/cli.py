@@ -116,8 +116,7 @@ def _overrides(args):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from .distributed import cleanup_distributed  # the heavy imports only when there is work to do
-    from .loop import Trainer
+    from .loop import Trainer  # the heavy imports only when there is work to do
 
     if args.resume:
         overrides = _overrides(args)
@@ -141,7 +140,7 @@ def main(argv=None):
     try:
         trainer.fit()
     finally:
-        cleanup_distributed(trainer.ctx)
+        trainer.close()
     return 0
 
 

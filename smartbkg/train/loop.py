@@ -36,7 +36,8 @@ from ..models import build_model, list_models
 from .checkpoint import FORMAT_VERSION, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import MONITORS, ModelConfig, RunConfig
 from .data import build_splits, dataset_size, labels, make_loader
-from .distributed import all_max, all_sum, barrier, gather_rows, global_loss, setup_distributed
+from .distributed import (all_max, all_sum, barrier, cleanup_distributed, gather_rows, global_loss,
+                          setup_distributed)
 from .evaluation import Predictions, Timings, check_both_classes, fit_calibrations, skim_metrics
 from .logging import RunLogger, write_json
 from .schedule import EarlyStopping, build_optimizer, build_scheduler
@@ -369,6 +370,15 @@ class Trainer:
         barrier(self.ctx)
 
     # ------------------------------------------------------------------ the end
+    def close(self):
+        """Leave the process group (nothing to do for one process).
+
+        The DDP wrapper is dropped first: a DDP model that outlives its gloo process group can
+        keep the process from exiting.
+        """
+        self.ddp_model = self.model
+        cleanup_distributed(self.ctx)
+
     def finish(self):
         """Evaluate the best model, fit its calibration, write the summary; returns the summary dict."""
         t = self.config.train

@@ -82,12 +82,10 @@ def _train_worker(rank, world_size, port, config_dict):
     from smartbkg.train.loop import Trainer
 
     trainer = Trainer(RunConfig.from_dict(config_dict))
-    ctx = trainer.ctx
     try:
         trainer.fit()
     finally:
-        del trainer  # its DDP model before the process group (see _worker)
-        cleanup_distributed(ctx)
+        trainer.close()
 
 
 def test_training_on_two_ranks_equals_one_process(tiny_config, tmp_path):

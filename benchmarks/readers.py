@@ -1,6 +1,6 @@
 """Read speed of every input format: events/s of read_hdf5, read_hepmc and read_events (a benchmark, not a test).
 
-Usage: ``python benchmarks/readers.py [--events 20000] [--hepmc-events 5000] [--out readers.json]``
+Usage: ``python benchmarks/readers.py [--events 20000] [--hepmc-events 5000] [--out benchmarks/results/readers.json]``
 
 The events are seeded random decay trees of about 40 particles
 (:func:`smartbkg.data.synthetic.decay_trees`, which every format stores exactly), written by
@@ -32,7 +32,7 @@ def main(argv=None):
     parser.add_argument("--events", type=int, default=20000)
     parser.add_argument("--hepmc-events", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=Path("readers.json"))
+    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("results") / "readers.json")
     args = parser.parse_args(argv)
     table = decay_trees(args.events, num_particles=43, seed=5)
     results = {}

@@ -32,9 +32,9 @@ def test_detect_format_from_content(tmp_path, small_table, kind, assert_tables_e
     (b"", "empty file"),
     (b"hello world\n", "unknown format"),
     (b"HepMC::Version 2.06.09\nHepMC::IO_GenEvent-START_EVENT_LISTING\n", "HepMC2 files are not supported"),
-    (gzip.compress(b"just text\n"), "unknown format"),
+    (gzip.compress(b"just text\n", mtime=0), "unknown format"),
     (b"\x1f\x8b\x08\x00garbage", "corrupt gzip file"),
-])
+], ids=["empty", "text", "hepmc2", "gzipped-text", "corrupt-gzip"])
 def test_detect_format_rejects(tmp_path, content, message):
     (tmp_path / "f").write_bytes(content)
     with pytest.raises(DataError, match=message):

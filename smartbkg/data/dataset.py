@@ -298,7 +298,8 @@ class StreamingEventGraphDataset(torch.utils.data.IterableDataset):
             batch and None with the others.
         """
         for store, runs, reports in self.stream(cuts, epoch, shuffle, seed):
-            for k, batch in enumerate(store.batches(runs)):
+            # The buffer's store serves these batches only, so they may share its memory.
+            for k, batch in enumerate(store.batches(runs, views=True)):
                 yield batch, (reports if k == 0 else None)
 
     def stream(self, cuts, epoch, shuffle=None, seed=None):
@@ -308,6 +309,8 @@ class StreamingEventGraphDataset(torch.utils.data.IterableDataset):
         Buffers are unions of consecutive runs holding about ``buffer_events`` events; the
         events of a buffer are shuffled (seeded by seed, epoch and the buffer's start) before
         the runs are cut, so the result does not depend on how runs are spread over workers.
+        The store holds the events in the order they are served, so each run is a range of
+        consecutive store indices.
         """
         shuffle = self.shuffle if shuffle is None else shuffle
         seed = self.seed if seed is None else seed
@@ -349,15 +352,19 @@ class StreamingEventGraphDataset(torch.utils.data.IterableDataset):
             alive.append(built)
             report += part_report
             stats += part_stats
-        store = GraphStore.from_tables(pieces, self_loops=self.self_loops)
         alive = np.concatenate(alive)
-        # Shuffle raw positions, then map each run's raw events to the surviving store events.
-        raw = np.arange(hi - lo)
+        # Shuffle raw positions; the surviving events, in that order, are the store's events
+        # (order: their indices among the survivors in file order), and run k the k-th range.
+        order, served = None, alive
         if shuffle_seed is not None:
             raw = np.random.default_rng(shuffle_seed).permutation(hi - lo)
-        survivor = np.cumsum(alive) - 1
-        runs = [raw[a - lo:b - lo] for a, b in zip(cuts[:-1], cuts[1:])]
-        return store, [survivor[run[alive[run]]] for run in runs], (report, stats)
+            served = alive[raw]
+            order = (np.cumsum(alive) - 1)[raw[served]]
+        store = GraphStore.from_tables(pieces, self_loops=self.self_loops, order=order)
+        at = np.zeros(hi - lo + 1, dtype=np.int64)
+        np.cumsum(served, out=at[1:])
+        bounds = at[cuts - lo]
+        return store, [np.arange(a, b) for a, b in zip(bounds[:-1], bounds[1:])], (report, stats)
 
     def _account(self, reports):
         """Add a buffer's (ReadReport, PreprocessStats), if any, to this dataset's."""

@@ -15,7 +15,10 @@ Every graph follows the batch contract of the data layer:
 buffer); :meth:`GraphStore.batch` cuts a ``Batch`` for any list of events with a handful of
 index operations (:meth:`GraphStore.batches` a few batches at a time), tensor for tensor equal
 to ``Batch.from_data_list`` of the per-event ``Data`` (including ``_slice_dict`` and
-``_inc_dict``, so ``to_data_list`` works).
+``_inc_dict``, so ``to_data_list`` works). Batches of consecutive events are slices of the flat
+tensors, with no gathering; a store can be built with its events in the order in which they
+will be served (``order``), so that every batch is such a range: streaming buffers are built
+this way, which moves the random-access part of shuffling into one pass of the build.
 """
 
 import itertools
@@ -26,7 +29,7 @@ from torch_geometric.data import Batch, Data
 
 from ..errors import DataError
 from .preprocess import index_dtype
-from .table import NODE_FEATURES
+from .table import NODE_FEATURES, ragged_arange
 from .vocab import pdg_to_token
 
 #: Batches gathered together by :meth:`GraphStore.batches`.
@@ -144,6 +147,9 @@ class GraphStore:
         table: preprocessed :class:`~smartbkg.data.table.EventTable` (no empty events needed,
             but allowed).
         self_loops: add i->i edges to every graph.
+        order: optional (n_events,) permutation of the table's events: the store holds event
+            ``order[k]`` as its event ``k`` (equal to the store of ``table.take(order)``, built
+            without that copy of the table).
 
     Attributes:
         x: (P, 8) float32; pdg: (P,) int64 tokens; distance: (P,) int64 :func:`mother_distance`
@@ -153,49 +159,74 @@ class GraphStore:
         n_edges: (n_events,) int64 edges per graph.
     """
 
-    def __init__(self, table, self_loops=False):
-        self._build([table], self_loops)
+    def __init__(self, table, self_loops=False, order=None):
+        self._build([table], self_loops, order)
 
     @classmethod
-    def from_tables(cls, tables, self_loops=False):
-        """One store for several tables (same skims and event types), without concatenating them first."""
+    def from_tables(cls, tables, self_loops=False, order=None):
+        """One store for several tables (same skims and event types), without concatenating them first.
+
+        ``order`` is an optional permutation of the events of all tables (numbered table after
+        table), as for the constructor.
+        """
         store = cls.__new__(cls)
-        store._build(list(tables), self_loops)
+        store._build(list(tables), self_loops, order)
         return store
 
-    def _build(self, tables, self_loops):
+    def _build(self, tables, self_loops, order):
         first = tables[0]
         if any(t.skims != first.skims or t.event_types != first.event_types for t in tables[1:]):
             raise DataError("tables of one store need the same skims and event types")
         self.self_loops = bool(self_loops)
         counts = np.concatenate([t.counts for t in tables])
+        position = None  # store position of each event of the tables; None: the same
+        if order is not None:
+            order = np.asarray(order, dtype=np.int64)
+            position = np.full(len(counts), -1, dtype=np.int64)
+            if order.shape == counts.shape and (not len(order) or 0 <= order.min() <= order.max() < len(order)):
+                position[order] = np.arange(len(order))
+            if np.any(position < 0):  # an event left out (hence also one repeated or out of range)
+                raise DataError(f"order must be a permutation of the {len(counts)} events of the store")
+            counts = counts[order]
         offsets = np.zeros(len(counts) + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
         n = int(offsets[-1])
         x = np.empty((n, len(NODE_FEATURES)), dtype=np.float32)
         pdg, distance, roots = np.empty(n, np.int64), np.empty(n, np.int64), []
-        at = 0
+        at = first_event = 0
         for t in tables:
-            rows = slice(at, at + t.n_particles)
-            node_features(t, out=x[rows])
-            pdg[rows] = pdg_to_token(t.particles["pdg"])
+            # Each table's particles are computed in its own order (sequential passes) and then
+            # placed: a block of rows, or scattered event by event to their store positions.
+            if position is None:
+                rows = slice(at, at + t.n_particles)
+                node_features(t, out=x[rows])
+            else:
+                rows = ragged_arange(offsets[position[first_event:first_event + len(t)]], t.counts)
+                _put_rows(x, rows, node_features(t))
+            _put_rows(pdg, rows, pdg_to_token(t.particles["pdg"]))
             mother = t.particles["mother"]
             local = np.arange(t.n_particles, dtype=index_dtype(t.n_particles))
             local -= np.repeat(t.offsets[:-1].astype(local.dtype), t.counts)
             has_mother = mother >= 0
-            distance[rows] = np.where(has_mother, local - mother, 0)
+            _put_rows(distance, rows, np.where(has_mother, local - mother, 0))
             with_mother = np.zeros(t.n_particles + 1, dtype=np.int64)
             np.cumsum(has_mother, out=with_mother[1:])
             roots.append(t.counts - np.diff(with_mother[t.offsets]))
             at += t.n_particles
+            first_event += len(t)
+
+        def per_event(values, dtype):
+            values = np.concatenate(values)
+            return torch.from_numpy((values if order is None else values[order]).astype(dtype, copy=False))
+
         self.offsets, self.counts = torch.from_numpy(offsets), torch.from_numpy(counts)
         self.x, self.pdg, self.distance = torch.from_numpy(x), torch.from_numpy(pdg), torch.from_numpy(distance)
-        self.n_edges = edge_counts(torch.from_numpy(np.concatenate(roots)), self.counts, self.self_loops)
-        self.y = torch.from_numpy(np.concatenate([t.labels for t in tables]).astype(np.float32))
-        self.event_type = torch.from_numpy(np.concatenate([t.event_type for t in tables]).astype(np.int64))
-        self.weight = torch.from_numpy(np.concatenate(
-            [np.ones(len(t), np.float32) if t.weight is None else t.weight for t in tables]).astype(np.float32))
-        self.event_id = torch.from_numpy(np.concatenate([t.event_id for t in tables]).astype(np.int64))
+        self.n_edges = edge_counts(per_event(roots, np.int64), self.counts, self.self_loops)
+        self.y = per_event([t.labels for t in tables], np.float32)
+        self.event_type = per_event([t.event_type for t in tables], np.int64)
+        self.weight = per_event([np.ones(len(t), np.float32) if t.weight is None else t.weight for t in tables],
+                                np.float32)
+        self.event_id = per_event([t.event_id for t in tables], np.int64)
 
     def __len__(self):
         return len(self.counts)
@@ -217,40 +248,56 @@ class GraphStore:
         """
         return next(self.batches([events]))
 
-    def batches(self, event_groups, per_gather=GROUPS_PER_GATHER):
+    def batches(self, event_groups, per_gather=GROUPS_PER_GATHER, views=False):
         """One ``Batch`` per group of event indices, ``per_gather`` groups gathered at a time.
 
         Gathering several batches' nodes with one set of index operations and cutting the
         result into batches (views for node and graph tensors) divides the fixed cost of the
         tensor operations among them; each batch is still equal to ``self.batch(group)``.
+        Groups that together are one ascending range of events (``i, i + 1, ...``) are sliced
+        instead of gathered.
 
         Args:
             event_groups: iterable of (B_k,) event index arrays.
             per_gather: groups gathered together.
+            views: batches of ranges of events share ``x``, ``pdg`` and the per-graph tensors
+                with the store instead of copying them: for a store that is used once (a
+                streaming buffer), where changing a batch in place cannot change later batches.
 
         Yields:
             ``torch_geometric.data.Batch`` per group, in order.
         """
         groups = iter(event_groups)
         while chunk := list(itertools.islice(groups, per_gather)):
-            yield from self._gather(chunk)
+            yield from self._gather(chunk, views)
 
-    def _gather(self, groups):
+    def _gather(self, groups, views):
         # Index bookkeeping in numpy (less fixed cost per call than torch for these small arrays).
         events = np.concatenate([np.asarray(g, dtype=np.int64).reshape(-1) for g in groups])
         n_graphs = len(events)
-        counts = self.counts.numpy()[events]
-        node_at = np.zeros(n_graphs + 1, dtype=np.int64)
-        np.cumsum(counts, out=node_at[1:])
-        rows = np.arange(node_at[-1]) + np.repeat(self.offsets.numpy()[events] - node_at[:-1], counts)
+        first = int(events[0]) if n_graphs else 0
+        if n_graphs and (events[-1] - first != n_graphs - 1 or np.any(np.diff(events) != 1)):
+            counts = self.counts.numpy()[events]
+            node_at = np.zeros(n_graphs + 1, dtype=np.int64)
+            np.cumsum(counts, out=node_at[1:])
+            rows = torch.from_numpy(ragged_arange(self.offsets.numpy()[events], counts))
+            x, pdg, distance = (self.x.index_select(0, rows), self.pdg.index_select(0, rows),
+                                self.distance.index_select(0, rows))
+            graph = {name: getattr(self, name).index_select(0, torch.from_numpy(events)) for name in GRAPH_ATTRS}
+        else:  # the range first, first + 1, ... of events: slices
+            events = slice(first, first + n_graphs)
+            counts = self.counts.numpy()[events]
+            node_at = self.offsets.numpy()[first:first + n_graphs + 1] - self.offsets.numpy()[first]
+            nodes = slice(int(self.offsets[first]), int(self.offsets[first]) + int(node_at[-1]))
+            x, pdg, distance = self.x[nodes], self.pdg[nodes], self.distance[nodes]
+            graph = {name: getattr(self, name)[events] for name in GRAPH_ATTRS}
+            if not views:
+                x, pdg, graph = x.clone(), pdg.clone(), {name: value.clone() for name, value in graph.items()}
         edge_at = np.zeros(n_graphs + 1, dtype=np.int64)
         np.cumsum(self.n_edges.numpy()[events], out=edge_at[1:])
         batch = torch.from_numpy(np.repeat(np.arange(n_graphs), counts))
         ptr, edge_ptr = torch.from_numpy(node_at), torch.from_numpy(edge_at)
-        rows, events = torch.from_numpy(rows), torch.from_numpy(events)
-        x, pdg = self.x.index_select(0, rows), self.pdg.index_select(0, rows)
-        edge_index = tree_edges(self.distance.index_select(0, rows), self.self_loops)
-        graph = {name: getattr(self, name).index_select(0, events) for name in GRAPH_ATTRS}
+        edge_index = tree_edges(distance, self.self_loops)
         node_at, edge_at, g0 = node_at.tolist(), edge_at.tolist(), 0
         for group in groups:
             g1 = g0 + len(group)
@@ -264,6 +311,21 @@ class GraphStore:
                 "ptr": ptr[g0:g1 + 1] - n0,
             }, edge_ptr[g0:g1 + 1] - e0)
             g0 = g1
+
+
+def _put_rows(out, rows, values):
+    """``out[rows] = values`` for a slice or an index array of rows of a 1-D or 2-D array.
+
+    Index arrays move each row of a 2-D array as one item (``np.put`` on a void view of the
+    rows), several times faster than fancy-index assignment for the (n, 8) float32 rows of node
+    features (for 1-D arrays fancy-index assignment is the faster).
+    """
+    if isinstance(rows, slice) or out.ndim == 1:
+        out[rows] = values
+        return
+    item = np.dtype((np.void, out.itemsize * out.shape[1]))
+    values = np.ascontiguousarray(values, dtype=out.dtype)
+    np.put(out.view(item).reshape(-1), rows, values.view(item).reshape(-1))
 
 
 def _assemble(attributes, edge_ptr):

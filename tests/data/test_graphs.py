@@ -7,6 +7,7 @@ from torch_geometric.data import Batch, Data
 from smartbkg.data.graphs import GraphStore, event_data, mother_distance, node_features, tree_edges
 from smartbkg.data.table import EventTable
 from smartbkg.data.vocab import pdg_to_token
+from smartbkg.errors import DataError
 
 
 def edge_list(edge_index):
@@ -124,6 +125,36 @@ def test_store_from_several_tables_equals_concatenated(random_table):
     split = GraphStore.from_tables([a, b])
     for name in ("x", "pdg", "distance", "offsets", "n_edges", "y", "event_type", "weight", "event_id"):
         assert torch.equal(getattr(joint, name), getattr(split, name)), name
+
+
+@pytest.mark.parametrize("self_loops", [False, True])
+def test_store_in_serving_order_equals_store_of_reordered_table(random_table, self_loops):
+    a, b = random_table(10, seed=1), random_table(7, seed=2)
+    order = np.random.default_rng(4).permutation(17)
+    reordered = GraphStore(EventTable.concat([a, b]).take(order), self_loops=self_loops)
+    built = GraphStore.from_tables([a, b], self_loops=self_loops, order=order)
+    for name in ("x", "pdg", "distance", "offsets", "n_edges", "y", "event_type", "weight", "event_id"):
+        assert torch.equal(getattr(reordered, name), getattr(built, name)), name
+
+
+@pytest.mark.parametrize("order", [[0, 1, 1], [0, 1], [0, 1, 3], [-1, 0, 1]])
+def test_store_order_must_be_a_permutation(random_table, order):
+    with pytest.raises(DataError, match="order must be a permutation of the 3 events"):
+        GraphStore(random_table(3, seed=0), order=order)
+
+
+@pytest.mark.parametrize("views", [False, True])
+def test_batches_of_event_ranges_are_slices_equal_to_gathered_batches(random_table, views):
+    store = GraphStore(random_table(30, seed=5))
+    groups = [np.arange(0, 8), np.arange(8, 20), np.arange(20, 30)]
+    for group, fast in zip(groups, store.batches(groups, per_gather=3, views=views), strict=True):
+        assert_batches_equal(fast, Batch.from_data_list([store.data(int(i)) for i in group]))
+        shares = fast.x.untyped_storage().data_ptr() == store.x.untyped_storage().data_ptr()
+        assert shares == views
+    # without views, changing a batch in place leaves the store as it was
+    before = store.x.clone()
+    next(store.batches([np.arange(5)])).x.add_(1)
+    assert torch.equal(store.x, before)
 
 
 def test_data_items_are_copies(small_table):

@@ -25,12 +25,20 @@ HepMC reading is one C++ parse per event; everything after it (mothers, position
 vectorised over chunks of events. HepMC3 crashes on a vertex that names an incoming particle id
 beyond the event's particle count, so the text is checked for that before HepMC3 parses it and
 such events are skipped as dangling mother links (or fail in strict mode).
+
+HepMC3 reports parse failures by printing to the C++ streams; smartbkg counts those events
+itself, so HepMC3's messages are switched off (``pyhepmc.Setup``) and whatever C++ still writes
+to stdout/stderr while an event is parsed is discarded (:func:`_silenced`).
 """
 
 import csv
+import ctypes
+import functools
 import gzip
+import os
 import re
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -84,11 +92,13 @@ def iter_hepmc(path, *, skims=None, labels=None, default_event_type="unknown", c
         builder = _ChunkBuilder(path, skims, side, default_event_type, strict, report)
         with _open_text(path) as raw:
             guard = _GuardedStream(raw)
-            reader = pyhepmc.io.ReaderAscii(pyhepmc.io.pyiostream(guard, 1 << 16))
+            with _silenced():
+                reader = pyhepmc.io.ReaderAscii(pyhepmc.io.pyiostream(guard, 1 << 16))
             event = GenEvent()
             ordinal = 0
             while True:
-                ok = reader.read_event(event)
+                with _silenced():
+                    ok = reader.read_event(event)
                 if reader.failed():
                     # At the end of the file HepMC3 reports success with an empty event after the
                     # footer, or with the last event where the footer is missing.
@@ -116,6 +126,46 @@ def _unreadable(path, ordinal, reason, strict, report, counted=True):
         report.skipped[f"{reason}; rest of file not read"] += 1
     else:
         report.notes[reason] += 1
+
+
+_LIBC = ctypes.CDLL(None)
+
+
+@functools.cache
+def _devnull():
+    """A write descriptor on /dev/null, opened once per process."""
+    return os.open(os.devnull, os.O_WRONLY)
+
+
+@contextmanager
+def _silenced():
+    """Run HepMC3 code without its diagnostics reaching the user.
+
+    HepMC3's own messages are switched off through ``pyhepmc.Setup`` (restored afterwards); what
+    its C++ code prints regardless (e.g. ``0 vs -1 expected`` on a truncated event) goes to
+    /dev/null: file descriptors 1 and 2 point there for the duration. C's buffers are flushed on
+    both sides (C++ ``std::cout`` writes through C's buffered stdout), so that output written
+    before is not lost and HepMC3's does not come out later.
+    """
+    setup = pyhepmc.Setup
+    saved = setup.print_errors, setup.print_warnings, setup.debug_level
+    setup.print_errors, setup.print_warnings, setup.debug_level = False, False, 0
+    _LIBC.fflush(None)
+    redirected = []
+    try:
+        for fd in (1, 2):
+            try:
+                redirected.append((fd, os.dup(fd)))
+            except OSError:  # a closed descriptor: nothing to protect
+                continue
+            os.dup2(_devnull(), fd)
+        yield
+    finally:
+        _LIBC.fflush(None)
+        for fd, saved_fd in redirected:
+            os.dup2(saved_fd, fd)
+            os.close(saved_fd)
+        setup.print_errors, setup.print_warnings, setup.debug_level = saved
 
 
 def _open_text(path):

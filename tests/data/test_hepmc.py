@@ -1,5 +1,6 @@
 import gzip
 import io
+import os
 
 import networkx as nx
 import numpy as np
@@ -165,6 +166,22 @@ def test_truncated_files_keep_the_complete_events(tmp_path, random_table):
     report = ReadReport()
     read_hepmc(tmp_path / "cut.hepmc.gz", report=report)
     assert sum(report.skipped.values()) == 1 and "rest of file not read" in next(iter(report.skipped))
+
+
+def test_hepmc3_diagnostics_do_not_reach_the_user(tmp_path, random_table, capfd):
+    write_hepmc(random_table(30, seed=1), tmp_path / "t.hepmc")
+    text = (tmp_path / "t.hepmc").read_bytes()
+    (tmp_path / "cut.hepmc").write_bytes(text[: text.index(b"\nE ", len(text) // 2) + 40])
+    (tmp_path / "junk.hepmc").write_bytes(b"PAR1\x00\x15\x04" + bytes(range(256)) * 4)  # binary, as a parquet file
+    (tmp_path / "cut.hepmc.gz").write_bytes(gzip.compress(text)[: len(text) // 8])
+    capfd.readouterr()
+    for name in ("cut.hepmc", "junk.hepmc", "cut.hepmc.gz"):
+        report = ReadReport()
+        read_hepmc(tmp_path / name, report=report)
+        assert sum(report.skipped.values()) == 1 and "rest of file not read" in next(iter(report.skipped))
+    print("after", flush=True)  # the descriptors are back
+    os.write(2, b"err after")
+    assert capfd.readouterr() == ("after\n", "err after")
 
 
 def test_missing_footer_is_noted(tmp_path):

@@ -22,6 +22,7 @@ import warnings
 from pathlib import Path
 
 import h5py
+import numpy as np
 
 from ..errors import ConfigError, DataError
 from .checks import ReadReport, SkippedEventsWarning, drop_bad_events
@@ -102,8 +103,10 @@ def iter_events(paths, *, format=None, skims=None, rename_skims=None, default_ev
         report: :class:`ReadReport` that accumulates what was read, kept and skipped.
 
     Returns:
-        an iterator of (path, :class:`EventTable` of the good events of one chunk). Paths, formats
-        and options are checked when this is called, the data as it is read.
+        an iterator of (path, :class:`EventTable` of the good events of one chunk). Chunks without
+        good events are left out (their skips are in the report; their skims are not compared),
+        unless no input has any: then one empty table comes, with the requested skims. Paths,
+        formats and options are checked when this is called, the data as it is read.
     """
     files = expand_paths(paths)
     if format is not None and format not in FORMATS:
@@ -119,7 +122,7 @@ def iter_events(paths, *, format=None, skims=None, rename_skims=None, default_ev
 
 
 def _iterate(files, formats, skims, rename, default_event_type, strict, chunk_events, report, options):
-    renamed, first_skims = set(), None
+    renamed, first_skims, empty = set(), None, None
     for path, fmt in zip(files, formats):
         file_report = ReadReport(files=1)
         kwargs = {name: options[name] for name in FORMAT_OPTIONS[fmt] if name in options}
@@ -129,7 +132,13 @@ def _iterate(files, formats, skims, rename, default_event_type, strict, chunk_ev
             for pdg, n in unknown_pdg_counts(clean.particles["pdg"]).items():
                 file_report.notes[f"particles with unknown PDG id {pdg}"] += n
             renamed.update(name for name in rename if name in clean.skims)
-            clean = _select_skims(clean.replace(skims=tuple(rename.get(s, s) for s in clean.skims)), skims, path)
+            clean = clean.replace(skims=tuple(rename.get(s, s) for s in clean.skims))
+            if not len(clean):
+                # No events, no labels to check (a HepMC file without a readable event does not
+                # even know its skims): the chunk is left out; its skips are in the report.
+                empty = empty or (path, clean)
+                continue
+            clean = _select_skims(clean, skims, path)
             if first_skims is None:
                 first_skims = clean.skims
             elif clean.skims != first_skims:
@@ -137,6 +146,12 @@ def _iterate(files, formats, skims, rename, default_event_type, strict, chunk_ev
                                 f"{list(first_skims)}; choose with skims= or rename_skims=", path=path, field="labels")
             yield path, clean
         report += file_report
+    if first_skims is None:  # no event at all: one empty table, with the requested skims if any
+        path, clean = empty
+        if skims is not None:
+            clean = clean.replace(labels=np.zeros((0, len(skims)), dtype=bool), skims=tuple(skims))
+        yield path, clean
+        return
     never = [name for name in rename if name not in renamed]
     if never:
         raise ConfigError(f"cannot rename skim(s) {never}: no input has them")
@@ -169,7 +184,9 @@ def read_events(paths, *, format=None, skims=None, rename_skims=None, default_ev
         paths: a file, a directory (its data files, see :func:`expand_paths`) or a list of them.
         format: ``"parquet"``, ``"hdf5"`` or ``"hepmc"`` for every file; default: detected per file.
         skims: skims to keep, named as after renaming (default: all the data has); every file
-            must have them, and without ``skims`` all files must have the same skims.
+            with events must have them, and without ``skims`` all such files must have the same
+            skims (a file without a good event, e.g. a HepMC file truncated in its first event,
+            is not compared).
         rename_skims: dict old name -> new name, applied to every file that has the old name
             (e.g. ``{"label": "fei"}``); a name no file has is an error.
         default_event_type: event type of events whose file records none (a new name is added

@@ -164,6 +164,28 @@ def test_skims_are_selected_and_renamed(tmp_path, small_table):
         read_events(tmp_path / "a.parquet", rename_skims={"fei": "x"})
 
 
+def test_a_file_without_events_does_not_decide_the_skims(tmp_path, small_table, assert_tables_equal):
+    # A truncated HepMC file whose first event cannot be read has no skims to show (they come
+    # from the events' attributes): it must not clash with the other inputs' skims.
+    write_hepmc(small_table, tmp_path / "a.hepmc")
+    text = (tmp_path / "a.hepmc").read_bytes()
+    (tmp_path / "cut.hepmc.gz").write_bytes(gzip.compress(text[:text.index(b"\nP 3 ")], mtime=0))
+    inputs = [tmp_path / "a.hepmc", tmp_path / "cut.hepmc.gz"]
+    for paths, options in ((inputs, {}), (inputs[::-1], {}), (inputs[::-1], {"skims": ["leptonic"]}),
+                           (inputs[::-1], {"rename_skims": {"hadronic": "fei"}})):
+        table, report = read_events(paths, return_report=True, **options)
+        expected = small_table.select_skims(options.get("skims", small_table.skims))
+        if "rename_skims" in options:
+            expected = expected.replace(skims=("fei", "leptonic"))
+        assert_tables_equal(table, expected)
+        assert report.to_dict() == {"files": 2, "read": 4, "kept": 3, "notes": {}, "skipped": {
+            "cannot parse event (file truncated or corrupt); rest of file not read": 1}}
+    # Nothing readable at all: an empty table, with the requested skims.
+    table, report = read_events(tmp_path / "cut.hepmc.gz", skims=["hadronic"], return_report=True)
+    assert len(table) == 0 and table.skims == ("hadronic",) and table.labels.shape == (0, 1)
+    assert report.read == 1 and report.kept == 0
+
+
 def test_default_event_type_for_inputs_without_one(tmp_path):
     rows = np.zeros(2, dtype=[(c, np.int64) for c in ("evtNum", "arrayIndex", "PDG", "motherIndex")]
                     + [(f, np.float64) for f in ("energy", "prodTime", "x", "y", "z", "px", "py", "pz")])

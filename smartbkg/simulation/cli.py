@@ -41,7 +41,7 @@ def _integer(minimum):
 def build_parser():
     parser = _Parser(prog="smartbkg-generate", description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=_integer(1), required=True, help="total number of events")
-    parser.add_argument("--output", required=True, help="output directory (new, or without shards)")
+    parser.add_argument("--output", required=True, help="output directory (a new or an empty one)")
     parser.add_argument("--seed", type=_integer(0), default=0, help="production seed (default 0)")
     parser.add_argument("--types", nargs="+", default=None, metavar="TYPE",
                         help=f"event types, space- or comma-separated (default all: {','.join(EVENT_TYPES)})")

@@ -167,6 +167,11 @@ def run_task(config, task):
             {"generation_s": generated - start, "detector_skims_s": done - generated})
 
 
+def _check_workers(workers):
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise ConfigError(f"workers must be a positive integer, got {workers!r}")
+
+
 def _run_task_star(args):
     return run_task(*args)
 
@@ -179,8 +184,7 @@ def run_tasks(config, workers=1, progress=False):
         workers: number of processes (1: in this process).
         progress: show a tqdm progress bar (events).
     """
-    if not isinstance(workers, (int, np.integer)) or workers < 1:
-        raise ConfigError(f"workers must be a positive integer, got {workers!r}")
+    _check_workers(workers)
     tasks = config.tasks()
     bar = None
     if progress:
@@ -304,7 +308,7 @@ def produce(output, n_events, seed=0, types=None, mix="cross-section", workers=1
     """Generate a sample and write it as smartbkg parquet shards plus ``metadata.json``.
 
     Args:
-        output: output directory (created; must not contain shards already).
+        output: output directory: a new or an empty one (created with its parents).
         events_per_shard: events per parquet file (events shuffled within each shard with a
             seed derived from the production seed).
         others: as :func:`generate`.
@@ -313,14 +317,11 @@ def produce(output, n_events, seed=0, types=None, mix="cross-section", workers=1
         the metadata dict (also written to ``output/metadata.json``).
     """
     config = SampleConfig(n_events=n_events, seed=seed, types=resolve_types(types), mix=mix, **options)
-    if not isinstance(events_per_shard, (int, np.integer)) or events_per_shard < 1:
+    _check_workers(workers)
+    if isinstance(events_per_shard, bool) or not isinstance(events_per_shard, (int, np.integer)) \
+            or events_per_shard < 1:
         raise ConfigError(f"events per shard must be a positive integer, got {events_per_shard!r}")
-    output = Path(output)
-    if output.exists() and not output.is_dir():
-        raise ConfigError(f"output {output} exists and is not a directory")
-    if output.is_dir() and any(output.glob("events-*.parquet")):
-        raise ConfigError(f"output directory {output} already holds event shards; choose a new one")
-    output.mkdir(parents=True, exist_ok=True)
+    output = _new_output_directory(output)
     stats = None
     if preprocess:
         from ..data.preprocess import PreprocessStats
@@ -341,7 +342,7 @@ def produce(output, n_events, seed=0, types=None, mix="cross-section", workers=1
             table, shard_stats = belle2_preprocess(table)
             stats += shard_stats
         name = f"events-{len(shards):05d}.parquet"
-        write_parquet(table, output / name)
+        _writing(write_parquet, table, output / name)
         shards.append({"file": name, "events": len(table)})
         pending, n_pending = [], 0
 
@@ -375,7 +376,52 @@ def produce(output, n_events, seed=0, types=None, mix="cross-section", workers=1
         "shards": shards,
         **summary.to_dict(),
     }
-    tmp = output / "metadata.json.tmp"
-    tmp.write_text(json.dumps(metadata, indent=2) + "\n")
-    tmp.replace(output / "metadata.json")
+    _writing(_write_json, metadata, output / "metadata.json")
     return metadata
+
+
+def _new_output_directory(output):
+    """Create the output directory of :func:`produce`, which must not exist or be empty.
+
+    Returns:
+        the directory as a :class:`~pathlib.Path`.
+
+    Raises:
+        ConfigError: (one line) the path is a file or a non-empty directory, or cannot be created.
+    """
+    output = Path(output)
+    try:
+        if output.exists() and not output.is_dir():
+            raise ConfigError(f"output {output} exists and is not a directory")
+        if output.is_dir() and any(output.iterdir()):
+            raise ConfigError(f"output directory {output} is not empty; choose a new or empty directory "
+                              f"(e.g. {_unused_sibling(output)})")
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create output directory {output}: {exc.strerror or exc}") from None
+    return output
+
+
+def _unused_sibling(path):
+    """The first of ``path-2``, ``path-3`` ... that does not exist (a suggestion for the user)."""
+    path = path.resolve()
+    base = path if path.name else path / "sample"
+    k = 2
+    while base.with_name(f"{base.name}-{k}").exists():
+        k += 1
+    return base.with_name(f"{base.name}-{k}")
+
+
+def _writing(write, data, path):
+    """``write(data, path)``, with an operating-system error turned into a one-line ConfigError."""
+    try:
+        write(data, path)
+    except OSError as exc:
+        raise ConfigError(f"cannot write output file {path}: {exc.strerror or exc}") from None
+
+
+def _write_json(data, path):
+    """Write ``data`` as indented JSON, atomically (temporary file, then rename)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(path)

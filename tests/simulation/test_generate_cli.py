@@ -1,4 +1,5 @@
 import json
+import os
 
 import pytest
 
@@ -46,3 +47,19 @@ def test_output_is_a_file(tmp_path, capsys):
     target.write_text("")
     code, _, err = run(["--events", "5", "--output", str(target)], capsys)
     assert code == 2 and "not a directory" in err
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux /proc")
+def test_output_that_cannot_be_created(capsys):
+    # /proc refuses new directories, even to root.
+    code, out, err = run(["--events", "10", "--output", "/proc/foo", "--quiet"], capsys)
+    assert code == 2 and out == ""
+    assert err == "error: cannot create output directory /proc/foo: No such file or directory\n"
+
+
+def test_non_empty_output_is_refused(tmp_path, capsys):
+    (tmp_path / "foo.txt").write_text("keep me")
+    code, _, err = run(["--events", "10", "--output", str(tmp_path), "--quiet"], capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert f"output directory {tmp_path} is not empty" in err and f"{tmp_path}-2" in err
+    assert [p.name for p in tmp_path.iterdir()] == ["foo.txt"]

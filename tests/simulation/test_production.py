@@ -1,4 +1,5 @@
 import json
+import os
 
 import numpy as np
 import pytest
@@ -77,7 +78,7 @@ def test_produce_writes_shards_and_metadata(tmp_path, serial):
     assert [len(v) for v in meta["seeds"]["pythia_by_task"].values()] == [2, 4, 3]  # chunks of 40
     assert len({s for v in meta["seeds"]["pythia_by_task"].values() for s in v}) == 9
     assert "ParticleDecays:limitTau0 = on" in meta["pythia_settings"]["uubar"]
-    with pytest.raises(ConfigError, match="already holds event shards"):
+    with pytest.raises(ConfigError, match="is not empty"):
         produce(tmp_path / "out", 10, seed=3)
 
 
@@ -102,3 +103,59 @@ def test_bad_sample_config(kwargs):
 def test_bad_workers():
     with pytest.raises(ConfigError, match="workers"):
         generate(10, workers=0)
+
+
+@pytest.mark.parametrize("kwargs, message", [(dict(workers=0), "workers"), (dict(workers=1.5), "workers"),
+                                             (dict(events_per_shard=0), "events per shard"),
+                                             (dict(mix="flat"), "mix"), (dict(chunk_size=0), "chunk size")])
+def test_bad_arguments_leave_no_directory(tmp_path, kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        produce(tmp_path / "a" / "b", 10, **kwargs)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("existing", ["foo.txt", "metadata.json", "events-00000.parquet", "sub/"])
+def test_non_empty_output_directory_is_refused(tmp_path, existing):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "sample-2").mkdir()                      # a suggestion must not exist already
+    target = out / existing.rstrip("/")
+    target.mkdir() if existing.endswith("/") else target.write_text("old")
+    before = sorted(p.name for p in out.iterdir())
+    with pytest.raises(ConfigError, match="is not empty") as info:
+        produce(out, 10, types=["taupair"])
+    assert str(out) in str(info.value) and "\n" not in str(info.value)
+    assert sorted(p.name for p in out.iterdir()) == before
+    if not existing.endswith("/"):
+        assert target.read_text() == "old"
+
+
+def test_suggested_directory_is_unused(tmp_path):
+    (tmp_path / "sample").mkdir()
+    (tmp_path / "sample" / "x").write_text("")
+    (tmp_path / "sample-2").mkdir()
+    with pytest.raises(ConfigError, match=f"e.g. {tmp_path.resolve() / 'sample-3'}"):
+        produce(tmp_path / "sample", 10)
+
+
+def test_empty_existing_directory_is_accepted(tmp_path):
+    meta = produce(tmp_path, 12, seed=1, types=["taupair"])
+    assert meta["events"]["all"] == 12
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["events-00000.parquet", "metadata.json"]
+
+
+def test_write_errors_are_one_line_config_errors(tmp_path, monkeypatch):
+    import errno
+
+    from smartbkg.simulation import production
+
+    def full_disk(table, path):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(production, "write_parquet", full_disk)
+    with pytest.raises(ConfigError, match=r"^cannot write output file .*events-00000.parquet: No space left on device$"):
+        produce(tmp_path / "out", 12, types=["taupair"])
+    # Creating the directory fails: a parent is a file.
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ConfigError, match=r"^cannot create output directory .*file/x: Not a directory$"):
+        produce(tmp_path / "file" / "x", 12)

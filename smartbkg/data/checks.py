@@ -15,10 +15,12 @@ import numpy as np
 from ..errors import DataError
 from .table import FLOAT_FIELDS
 
-#: Reasons an event is rejected, with the particle field each one concerns.
+#: Reasons an event is rejected, with the field each one concerns.
 REASON_FIELDS = {
     "empty event": "particles",
     "non-finite value": "particles",
+    "non-finite weight": "weight",
+    "negative weight": "weight",
     "dangling mother link": "mother",
     "cyclic mother links": "mother",
 }
@@ -88,6 +90,11 @@ def reporting(report):
 def find_bad_events(table):
     """Per reason, which events are bad.
 
+    Event weights must be finite and non-negative: smartbkg's losses, metrics and importance
+    sampling treat them as yields (class means and retention rates are ratios of weight sums,
+    the distance correlation needs non-negative weights). Negative weights (e.g. from NLO
+    generators) therefore make bad events; a weight of 0 is kept.
+
     Args:
         table: an :class:`~smartbkg.data.table.EventTable`.
 
@@ -103,6 +110,7 @@ def find_bad_events(table):
     for name in FLOAT_FIELDS:
         finite &= np.isfinite(table.particles[name])
     bad["non-finite value"] = _any_per_event(~finite, event_of, n)
+    bad.update(bad_weights(table.weight, n))
 
     mother = table.particles["mother"].astype(np.int64)
     dangling = (mother < -1) | (mother >= counts[event_of])
@@ -119,6 +127,13 @@ def find_bad_events(table):
         jump = np.where(jump >= 0, jump[np.maximum(jump, 0)], -1)
     bad["cyclic mother links"] = _any_per_event(jump >= 0, event_of, n)
     return bad
+
+
+def bad_weights(weight, n_events):
+    """{"non-finite weight": mask, "negative weight": mask} of (n_events,) bool for weights (n_events,) or None."""
+    if weight is None:
+        return {"non-finite weight": np.zeros(n_events, dtype=bool), "negative weight": np.zeros(n_events, dtype=bool)}
+    return {"non-finite weight": ~np.isfinite(weight), "negative weight": weight < 0}
 
 
 def _any_per_event(particle_mask, event_of, n_events):

@@ -28,7 +28,7 @@ import torch
 from torch_geometric.data import Dataset
 
 from ..errors import ConfigError, DataError
-from .checks import ReadReport, drop_bad_events, find_bad_events
+from .checks import ReadReport, bad_weights, drop_bad_events, find_bad_events
 from .graphs import GraphStore
 from .parquet import parquet_metadata, read_columns, resolve_skims, table_from_arrow
 from .preprocess import PreprocessConfig, PreprocessStats, preprocess_with_mask
@@ -83,7 +83,11 @@ def prepare_events(table, *, preprocess, strict, source=None, validate=True):
 
 
 def _label_summary(y, weight, skims):
-    """(passing counts, weighted retention) per skim from (n, S) labels and (n,) weights."""
+    """(passing counts, weighted retention) per skim from (n, S) labels and (n,) weights; events
+    whose weight validation rejects (non-finite or negative) are left out."""
+    if weight is not None:
+        usable = ~np.logical_or(*bad_weights(weight, len(y)).values())
+        y, weight = y[usable], weight[usable]
     counts = dict(zip(skims, y.sum(0).astype(int).tolist()))
     w = np.ones(len(y)) if weight is None else weight.astype(np.float64)
     total = w.sum()
@@ -215,7 +219,8 @@ class StreamingEventGraphDataset(torch.utils.data.IterableDataset):
 
     Attributes:
         num_events: events in the files (before validation and preprocessing).
-        label_counts, retention: per skim, over all events in the files (before preprocessing).
+        label_counts, retention: per skim, over all events in the files (before validation and
+            preprocessing) but those with a non-finite or negative weight.
         report: :class:`ReadReport` of what this process has read so far (for DataLoader
             workers, :class:`~smartbkg.data.loader.GraphLoader` collects their reports).
     """

@@ -19,7 +19,8 @@ Labels and event types, per event:
   per event, matched on the HepMC event number (which must then be unique).
 
 Event weights: the first HepMC weight of each event (1 for events without weights); a file with
-no weights at all gives a table without weights.
+no weights at all gives a table without weights. An event whose weight line HepMC3 cannot parse
+(``W nan``, ``W inf``, ``W abc``: HepMC3 drops such lines) is skipped as ``unreadable weight``.
 
 HepMC reading is one C++ parse per event; everything after it (mothers, positions, units) is
 vectorised over chunks of events. HepMC3 crashes on a vertex that names an incoming particle id
@@ -103,7 +104,7 @@ def iter_hepmc(path, *, skims=None, labels=None, default_event_type="unknown", c
                     # At the end of the file HepMC3 reports success with an empty event after the
                     # footer, or with the last event where the footer is missing.
                     if ok and not guard.error and len(event.particles):
-                        builder.add(event, bad=ordinal in guard.bad_events)
+                        builder.add(event, bad=ordinal in guard.bad_events, weight_line=guard.has_weight(ordinal))
                     if not ok or guard.error:
                         _unreadable(path, ordinal, guard.error or "cannot parse event (file truncated or corrupt)",
                                     strict, report)
@@ -111,7 +112,7 @@ def iter_hepmc(path, *, skims=None, labels=None, default_event_type="unknown", c
                         _unreadable(path, ordinal, "file ends without the HepMC3 footer (truncated?)", strict,
                                     report, counted=False)
                     break
-                builder.add(event, bad=ordinal in guard.bad_events)
+                builder.add(event, bad=ordinal in guard.bad_events, weight_line=guard.has_weight(ordinal))
                 ordinal += 1
                 if len(builder) >= chunk_events:
                     yield builder.build()
@@ -183,6 +184,8 @@ class _GuardedStream:
     A vertex line ``V id status [p1,p2,...]`` naming a particle id outside 1..N (N from the
     event line ``E number n_vertices N``) would crash HepMC3; such ids are replaced by 1, and the
     event's ordinal is put in ``bad_events``. ``footer`` tells whether the end-of-listing line came.
+    The ordinals of events with a weight line ``W ...`` are kept until :meth:`has_weight` asks
+    (HepMC3 drops a weight line it cannot parse, e.g. ``W nan``, without a word).
     """
 
     BLOCK = 1 << 20
@@ -198,6 +201,7 @@ class _GuardedStream:
         self.n_particles = 0  # particles of the event being read
         self.ordinal = -1  # ordinal of that event in the file
         self.bad_events = set()
+        self.weighted = set()  # ordinals of events read ahead that have a weight line
         self.footer = False
         self.error = None
 
@@ -245,7 +249,16 @@ class _GuardedStream:
             pieces.append(self._check_event(part, self.n_particles))
         return b"\nE ".join(pieces)
 
+    def has_weight(self, ordinal):
+        """Whether event ``ordinal`` has a weight line (asked once per event, in file order)."""
+        if ordinal not in self.weighted:
+            return False
+        self.weighted.remove(ordinal)
+        return True
+
     def _check_event(self, text, n_particles):
+        if b"\nW " in text:
+            self.weighted.add(self.ordinal)
         brackets = self._BRACKETS.findall(text)
         if not brackets:
             return text
@@ -328,11 +341,13 @@ class _ChunkBuilder:
     def _clear(self):
         self.particles, self.vertices, self.links1, self.links2 = [], [], [], []
         self.number, self.units, self.origin, self.weights, self.attributes, self.bad = [], [], [], [], [], []
+        self.unreadable_weight = []
 
     def __len__(self):
         return len(self.number)
 
-    def add(self, event, bad=False):
+    def add(self, event, bad=False, weight_line=False):
+        """Collect one event; ``bad``: it names a missing particle; ``weight_line``: its text has a ``W`` line."""
         data = GenEventData()
         event.write_data(data)
         self.particles.append(data.particles)
@@ -344,6 +359,7 @@ class _ChunkBuilder:
         pos = data.event_pos
         self.origin.append((pos.t, pos.x, pos.y, pos.z))
         self.weights.append(data.weights[0] if len(data.weights) else None)
+        self.unreadable_weight.append(weight_line and not len(data.weights))
         self.attributes.append({name: value for i, name, value in
                                 zip(data.attribute_id, data.attribute_name, data.attribute_string) if i == 0})
         self.bad.append(bad)
@@ -384,7 +400,9 @@ class _ChunkBuilder:
                            weight, event_id)
         keep = np.ones(n, dtype=bool)
         bad = np.array(self.bad, dtype=bool) | _any_per_event(dangling, event_of, n)
-        for mask, reason, field in ((bad, "dangling mother link", "mother"), *rejected):
+        unreadable = np.array(self.unreadable_weight, dtype=bool)
+        for mask, reason, field in ((bad, "dangling mother link", "mother"), (unreadable, "unreadable weight", "weight"),
+                                    *rejected):
             keep &= reject_events(mask & keep, reason, field=field, event_id=event_id, report=self.report,
                                   strict=self.strict, source=self.path)
         self._clear()

@@ -47,6 +47,19 @@ def test_non_finite_values_are_found_per_event():
     assert find_bad_events(table)["non-finite value"].tolist() == [False, True, True]
 
 
+def test_non_finite_and_negative_weights_are_found():
+    table = _table([[-1]] * 5).replace(weight=np.array([1.0, np.nan, np.inf, -0.5, 0.0], np.float32))
+    bad = find_bad_events(table)
+    assert bad["non-finite weight"].tolist() == [False, True, True, False, False]
+    assert bad["negative weight"].tolist() == [False, False, False, True, False]  # a weight of 0 is kept
+    clean, report = drop_bad_events(table)
+    np.testing.assert_array_equal(clean.event_id, [100, 104])
+    assert dict(report.skipped) == {"non-finite weight": 2, "negative weight": 1}
+    with pytest.raises(DataError, match="f.parquet: event 101: field 'weight': non-finite weight"):
+        drop_bad_events(table, strict=True, source="f.parquet")
+    assert not any(m.any() for m in find_bad_events(table.replace(weight=None)).values())
+
+
 def test_a_long_chain_is_not_a_cycle():
     # 300 particles each the daughter of the previous one: deep but acyclic.
     chain = [-1] + list(range(299))

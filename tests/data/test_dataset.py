@@ -200,6 +200,21 @@ def test_streaming_label_counts_before_preprocessing(shards):
     assert stream.retention["hadronic"] == pytest.approx((weight * table.labels[:, 0]).sum() / weight.sum())
 
 
+def test_events_with_bad_weights_are_skipped_and_left_out_of_the_retention(tmp_path, random_table):
+    table = random_table(8, seed=4)
+    weight = np.array([1, 2, np.nan, 1, -1, 1, np.inf, 3], np.float32)
+    table = table.replace(labels=np.array([[1, 0], [0, 1], [1, 1], [1, 0], [1, 1], [0, 0], [1, 1], [1, 0]], bool),
+                          weight=weight)
+    write_parquet(table, tmp_path / "w.parquet")
+    usable = np.isfinite(weight) & (weight >= 0)  # events 0, 1, 3, 5, 7: weights 1 2 1 1 3
+    memory = EventGraphDataset(tmp_path / "w.parquet", preprocess=None)
+    stream = EventGraphDataset(tmp_path / "w.parquet", preprocess=None, in_memory=False)
+    assert dict(memory.report.skipped) == {"non-finite weight": 2, "negative weight": 1}
+    np.testing.assert_array_equal(memory.table.event_id, table.event_id[usable])
+    for ds in (memory, stream):
+        assert list(ds.retention.values()) == pytest.approx([5 / 8, 2 / 8])
+
+
 def test_event_types_are_merged_by_name(tmp_path, random_table):
     a = random_table(5, seed=1)
     b = random_table(5, seed=2).replace(event_types=("signal", "charged", "mixed", "uubar", "ddbar", "ssbar",

@@ -150,6 +150,20 @@ def test_default_event_type_and_weights(tmp_path):
     np.testing.assert_array_equal(table.weight, [1.0, 2.5])
 
 
+@pytest.mark.parametrize("line", ["W nan\n", "W inf\n", "W abc\n", "W 1e400\n", "W \n"])
+def test_weight_lines_hepmc3_cannot_parse_are_skipped(tmp_path, line):
+    # HepMC3 drops such lines silently; the event must not get weight 1.
+    bad = EVENT.replace("E 4 ", "E 5 ").replace("U MEV MM\n", "U MEV MM\n" + line)
+    good = EVENT.replace("E 4 ", "E 6 ").replace("U MEV MM\n", "U MEV MM\nW 0.25\n")
+    report = ReadReport()
+    table = read_hepmc(_hepmc(tmp_path / "w.hepmc", EVENT, bad, good), report=report)
+    np.testing.assert_array_equal(table.event_id, [4, 6])
+    np.testing.assert_array_equal(table.weight, [1.0, 0.25])  # event 4 has no weight line
+    assert dict(report.skipped) == {"unreadable weight": 1}
+    with pytest.raises(DataError, match="w.hepmc: event 5: field 'weight': unreadable weight"):
+        read_hepmc(tmp_path / "w.hepmc", strict=True)
+
+
 def test_truncated_files_keep_the_complete_events(tmp_path, random_table):
     write_hepmc(random_table(30, seed=1), tmp_path / "t.hepmc")
     text = (tmp_path / "t.hepmc").read_bytes()

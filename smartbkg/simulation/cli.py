@@ -74,6 +74,7 @@ def main(argv=None):
         timing = metadata["seconds_per_event"]
         print(f"wrote {metadata['events']['all']} events in {len(metadata['shards'])} shard(s) to {args.output}")
         print(f"time per event: generation {1e3 * timing['generation']['all']:.3f} ms, "
-              f"detector + skims {1e3 * timing['detector_skims']['all']:.3f} ms (per worker)")
+              f"detector + skims {1e3 * timing['detector_skims']['all']:.3f} ms (per worker; Pythia "
+              f"initialisation, {metadata['initialisation_s']['all']:.2f} s in all, not included)")
         print(format_retention(metadata), file=sys.stdout)
     return 0

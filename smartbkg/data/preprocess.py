@@ -42,11 +42,20 @@ class PreprocessConfig:
     relative_time: bool = True
 
     def __post_init__(self):
-        object.__setattr__(self, "drop_abs_pdg", tuple(sorted({int(p) for p in self.drop_abs_pdg})))
+        for name in ("drop_initial", "relative_time"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ConfigError(f"preprocessing option {name} must be true or false, got {getattr(self, name)!r}")
+            object.__setattr__(self, name, bool(getattr(self, name)))
+        cut = self.vertex_cut
+        if cut is not None and (not _is_number(cut) or not cut > 0):
+            raise ConfigError(f"preprocessing option vertex_cut must be a positive number (cm) or null, got {cut!r}")
+        ids = self.drop_abs_pdg
+        if not isinstance(ids, (list, tuple, set, frozenset, np.ndarray)) or not all(map(_is_integer, ids)):
+            raise ConfigError(f"preprocessing option drop_abs_pdg must be a list of absolute PDG ids (integers), "
+                              f"got {ids!r}")
+        object.__setattr__(self, "drop_abs_pdg", tuple(sorted({int(p) for p in ids})))
         if any(p < 0 for p in self.drop_abs_pdg):
             raise ConfigError(f"drop_abs_pdg takes absolute PDG ids, got {list(self.drop_abs_pdg)}")
-        if self.vertex_cut is not None and not self.vertex_cut > 0:
-            raise ConfigError(f"vertex_cut must be positive (cm) or None, got {self.vertex_cut}")
 
     def to_dict(self):
         return {**asdict(self), "drop_abs_pdg": list(self.drop_abs_pdg)}
@@ -57,6 +66,14 @@ class PreprocessConfig:
         if unknown:
             raise ConfigError(f"unknown preprocessing option(s) {sorted(unknown)}")
         return cls(**values)
+
+
+def _is_integer(value):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_number(value):
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
 
 
 @dataclass

@@ -78,6 +78,9 @@ def test_preprocess_and_skim_options(tmp_path, small_table, assert_tables_equal)
     assert main([str(tmp_path / "b.h5"), "--out", str(out), "--overwrite", "--preprocess", str(tmp_path / "cfg.yaml"),
                  "--quiet"]) == 0
     assert read_events(out).particles["initial"].sum() == 2
+    (tmp_path / "bad.yaml").write_text("drop_abs_pdg: 5\n")
+    with pytest.raises(ConfigError, match="drop_abs_pdg must be a list of absolute PDG ids"):
+        main([str(tmp_path / "b.h5"), "--out", str(out), "--overwrite", "--preprocess", str(tmp_path / "bad.yaml")])
 
 
 def test_event_type_option_for_inputs_without_types(tmp_path, small_table):

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import yaml
 
 from smartbkg.data.checks import ReadReport
 from smartbkg.data.preprocess import PreprocessConfig, PreprocessStats, preprocess, preprocess_with_mask
@@ -206,3 +207,27 @@ def test_config_checks_and_round_trip():
         PreprocessConfig(drop_abs_pdg=(-21,))
     with pytest.raises(ConfigError, match="unknown preprocessing option"):
         PreprocessConfig.from_dict({"cut": 3})
+
+
+@pytest.mark.parametrize("text, message", [
+    ("drop_abs_pdg: 5", "drop_abs_pdg must be a list of absolute PDG ids (integers), got 5"),
+    ("drop_abs_pdg: '21'", "drop_abs_pdg must be a list of absolute PDG ids (integers), got '21'"),
+    ("drop_abs_pdg: [21, 1.5]", "drop_abs_pdg must be a list of absolute PDG ids (integers), got [21, 1.5]"),
+    ("drop_abs_pdg: [true]", "drop_abs_pdg must be a list"),
+    ("vertex_cut: abc", "vertex_cut must be a positive number (cm) or null, got 'abc'"),
+    ("vertex_cut: true", "vertex_cut must be a positive number (cm) or null, got True"),
+    ("vertex_cut: .nan", "vertex_cut must be a positive number (cm) or null, got nan"),
+    ("relative_time: 'no'", "relative_time must be true or false, got 'no'"),
+    ("drop_initial: 1", "drop_initial must be true or false, got 1"),
+])
+def test_config_values_of_the_wrong_type_are_one_line_errors(text, message):
+    with pytest.raises(ConfigError) as caught:
+        PreprocessConfig.from_dict(yaml.safe_load(text))
+    assert str(caught.value).startswith(f"preprocessing option {message}") and "\n" not in str(caught.value)
+
+
+def test_config_values_of_the_right_types_are_taken():
+    config = PreprocessConfig.from_dict(yaml.safe_load("relative_time: no\nvertex_cut: 5\ndrop_abs_pdg: [21, 5]"))
+    assert config == PreprocessConfig(relative_time=False, vertex_cut=5, drop_abs_pdg=(5, 21))
+    assert config.relative_time is False and config.drop_initial is True
+    assert PreprocessConfig(drop_abs_pdg=np.array([21, 1]), drop_initial=np.bool_(False)).drop_initial is False

@@ -36,7 +36,9 @@ particle a root, as the basf2 smartBKG preprocessing does, counted as a note;
 
 smartbkg additions (ignored by other readers): one boolean column per skim (Belle II files have
 ``label``), ``event_type`` (int codes) and ``weight`` columns, and a JSON attribute ``smartbkg``
-with the skim and event-type names.
+with the skim and event-type names. These are per-event values repeated on every row: an event
+whose rows disagree on a label, the event type or the weight is skipped (or fails in strict
+mode); an event-type code that names none of the file's event types is a :class:`DataError`.
 """
 
 import io
@@ -241,6 +243,13 @@ def _table_from_columns(columns, meta, *, path, skims, mother_index, missing_mot
     ints = {name: arranged(values) for name, values in ints.items()}
     bad_rows = arranged(bad_rows)
 
+    def per_event(values):
+        """(value of each event's first row, (n_events,) bool: the event's rows disagree); NaN equals NaN."""
+        first = values[offsets[:-1]] if len(values) else values
+        each = np.repeat(first, counts)
+        differ = (values != each) & ~(_isnan(values) & _isnan(each))
+        return first, _any_per_event(differ, event_of, len(counts))
+
     skims = _resolve_skims(columns, meta, skims, path)
     labels = np.zeros((len(counts), len(skims)), dtype=bool)
     inconsistent = np.zeros(len(counts), dtype=bool)
@@ -248,9 +257,9 @@ def _table_from_columns(columns, meta, *, path, skims, mother_index, missing_mot
         values = arranged(columns[skim])
         if values.dtype.kind == "f":
             bad_rows |= ~np.isfinite(values)
-        per_event = values[offsets[:-1]] if len(values) else values
-        inconsistent |= _any_per_event(values != np.repeat(per_event, counts), event_of, len(counts))
-        labels[:, j] = per_event.astype(bool)
+        first, differ = per_event(values)
+        inconsistent |= differ
+        labels[:, j] = first.astype(bool)
 
     index = ints["arrayIndex"]
     mother, missing_links = _mothers(ints, event_of, offsets, mother_index, report)
@@ -267,15 +276,19 @@ def _table_from_columns(columns, meta, *, path, skims, mother_index, missing_mot
         particles[name] = arranged(columns[name])
     if "status" in ints:
         particles["initial"] = (ints["status"] & STATUS_INITIAL) != 0
-    event_type, event_types = _event_types(columns, meta, arranged, offsets, default_event_type)
-    weight = arranged(columns["weight"])[offsets[:-1]] if "weight" in columns else None
+    event_type, event_types, type_differs = _event_types(columns, meta, arranged, per_event, event_id,
+                                                         default_event_type, path)
+    weight, weight_differs = (per_event(arranged(columns["weight"])) if "weight" in columns
+                              else (None, np.zeros(len(counts), dtype=bool)))
     table = EventTable(offsets, particles, labels, tuple(skims), event_type, event_types, weight, event_id)
 
     keep = np.ones(len(table), dtype=bool)
     for mask, reason, field in (
             (_any_per_event(bad_rows, event_of, len(counts)), "null or non-integer value", "particles"),
             (_any_per_event(duplicate, event_of, len(counts)), "duplicate particle index", "arrayIndex"),
-            (inconsistent, "label differs between particles of one event", "labels")):
+            (inconsistent, "label differs between particles of one event", "labels"),
+            (type_differs, "event type differs between particles of one event", "event_type"),
+            (weight_differs, "weight differs between particles of one event", "weight")):
         keep &= reject_events(mask & keep, reason, field=field, event_id=event_id, report=report,
                               strict=strict, source=path)
     return table if keep.all() else table.take(keep)
@@ -372,14 +385,30 @@ def _pick_convention(resolved, ints, report):
     return "array"
 
 
-def _event_types(columns, meta, arranged, offsets, default_event_type):
-    n = len(offsets) - 1
-    if "event_type" in columns:
-        names = tuple(meta.get("event_types", EVENT_TYPES))
-        codes = arranged(columns["event_type"])[offsets[:-1]].astype(np.int16)
-        return codes, names
-    names = EVENT_TYPES if default_event_type in EVENT_TYPES else (*EVENT_TYPES, default_event_type)
-    return np.full(n, names.index(default_event_type), dtype=np.int16), names
+def _event_types(columns, meta, arranged, per_event, event_id, default_event_type, path):
+    """(n_events,) codes, their names and (n_events,) bool: the event's rows disagree.
+
+    Raises:
+        DataError: a code that is no integer or names no event type of the file.
+    """
+    n = len(event_id)
+    if "event_type" not in columns:
+        names = EVENT_TYPES if default_event_type in EVENT_TYPES else (*EVENT_TYPES, default_event_type)
+        return np.full(n, names.index(default_event_type), dtype=np.int16), names, np.zeros(n, dtype=bool)
+    names = tuple(meta.get("event_types", EVENT_TYPES))
+    codes, differ = per_event(arranged(columns["event_type"]))
+    codes, not_integer = _as_int(codes, path, "event_type")
+    outside = not_integer | (codes < 0) | (codes >= len(names))
+    if outside.any():
+        i = int(np.flatnonzero(outside)[0])
+        code = "a null or non-integer code" if not_integer[i] else f"code {codes[i]}"
+        raise DataError(f"{code} names none of the {len(names)} event types {list(names)}", path=path,
+                        event=int(event_id[i]), field="event_type")
+    return codes.astype(np.int16), names, differ
+
+
+def _isnan(values):
+    return np.isnan(values) if values.dtype.kind == "f" else np.zeros(values.shape, dtype=bool)
 
 
 # ---------------------------------------------------------------------------------------- writing

@@ -181,6 +181,53 @@ def test_events_that_cannot_be_built_are_skipped_or_fail(tmp_path):
         read_hdf5(path, strict=True)
 
 
+def _edit_rows(path, **changes):
+    """Change column values of some rows of a compound dataset: column -> {row: value}."""
+    with h5py.File(path, "r+") as f:
+        data = f["mc_information"][()]
+        for column, rows in changes.items():
+            for row, value in rows.items():
+                data[column][row] = value
+        f["mc_information"][...] = data
+
+
+def test_event_type_and_weight_must_agree_within_an_event(tmp_path, small_table):
+    # small_table: events 10 (rows 0-7), 11 (rows 8-12), 12 (rows 13-17); weights 1, 0.5, 2.
+    path = tmp_path / "b.h5"
+    write_hdf5(small_table, path, layout="compound")
+    _edit_rows(path, event_type={9: 5}, weight={16: 7.0})  # a particle of 11 (charged) says ccbar; one of 12 weighs 7
+    report = ReadReport()
+    table = read_hdf5(path, report=report)
+    np.testing.assert_array_equal(table.event_id, [10])
+    assert dict(report.skipped) == {"event type differs between particles of one event": 1,
+                                    "weight differs between particles of one event": 1}
+    with pytest.raises(DataError, match="b.h5: event 11: field 'event_type': event type differs"):
+        read_hdf5(path, strict=True)
+    # A weight that is NaN on every row of its event is consistent: the checks call it non-finite.
+    write_hdf5(small_table, path, layout="compound")
+    _edit_rows(path, weight={row: np.nan for row in range(13, 18)})
+    table = read_hdf5(path, report=ReadReport())
+    assert len(table) == 3 and np.isnan(table.weight[2])
+
+
+def test_event_type_codes_must_name_an_event_type(tmp_path, small_table):
+    path = tmp_path / "b.h5"
+    for code, message in ((9, "code 9 names none of the 7 event types"), (-1, "code -1 names none"),
+                          (np.nan, "a null or non-integer code names none")):
+        write_hdf5(small_table.replace(weight=None), path, layout="compound")
+        with h5py.File(path, "r+") as f:  # event_type as floats, as pandas stores a column with NaN
+            data = f["mc_information"][()]
+            rows = np.zeros(len(data), dtype=[(n, float if n == "event_type" else data.dtype[n])
+                                               for n in data.dtype.names])
+            for n in data.dtype.names:
+                rows[n] = data[n]
+            rows["event_type"][8:13] = code  # every particle of event 11
+            del f["mc_information"]
+            f.create_dataset("mc_information", data=rows)
+        with pytest.raises(DataError, match=f"b.h5: event 11: field 'event_type': {message}"):
+            read_hdf5(path)
+
+
 def test_null_ids_in_float_columns(tmp_path):
     rows = [(1, True, 0, 511, 0), (2, True, 0, np.nan, 0), (3, True, 0, 22.5, 0)]
     report = ReadReport()

@@ -33,7 +33,7 @@ from .graphs import GraphStore
 from .parquet import parquet_metadata, read_columns, resolve_skims, table_from_arrow
 from .preprocess import PreprocessConfig, PreprocessStats, preprocess_with_mask
 from .readers import detect_format, expand_paths, read_events
-from .table import EVENT_TYPES, NODE_FEATURES, EventTable
+from .table import EVENT_TYPES, NODE_FEATURES, EventTable, skim_names
 from .vocab import VOCAB_SIZE, unknown_pdg_counts
 
 #: Default number of events per streaming buffer (the unit of shuffling within a worker).
@@ -101,7 +101,8 @@ class EventGraphDataset(Dataset):
     Args:
         source: event file(s) or folder(s) of any format :func:`~smartbkg.data.read_events` reads,
             or an :class:`EventTable` of raw events.
-        skims: label columns to use, in order (default: every skim of the data).
+        skims: label columns to use, in order: a list of names, or one name (default: every skim
+            of the data).
         preprocess: :class:`PreprocessConfig` (default Belle II), or None for raw particles.
         strict: raise :class:`~smartbkg.errors.DataError` on the first bad event instead of
             skipping and counting it.
@@ -230,7 +231,11 @@ class StreamingEventGraphDataset(torch.utils.data.IterableDataset):
         super().__init__()
         if buffer_events < 1:
             raise ConfigError(f"buffer_events must be at least 1, got {buffer_events}")
+        if isinstance(source, EventTable):
+            raise ConfigError("streaming (in_memory=False) reads parquet paths, not an EventTable: keep the table "
+                              "in memory, or write it with write_parquet first")
         self.paths = parquet_paths(source)
+        skims = skim_names(skims)
         self.preprocess_config, self.strict, self.self_loops = preprocess, strict, self_loops
         self.shuffle, self.seed, self.buffer_events = shuffle, seed, int(buffer_events)
         self.rank, self.world_size = rank, world_size

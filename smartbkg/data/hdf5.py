@@ -52,7 +52,7 @@ from particle.pdgid import charge as pdg_charge
 
 from ..errors import ConfigError, DataError
 from .checks import _any_per_event, reject_events, reporting
-from .table import EVENT_TYPES, FLOAT_FIELDS, EventTable
+from .table import EVENT_TYPES, FLOAT_FIELDS, EventTable, skim_names
 
 #: Columns of the Belle II table, in the order the original writer used.
 BELLE2_COLUMNS = ("label", "evtNum", "arrayIndex", "PDG", "mass", "charge", "energy", "prodTime", "x", "y", "z",
@@ -331,6 +331,7 @@ def _as_int(values, path, name):
 
 
 def _resolve_skims(columns, meta, skims, path):
+    skims = skim_names(skims)
     if skims is None:
         skims = meta.get("skims", ["label"] if "label" in columns else [])
     missing = [s for s in skims if s not in columns]

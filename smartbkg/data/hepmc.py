@@ -48,7 +48,7 @@ from pyhepmc import GenEvent, GenEventData, Units
 
 from ..errors import ConfigError, DataError
 from .checks import _any_per_event, reject_events, reporting
-from .table import EVENT_TYPES, EventTable
+from .table import EVENT_TYPES, EventTable, skim_names
 
 SKIM_PREFIX = "skim."
 EVENT_TYPE_ATTRIBUTE = "event_type"
@@ -329,6 +329,7 @@ class _ChunkBuilder:
     def __init__(self, path, skims, side, default_event_type, strict, report):
         self.path, self.side, self.strict, self.report = path, side, strict, report
         self.default_event_type = default_event_type
+        skims = skim_names(skims)
         if side is not None:
             missing = [s for s in (skims or []) if s not in side.skims]
             if missing:

@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 
 from ..errors import DataError
 from .checks import reject_events, reporting
-from .table import EVENT_TYPES, FLOAT_FIELDS, EventTable
+from .table import EVENT_TYPES, FLOAT_FIELDS, EventTable, skim_names
 
 FORMAT_VERSION = 1
 METADATA_KEY = b"smartbkg"
@@ -142,7 +142,8 @@ def read_columns(parquet_file, meta, skims):
 
 
 def resolve_skims(meta, names, skims, path):
-    """Check the requested skims against a file's columns; default to all recorded skims."""
+    """Check the requested skims (a list of names, or one) against a file's columns; default to all recorded skims."""
+    skims = skim_names(skims)
     if skims is None:
         skims = meta.get("skims", ["label"] if "label" in names else [])
     missing = [s for s in skims if s not in names]

@@ -18,7 +18,9 @@ vocabulary (:mod:`smartbkg.data.vocab`) are kept (token 0) and counted as notes.
 
 import gzip
 import logging
+import os
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 
 import h5py
@@ -29,7 +31,7 @@ from .checks import ReadReport, SkippedEventsWarning, drop_bad_events
 from .hdf5 import read_hdf5
 from .hepmc import GZIP_MAGIC, iter_hepmc
 from .parquet import read_parquet
-from .table import EventTable
+from .table import EventTable, skim_names
 from .vocab import unknown_pdg_counts
 
 FORMATS = ("parquet", "hdf5", "hepmc")
@@ -80,9 +82,18 @@ def expand_paths(paths):
     Args:
         paths: a path or an iterable of paths; directories contribute their files ending in
             :data:`DIRECTORY_SUFFIXES`, sorted by name.
+
+    Raises:
+        ConfigError: something that is not a path (e.g. an :class:`EventTable`), or no files.
     """
-    if isinstance(paths, (str, Path)):
+    if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
+    elif isinstance(paths, EventTable) or not isinstance(paths, Iterable):
+        raise ConfigError(f"expected file or folder paths, got {type(paths).__name__}")
+    paths = list(paths)
+    bad = [p for p in paths if not isinstance(p, (str, os.PathLike))]
+    if bad:
+        raise ConfigError(f"expected file or folder paths, got {type(bad[0]).__name__}")
     out = []
     for path in map(Path, paths):
         if path.is_dir():
@@ -109,6 +120,7 @@ def iter_events(paths, *, format=None, skims=None, rename_skims=None, default_ev
         formats and options are checked when this is called, the data as it is read.
     """
     files = expand_paths(paths)
+    skims = skim_names(skims)
     if format is not None and format not in FORMATS:
         raise ConfigError(f"unknown format {format!r}; known: {list(FORMATS)}")
     formats = [format or detect_format(path) for path in files]
@@ -183,7 +195,8 @@ def read_events(paths, *, format=None, skims=None, rename_skims=None, default_ev
     Args:
         paths: a file, a directory (its data files, see :func:`expand_paths`) or a list of them.
         format: ``"parquet"``, ``"hdf5"`` or ``"hepmc"`` for every file; default: detected per file.
-        skims: skims to keep, named as after renaming (default: all the data has); every file
+        skims: skims to keep (a list of names, or one name), named as after renaming (default:
+            all the data has); every file
             with events must have them, and without ``skims`` all such files must have the same
             skims (a file without a good event, e.g. a HepMC file truncated in its first event,
             is not compared).

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 
 #: The seven Belle II generic background types, in the order of their integer codes.
 EVENT_TYPES = ("charged", "mixed", "uubar", "ddbar", "ssbar", "ccbar", "taupair")
@@ -154,8 +154,12 @@ class EventTable:
         return self.take(events)
 
     def select_skims(self, skims):
-        """A table with only the named label columns, in that order (views, no copies of particles)."""
-        skims = tuple(skims)
+        """A table with only the named label columns, in that order (views, no copies of particles).
+
+        Args:
+            skims: skim names, or one name as a string.
+        """
+        skims = skim_names(skims)
         unknown = [s for s in skims if s not in self.skims]
         if unknown:
             raise DataError(f"unknown skim(s) {unknown}; the data has {list(self.skims)}", field="labels")
@@ -237,6 +241,26 @@ class EventTable:
             event_type = event_type * len(events)
         return cls(offsets, particles, np.asarray(labels, bool).reshape(len(events), len(skims)), skims,
                    np.asarray(event_type, np.int16), event_types, weight, event_id)
+
+
+def skim_names(skims):
+    """Skim names as a tuple (None stays None); a single string is one name, not a list of letters.
+
+    Raises:
+        ConfigError: names that are not strings.
+    """
+    if skims is None:
+        return None
+    if isinstance(skims, str):
+        return (skims,)
+    try:
+        names = tuple(skims)
+    except TypeError:
+        raise ConfigError(f"skims must be a skim name or a list of names, got {skims!r}") from None
+    bad = [name for name in names if not isinstance(name, str)]
+    if bad:
+        raise ConfigError(f"skim names must be strings, got {bad[0]!r}")
+    return names
 
 
 def ragged_arange(starts, counts):

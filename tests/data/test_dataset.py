@@ -125,6 +125,16 @@ def test_missing_or_wrong_input(tmp_path, small_table):
         EventGraphDataset(tmp_path / "events.h5", in_memory=False)
 
 
+def test_api_misuse_gets_clear_answers(shards):
+    paths, table = shards
+    with pytest.raises(ConfigError, match="streaming .* reads parquet paths, not an EventTable"):
+        EventGraphDataset(table, in_memory=False)
+    # One skim name is a skim, not a list of letters, for tables, files and streams alike.
+    for ds in (EventGraphDataset(table, "leptonic"), EventGraphDataset(paths, skims="leptonic"),
+               EventGraphDataset(paths, skims="leptonic", in_memory=False)):
+        assert ds.skims == ("leptonic",) and ds.label_counts == {"leptonic": int(table.labels[:, 1].sum())}
+
+
 def test_without_preprocessing_keeps_all_particles(shards):
     ds = EventGraphDataset(shards[1], preprocess=None)
     assert ds.store.x.shape[0] == shards[1].n_particles

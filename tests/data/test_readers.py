@@ -186,6 +186,17 @@ def test_a_file_without_events_does_not_decide_the_skims(tmp_path, small_table, 
     assert report.read == 1 and report.kept == 0
 
 
+def test_one_skim_name_and_inputs_that_are_not_paths(tmp_path, small_table):
+    write_parquet(small_table, tmp_path / "a.parquet")
+    write_hepmc(small_table, tmp_path / "b.hepmc")
+    table = read_events([tmp_path / "a.parquet", tmp_path / "b.hepmc"], skims="leptonic")
+    assert table.skims == ("leptonic",)
+    np.testing.assert_array_equal(table.labels[:, 0], np.tile(small_table.labels[:, 1], 2))
+    for paths, kind in ((small_table, "EventTable"), (5, "int"), ([tmp_path / "a.parquet", None], "NoneType")):
+        with pytest.raises(ConfigError, match=f"expected file or folder paths, got {kind}$"):
+            read_events(paths)
+
+
 def test_default_event_type_for_inputs_without_one(tmp_path):
     rows = np.zeros(2, dtype=[(c, np.int64) for c in ("evtNum", "arrayIndex", "PDG", "motherIndex")]
                     + [(f, np.float64) for f in ("energy", "prodTime", "x", "y", "z", "px", "py", "pz")])

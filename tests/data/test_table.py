@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from smartbkg.data.table import EVENT_TYPES, EventTable, ragged_arange
-from smartbkg.errors import DataError
+from smartbkg.data.table import EVENT_TYPES, EventTable, ragged_arange, skim_names
+from smartbkg.errors import ConfigError, DataError
 
 
 @pytest.mark.parametrize("starts, counts, expected", [
@@ -78,6 +78,19 @@ def test_select_skims_reorders_and_rejects_unknown(small_table):
     assert t.particles["pdg"] is small_table.particles["pdg"]  # no copy of particles
     with pytest.raises(DataError, match="unknown skim"):
         small_table.select_skims(["nope"])
+    one = small_table.select_skims("leptonic")  # one name, not the letters l, e, p ...
+    assert one.skims == ("leptonic",)
+    np.testing.assert_array_equal(one.labels[:, 0], small_table.labels[:, 1])
+
+
+def test_skim_names():
+    assert skim_names(None) is None
+    assert skim_names("fei") == ("fei",)
+    assert skim_names(["a", "b"]) == ("a", "b") and skim_names(()) == ()
+    with pytest.raises(ConfigError, match="skims must be a skim name or a list of names, got 5"):
+        skim_names(5)
+    with pytest.raises(ConfigError, match="skim names must be strings, got 3"):
+        skim_names(["a", 3])
 
 
 def test_constructor_validates(small_table):

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from .table import EVENT_TYPES, EventTable
+from .vocab import pdg_to_token
 
 #: Speed of light [cm/ns].
 C_LIGHT = 29.9792458
@@ -99,6 +100,9 @@ _MENU = np.array([
     (113, 0.77526, 1e-13), (313, 0.89555, 1e-13), (333, 1.01946, 4.6e-12), (421, 1.86484, 0.0123),
     (411, 1.86966, 0.0312), (413, 2.01026, 1e-11), (443, 3.0969, 2e-10),
 ])
+#: Whether each particle of :data:`_MENU` has a distinct antiparticle (photon, pi0, K_S0, eta,
+#: rho0, phi and J/psi are their own).
+_HAS_ANTI = pdg_to_token(-_MENU[:, 0].astype(np.int64)) != 0
 #: (PDG id, mass GeV, c*tau cm) of the two roots (B0 and anti-B0).
 _ROOT = (511, 5.27966, 0.0455)
 #: sqrt(s) [GeV] and beta*gamma of the e+e- centre-of-mass frame at Belle II.
@@ -160,7 +164,8 @@ def _event(rng, target):
         flight = rng.exponential(ctau[i]) if ctau[i] > 0 else 0.0
         decay_at = vertex[i] + flight / mass[i] * np.array([e / C_LIGHT, *p3])
         for k in chosen:
-            pdg.append(int(_MENU[k, 0]) * (1 if rng.random() < 0.5 else -1))
+            anti = rng.random() < 0.5  # drawn for every daughter: the other draws do not depend on the sign rule
+            pdg.append(int(_MENU[k, 0]) * (-1 if anti and _HAS_ANTI[k] else 1))
             mass.append(_MENU[k, 1])
             ctau.append(_MENU[k, 2])
             mother.append(i)
@@ -176,8 +181,10 @@ def decay_trees(n_events, *, num_particles=40, num_skims=1, num_event_types=7, s
     Each event starts from two B0-like roots (``pdg`` 511 and -511) back to back in the e+e-
     centre-of-mass frame (sqrt(s) = 10.58 GeV), boosted along z with beta*gamma = 0.287 as at
     Belle II, both produced at the origin; particles are then decayed into two or three bodies
-    (drawn from a fixed menu of common hadrons and leptons), isotropically in the mother's rest
-    frame, until the event has its target size or nothing can decay. A mother flies an
+    (drawn from a fixed menu of common hadrons and leptons, particle or antiparticle with equal
+    odds; self-conjugate ones such as the photon and the pi0 are always themselves, so every PDG id
+    is in the vocabulary), isotropically in the mother's rest frame, until the event has its
+    target size or nothing can decay. A mother flies an
     exponentially distributed distance (its c*tau) before decaying; its daughters are produced
     there. Daughters always come after their mother; no particle is ``initial``.
 

@@ -8,6 +8,7 @@ import pytest
 from smartbkg.data.checks import find_bad_events
 from smartbkg.data.synthetic import C_LIGHT, decay_trees, random_trees
 from smartbkg.data.table import EVENT_TYPES
+from smartbkg.data.vocab import pdg_to_token
 from smartbkg.errors import ConfigError
 
 
@@ -29,6 +30,16 @@ def test_mothers_come_first_and_every_event_is_valid(table):
         mother = table.event(i)["mother"]
         assert (mother < np.arange(len(mother))).all()
     assert not any(mask.any() for mask in find_bad_events(table).values())
+
+
+@pytest.mark.parametrize("table", [random_trees(100, seed=4), decay_trees(100, num_particles=30, seed=4)],
+                         ids=["random_trees", "decay_trees"])
+def test_every_pdg_id_is_known(table):
+    """No particle gets the unknown token 0: no antiparticle of a self-conjugate particle (-22, -111 ...)."""
+    pdg = table.particles["pdg"]
+    assert np.count_nonzero(pdg_to_token(pdg) == 0) == 0
+    assert not np.isin(pdg, [-22, -111, -310, -221, -113, -333, -443]).any()
+    assert (pdg == 211).any() and (pdg == -211).any()  # particles that have antiparticles still get both signs
 
 
 def test_random_trees_records():

@@ -520,9 +520,10 @@ def write_hepmc(table, path, *, momentum_unit="GeV", length_unit="mm"):
 
     The text is formatted here (16 significant digits, as HepMC3 writes) because pyhepmc cannot
     set the event position. Each particle with daughters gets an end vertex at the production
-    point of its first daughter. Roots have no production vertex (HepMC3 cannot read a vertex
-    without incoming particles back): the first root's production point becomes the event
-    position, and roots elsewhere read back there (a warning counts them). Status: 4 for
+    point of its first daughter, shared by all her daughters: siblings produced elsewhere read
+    back at their first sibling's point (a warning counts them). Roots have no production vertex
+    (HepMC3 cannot read a vertex without incoming particles back): the first root's production
+    point becomes the event position, and roots elsewhere read back there (a warning counts them). Status: 4 for
     initial-state particles, 2 for particles with daughters, 1 otherwise. Labels are written as
     ``skim.<name>`` attributes, the event type as ``event_type``, the weight (if any) as the event
     weight.
@@ -547,7 +548,7 @@ def write_hepmc(table, path, *, momentum_unit="GeV", length_unit="mm"):
     points[:, 3] *= C_MM_PER_NS / 10.0  # ns -> c*t in cm
     points *= l_scale
     names = [str(name) for name in table.event_types]
-    displaced_roots = 0
+    displaced_roots = displaced_siblings = 0
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     with (gzip.open if path.name.endswith(".gz") else open)(tmp, "wt") as f:
@@ -560,6 +561,11 @@ def write_hepmc(table, path, *, momentum_unit="GeV", length_unit="mm"):
             roots = np.flatnonzero(mother < 0)
             origin = points[lo + roots[0]] if len(roots) else np.zeros(4)
             displaced_roots += int(np.count_nonzero(np.any(points[lo + roots] != origin, axis=1)))
+            daughters = np.flatnonzero(mother >= 0)
+            first_daughter = np.zeros(hi - lo, dtype=np.int64)
+            first_daughter[mother[daughters[::-1]]] = daughters[::-1]  # the last write, the first daughter, wins
+            vertex_point = points[lo + first_daughter[mother[daughters]]]
+            displaced_siblings += int(np.count_nonzero(np.any(points[lo + daughters] != vertex_point, axis=1)))
             n_vertices = len(np.unique(mother[mother >= 0]))
             lines = [f"E {int(table.event_id[i])} {n_vertices} {hi - lo}"
                      + (" @ " + " ".join(f"{v:.16e}" for v in origin) if origin.any() else "") + "\n", unit_line]
@@ -583,4 +589,8 @@ def write_hepmc(table, path, *, momentum_unit="GeV", length_unit="mm"):
     if displaced_roots:
         warnings.warn(f"{displaced_roots} root particles away from their event's first root were written at the "
                       f"event position (HepMC3 stores no production point for particles without mother)",
+                      stacklevel=2)
+    if displaced_siblings:
+        warnings.warn(f"{displaced_siblings} particles away from their first sibling were written at that sibling's "
+                      f"production point (HepMC3 stores one vertex per mother, shared by her daughters)",
                       stacklevel=2)

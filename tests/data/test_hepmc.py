@@ -1,6 +1,7 @@
 import gzip
 import io
 import os
+import warnings
 
 import networkx as nx
 import numpy as np
@@ -237,6 +238,23 @@ def test_writer_warns_about_roots_away_from_the_event_position(tmp_path, small_t
     with pytest.warns(UserWarning, match="1 root particles away"):
         write_hepmc(table, tmp_path / "t.hepmc")
     assert read_hepmc(tmp_path / "t.hepmc").particles["x"][1] == small_table.particles["x"][0]
+
+
+def test_writer_warns_about_siblings_away_from_their_shared_vertex(tmp_path, small_table):
+    # Event 0: particles 3 and 4 are daughters of 2, particles 5 and 6 daughters of 3.
+    p = {name: small_table.particles[name].copy() for name in ("x", "prodTime")}
+    p["x"][4] += 1.0  # the second daughter of 2 elsewhere in space
+    p["prodTime"][6] += 0.5  # the second daughter of 3 at another time
+    table = small_table.replace(particles={**small_table.particles, **p})
+    with pytest.warns(UserWarning, match="^2 particles away from their first sibling were written at that "
+                                         "sibling's production point"):
+        write_hepmc(table, tmp_path / "t.hepmc")
+    back = read_hepmc(tmp_path / "t.hepmc").particles
+    assert back["x"][4] == small_table.particles["x"][3] and back["prodTime"][6] == pytest.approx(
+        small_table.particles["prodTime"][5], rel=1e-6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # siblings at one point: nothing to say
+        write_hepmc(small_table, tmp_path / "t.hepmc")
 
 
 @pytest.mark.parametrize("block", [997, 1 << 20])

@@ -120,7 +120,7 @@ class ReferenceParT(nn.Module):
         x, mask = to_dense_batch(batch.x, batch.batch, batch_size=b)
         pdg, _ = to_dense_batch(batch.pdg, batch.batch, batch_size=b)
         length = x.shape[1]
-        adjacency = dense_adjacency(batch.edge_index, batch.batch, length)
+        adjacency = dense_adjacency(batch.edge_index, batch.batch, batch.ptr, length)
         pairs = pair_features(x[..., 4:8], mask, self.pair_names, adjacency=adjacency)
         bias = self.pair_embedding(pairs.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
         attn_mask = bias.reshape(b * self.heads, length, length)

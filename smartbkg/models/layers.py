@@ -39,7 +39,7 @@ _ONEDNN_LINEAR = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise"
 def linear(x, weight, bias=None):
     """``F.linear``; for CPU float32 inference through oneDNN's matmul (see :class:`Linear`)."""
     if (_ONEDNN_LINEAR is not None and x.device.type == "cpu" and x.dtype == torch.float32
-            and weight.dtype == torch.float32
+            and weight.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
             and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
             and not torch.jit.is_tracing() and not torch.onnx.is_in_onnx_export()
             and not torch.compiler.is_compiling()):
@@ -53,8 +53,8 @@ class Linear(nn.Linear):
     PyTorch's default CPU BLAS (MKL) reaches about 100 GFLOP/s per core on AMD Zen CPUs where
     oneDNN reaches about 230 (measured for (5000, 128) x (128, 128) products), which halves the
     time of the GAT layers. oneDNN is used only where it computes the same function and nothing
-    else needs the default path: CPU, float32, no gradient needed, not tracing, exporting or
-    compiling. Everything else is plain ``F.linear``; parameters are those of ``nn.Linear``.
+    else needs the default path: CPU, float32, no autocast, no gradient needed, not tracing,
+    exporting or compiling. Everything else is plain ``F.linear``; parameters are those of ``nn.Linear``.
     """
 
     def forward(self, x):
@@ -78,11 +78,6 @@ class NodeFeatureEncoding(nn.Module):
 def encode_invariant(value):
     r""":math:`\operatorname{asinh}(v / s)` of a Lorentz invariant ``value`` [GeV^2], any shape."""
     return torch.asinh(value / INVARIANT_SCALE)
-
-
-def minkowski_mass2(p4):
-    """Squared masses E^2 - |p|^2 [GeV^2] of four-momenta ``p4`` (..., 4) -> (...)."""
-    return p4[..., 0] ** 2 - (p4[..., 1:] ** 2).sum(-1)
 
 
 class MLP(nn.Sequential):
@@ -130,7 +125,9 @@ class Attention(nn.Module):
     Shapes: ``query`` (B, Lq, D), ``context`` (B, Lk, D), ``mask`` broadcastable to
     (B, H, Lq, Lk) (bool, True = attend, or float added to the logits); returns (B, Lq, D).
     With ``vectors`` (B, Lk, C) the same attention weights of every head are also applied to
-    these channels, and ``(out, mixed)`` is returned with ``mixed`` (B, H, Lq, C).
+    these channels, and ``(out, mixed)`` is returned with ``mixed`` (B, H, Lq, C) in float32
+    (float64 for float64 ``vectors``): that attention runs with autocast off, so that
+    four-momenta are never rounded to bf16 (the projections may still run in bf16).
     """
 
     def __init__(self, dim, num_heads, dropout=0.0):
@@ -147,16 +144,23 @@ class Attention(nn.Module):
         h = self.num_heads
         q = self.q(query).view(b, lq, h, d // h).transpose(1, 2)
         k, v = self.kv(context).view(b, -1, 2, h, d // h).permute(2, 0, 3, 1, 4)
-        if vectors is not None:
-            v = torch.cat([v, vectors[:, None].expand(-1, h, -1, -1).to(v.dtype)], dim=-1)
-        if mask.is_floating_point():
-            mask = mask.to(q.dtype)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
-                                             dropout_p=self.dropout if self.training else 0.0)
-        if vectors is not None:
+        if vectors is None:
+            out = self._attend(q, k, v, mask)
+        else:
+            dtype = torch.promote_types(vectors.dtype, torch.float32)
+            with torch.autocast(device_type=q.device.type, enabled=False):
+                v = torch.cat([v.to(dtype), vectors[:, None].expand(-1, h, -1, -1).to(dtype)],
+                              dim=-1)
+                out = self._attend(q.to(dtype), k.to(dtype), v, mask)
             out, mixed = out[..., : d // h], out[..., d // h:]
         out = self.proj(out.transpose(1, 2).reshape(b, lq, d))
         return out if vectors is None else (out, mixed)
+
+    def _attend(self, q, k, v, mask):
+        if mask.is_floating_point():
+            mask = mask.to(q.dtype)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
+                                              dropout_p=self.dropout if self.training else 0.0)
 
 
 class SelfAttentionBlock(nn.Module):
@@ -219,7 +223,6 @@ def count_parameters(module):
 
 
 __all__ = ["NODE_SCALES", "INVARIANT_SCALE", "linear", "Linear", "NodeFeatureEncoding",
-           "encode_invariant",
-           "minkowski_mass2", "MLP", "attention_mask", "Attention", "SelfAttentionBlock",
+           "encode_invariant", "MLP", "attention_mask", "Attention", "SelfAttentionBlock",
            "ClassAttentionBlock", "reset_all", "init_embedding", "count_parameters",
            "default_vocab_size"]

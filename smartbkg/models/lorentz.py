@@ -21,15 +21,16 @@ with the block's own attention weights :math:`\alpha^h_{ij}` (invariant) and coe
 :math:`c^h_i` from the particle's token before the block (invariant, zero at initialisation,
 bounded so that the momenta cannot run away during training); the pair bias of the next block
 is recomputed from the updated momenta.
-The updated vectors transform like the inputs, so invariance is kept.
+The updated vectors transform like the inputs, so invariance is kept. The momenta are mixed and
+updated in float32 with autocast off (never rounded to bf16), like the pair features.
 """
 
 import torch
 from torch import nn
 
-from ..data.pair_features import pair_features
+from ..data.pair_features import minkowski_mass2, pair_features
 from . import register_model
-from .layers import Linear, encode_invariant, minkowski_mass2
+from .layers import Linear, encode_invariant
 from .transformer import ParticleTransformer
 
 #: Lorentz-invariant pair features used as attention bias.
@@ -85,13 +86,26 @@ class LorentzTransformer(ParticleTransformer):
         first = len(self.pair_names) - len(INVARIANT_PAIR_FEATURES)
         return torch.cat([features[:, :first], encode_invariant(features[:, first:])], dim=1)
 
-    def encode_particles(self, h, p4, mask, adjacency):
+    def encode_particles(self, h, p4, mask, adjacency, pairs):
         if not self.vector_update:
-            return super().encode_particles(h, p4, mask, adjacency)
+            return super().encode_particles(h, p4, mask, adjacency, pairs)
         for block, mixer in zip(self.blocks, self.vector_mixers):
-            (block_mask,) = self.attention_biases(p4, mask, adjacency)
+            (block_mask,) = self.attention_biases(p4, mask, adjacency, pairs)
             coefficients = torch.tanh(mixer(h)) / self.heads
             h, mixed = block(h, block_mask, vectors=p4)
-            p4 = p4 + torch.einsum("bhlc,blh->blc", mixed.to(p4.dtype), coefficients.to(p4.dtype))
-        (block_mask,) = self.attention_biases(p4, mask, adjacency)
+            p4 = update_vectors(p4, mixed, coefficients)
+        (block_mask,) = self.attention_biases(p4, mask, adjacency, pairs)
         return self.blocks[-1](h, block_mask)
+
+
+def update_vectors(p4, mixed, coefficients):
+    """The equivariant update p4 + sum_h c^h mixed^h, in float32 (float64 for float64 ``p4``)
+    with autocast off.
+
+    Shapes: ``p4`` (B, L, 4), ``mixed`` (B, H, L, 4) per-head attention mixtures of ``p4``,
+    ``coefficients`` (B, L, H) (any float dtype); returns (B, L, 4).
+    """
+    dtype = torch.promote_types(p4.dtype, torch.float32)
+    with torch.autocast(device_type=p4.device.type, enabled=False):
+        return p4.to(dtype) + torch.einsum("bhlc,blh->blc", mixed.to(dtype),
+                                           coefficients.to(dtype))

@@ -15,7 +15,13 @@ the later to the earlier particle.
 
 Batches are made dense and padded per batch with :func:`torch_geometric.utils.to_dense_batch`;
 padded keys are masked out of every attention (``-inf`` in the float mask) and padded queries
-are never read, so padding never changes the logits.
+are never read, so padding never changes the logits. The padded length and the number of real
+pairs are read once per forward from ``batch.ptr`` (:func:`dense_layout`, the forward's only
+host-device synchronisation on a GPU); every later shape follows from them.
+
+Pair features are computed in float32 with autocast off (see
+:mod:`smartbkg.data.pair_features`); under bf16 autocast only their embedding MLP and the
+blocks run in bf16.
 The defaults (8 + 2 blocks, 8 heads, width 128, MLP ratio 4) give about 2.1 M parameters.
 """
 
@@ -28,6 +34,28 @@ from ..errors import ConfigError
 from . import register_model
 from .layers import (MLP, ClassAttentionBlock, Linear, NodeFeatureEncoding, SelfAttentionBlock,
                      attention_mask, default_vocab_size, init_embedding, reset_all)
+
+
+def dense_layout(ptr):
+    """Padded length L and number P of unordered pairs i <= j of real particles of a batch.
+
+    ``ptr`` (B+1,) node offsets -> (L, P) Python ints: one host-device synchronisation on a GPU
+    (none on CPU), after which every shape of the dense batch is known.
+    """
+    lengths = ptr.diff()
+    return torch.stack([lengths.max(), (lengths * (lengths + 1)).sum() // 2]).tolist()
+
+
+def real_pairs(mask, num_pairs):
+    """Indices (b, i, j), each (P,), of the pairs i <= j of real particles of a dense batch.
+
+    ``mask`` (B, L) bool with the real particles first in every row (as ``to_dense_batch``
+    gives), ``num_pairs`` P from :func:`dense_layout` (a fixed size: no synchronisation).
+    """
+    length = mask.shape[1]
+    upper = torch.ones(length, length, dtype=torch.bool, device=mask.device).triu()
+    real = mask[:, :, None] & mask[:, None, :] & upper
+    return torch.nonzero_static(real, size=num_pairs).unbind(1)
 
 
 @register_model("transformer")
@@ -100,26 +128,28 @@ class ParticleTransformer(nn.Module):
         """Pair inputs (B, F, L, L) of the pair MLP."""
         return pair_features(p4, mask, self.pair_names, adjacency=adjacency)
 
-    def attention_biases(self, p4, mask, adjacency):
-        """Per-block attention masks: a list of (B, H, L, L) float or one (B, 1, L, L) bool."""
+    def attention_biases(self, p4, mask, adjacency, pairs):
+        """Per-block attention masks: a list of (B, H, L, L) float or one (B, 1, L, L) bool.
+
+        ``pairs``: the (b, i, j) indices of :func:`real_pairs`. The pair features are symmetric,
+        so each real pair i <= j (about a quarter of the padded L x L grid) is embedded once and
+        mirrored.
+        """
         if self.pair_embedding is None:
             return [attention_mask(mask)]
         features = self.pair_inputs(p4, mask, adjacency).permute(0, 2, 3, 1)   # (B, L, L, F)
-        length = mask.shape[1]
-        # The pair features are symmetric: embed each real pair i <= j once (about a quarter of
-        # the padded L x L grid) and mirror it.
-        upper = torch.ones(length, length, dtype=torch.bool, device=mask.device).triu()
-        b, i, j = torch.nonzero(mask[:, :, None] & mask[:, None, :] & upper, as_tuple=True)
+        b, i, j = pairs
         values = self.pair_embedding(features[b, i, j])
+        length = mask.shape[1]
         bias = values.new_zeros(mask.shape[0], length, length, values.shape[1])
         bias[b, i, j] = values
         bias[b, j, i] = values
         bias = bias.permute(0, 3, 1, 2)
         return [attention_mask(mask, chunk) for chunk in bias.split(self.heads, dim=1)]
 
-    def encode_particles(self, h, p4, mask, adjacency):
+    def encode_particles(self, h, p4, mask, adjacency, pairs):
         """Run the self-attention blocks; ``h`` (B, L, D) -> (B, L, D)."""
-        masks = self.attention_biases(p4, mask, adjacency)
+        masks = self.attention_biases(p4, mask, adjacency, pairs)
         for i, block in enumerate(self.blocks):
             h = block(h, masks[i % len(masks)])
         return h
@@ -127,14 +157,18 @@ class ParticleTransformer(nn.Module):
     # ----------------------------------------------------------------------------- forward
     def forward(self, batch):
         num_graphs = batch.num_graphs
-        x, mask = to_dense_batch(batch.x, batch.batch, batch_size=num_graphs)
-        pdg, _ = to_dense_batch(batch.pdg, batch.batch, batch_size=num_graphs)
+        length, num_pairs = dense_layout(batch.ptr)
+        x, mask = to_dense_batch(batch.x, batch.batch, batch_size=num_graphs,
+                                 max_num_nodes=length)
+        pdg, _ = to_dense_batch(batch.pdg, batch.batch, batch_size=num_graphs,
+                                max_num_nodes=length)
         p4 = x[..., 4:8]
-        adjacency = (dense_adjacency(batch.edge_index, batch.batch, x.shape[1])
+        adjacency = (dense_adjacency(batch.edge_index, batch.batch, batch.ptr, length)
                      if "adjacency" in self.pair_names else None)
+        pairs = real_pairs(mask, num_pairs) if self.pair_embedding is not None else None
         event = self.event_embedding(batch.event_type)[:, None]
         h = self.node_embedding(self.node_inputs(x, p4)) + self.pdg_embedding(pdg) + event
-        h = self.encode_particles(h, p4, mask, adjacency)
+        h = self.encode_particles(h, p4, mask, adjacency, pairs)
         cls = self.cls_token.expand(num_graphs, -1, -1) + event
         cls_mask = torch.cat([mask.new_ones(num_graphs, 1), mask], dim=1)[:, None, None, :]
         for block in self.cls_blocks:

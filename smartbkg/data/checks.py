@@ -87,6 +87,18 @@ def reporting(report):
         warnings.warn(own.skip_summary(), SkippedEventsWarning, stacklevel=3)
 
 
+@contextmanager
+def located(path):
+    """Give a :class:`DataError` raised without a file name (e.g. by
+    :class:`~smartbkg.data.table.EventTable` itself, which knows no file) the name ``path``."""
+    try:
+        yield
+    except DataError as exc:
+        if exc.path is not None or path is None:
+            raise
+        raise DataError(exc.reason, path=path, event=exc.event, field=exc.field) from None
+
+
 def find_bad_events(table):
     """Per reason, which events are bad.
 

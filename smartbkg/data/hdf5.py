@@ -51,7 +51,7 @@ import numpy as np
 from particle.pdgid import charge as pdg_charge
 
 from ..errors import ConfigError, DataError
-from .checks import _any_per_event, reject_events, reporting
+from .checks import _any_per_event, located, reject_events, reporting
 from .table import EVENT_TYPES, FLOAT_FIELDS, EventTable, skim_names
 
 #: Columns of the Belle II table, in the order the original writer used.
@@ -94,7 +94,7 @@ def read_hdf5(path, *, key=None, skims=None, mother_index="auto", missing_mother
     if missing_mother not in MISSING_MOTHER:
         raise ConfigError(f"missing_mother must be one of {list(MISSING_MOTHER)}, got {missing_mother!r}")
     columns, meta = read_columns(path, key)
-    with reporting(report) as report:
+    with reporting(report) as report, located(path):
         return _table_from_columns(columns, meta, path=path, skims=skims, mother_index=mother_index,
                                    missing_mother=missing_mother, default_event_type=default_event_type,
                                    strict=strict, report=report)

@@ -47,7 +47,7 @@ import pyhepmc
 from pyhepmc import GenEvent, GenEventData, Units
 
 from ..errors import ConfigError, DataError
-from .checks import _any_per_event, reject_events, reporting
+from .checks import _any_per_event, located, reject_events, reporting
 from .table import EVENT_TYPES, EventTable, skim_names
 
 SKIM_PREFIX = "skim."
@@ -88,7 +88,7 @@ def iter_hepmc(path, *, skims=None, labels=None, default_event_type="unknown", c
     Yields:
         :class:`EventTable` per chunk (at least one, possibly empty; not yet validated).
     """
-    with reporting(report) as report:
+    with reporting(report) as report, located(path):
         side = LabelFile(labels) if labels is not None else None
         builder = _ChunkBuilder(path, skims, side, default_event_type, strict, report)
         with _open_text(path) as raw:

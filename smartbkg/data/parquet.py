@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import DataError
-from .checks import reject_events, reporting
+from .checks import located, reject_events, reporting
 from .table import EVENT_TYPES, FLOAT_FIELDS, EventTable, skim_names
 
 FORMAT_VERSION = 1
@@ -222,7 +222,8 @@ def table_from_arrow(data, *, skims, event_types=None, path=None, default_event_
         event_type = np.full(n_events, order.index(default_event_type), dtype=np.int16)
     weight = data.column("weight").to_numpy().astype(np.float32) if "weight" in names else None
     event_id = data.column("event_id").to_numpy() if "event_id" in names else None
-    table = EventTable(offsets, particles, labels, tuple(skims), event_type, tuple(order), weight, event_id)
+    with located(path):
+        table = EventTable(offsets, particles, labels, tuple(skims), event_type, tuple(order), weight, event_id)
     if not duplicate.any():
         return table, np.ones(n_events, dtype=bool)
     with reporting(report) as report:

@@ -82,23 +82,46 @@ class EventTable:
         n_particles = int(self.offsets[-1])
         if "initial" not in self.particles:
             self.particles["initial"] = np.zeros(n_particles, dtype=np.bool_)
-        self.particles = {
-            f: np.ascontiguousarray(self.particles[f], dtype=PARTICLE_DTYPES[f]) for f in PARTICLE_FIELDS
-        }
+        for f in ("pdg", "mother"):
+            self._check_int32(f)
+        with np.errstate(over="ignore"):  # floats beyond float32 become inf, which the checks count as non-finite
+            self.particles = {
+                f: np.ascontiguousarray(self.particles[f], dtype=PARTICLE_DTYPES[f]) for f in PARTICLE_FIELDS
+            }
         for f, values in self.particles.items():
             if values.shape != (n_particles,):
                 raise DataError(f"has shape {values.shape}, expected ({n_particles},)", field=f)
         self.skims = tuple(self.skims)
         self.labels = np.asarray(self.labels, dtype=np.bool_).reshape(n, len(self.skims))
         self.event_types = tuple(self.event_types)
-        self.event_type = np.asarray(self.event_type, dtype=np.int16).reshape(n)
-        if n and (self.event_type.min() < 0 or self.event_type.max() >= len(self.event_types)):
+        codes = np.asarray(self.event_type).reshape(n)
+        if n and (codes.min() < 0 or codes.max() >= len(self.event_types)):  # before the cast could wrap
             raise DataError("event type code outside the list of event types", field="event_type")
+        self.event_type = codes.astype(np.int16)
         if self.weight is not None:
-            self.weight = np.asarray(self.weight, dtype=np.float32).reshape(n)
+            with np.errstate(over="ignore"):
+                self.weight = np.asarray(self.weight, dtype=np.float32).reshape(n)
         if self.event_id is None:
             self.event_id = np.arange(n, dtype=np.int64)
         self.event_id = np.asarray(self.event_id, dtype=np.int64).reshape(n)
+
+    def _check_int32(self, name):
+        """Raise a :class:`DataError` naming the field and event of the first value of integer particle
+        field ``name`` that int32 cannot hold (it would wrap silently), or that is no integer."""
+        values = np.asarray(self.particles[name])
+        if values.dtype == np.int32 or values.dtype == np.bool_ or not values.size:
+            return
+        limits = np.iinfo(np.int32)
+        with np.errstate(invalid="ignore"):
+            bad = (values < limits.min) | (values > limits.max)
+            if values.dtype.kind == "f":
+                bad |= values != np.round(values)  # NaN included
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            event = int(np.searchsorted(self.offsets, i, side="right")) - 1
+            if self.event_id is not None:
+                event = int(np.asarray(self.event_id).reshape(-1)[event])
+            raise DataError(f"{values[i]} is no 32-bit integer", event=event, field=name)
 
     # ------------------------------------------------------------------ sizes
     def __len__(self):

@@ -246,6 +246,12 @@ def test_null_ids_in_float_columns(tmp_path):
         read_hdf5(tmp_path / "s.h5")
 
 
+def test_pdg_ids_beyond_int32_name_file_event_and_field(tmp_path):
+    path = _write_rows(tmp_path / "p.h5", [(1, True, 0, 511, 0), (2, True, 0, 2**31 + 1, 0)])
+    with pytest.raises(DataError, match="^.*p.h5: event 2: field 'pdg': 2147483649 is no 32-bit integer$"):
+        read_hdf5(path)
+
+
 def test_missing_columns_and_unknown_skims(tmp_path):
     with h5py.File(tmp_path / "m.h5", "w") as f:
         f.create_dataset("particles", data=np.zeros(2, dtype=[("evtNum", int), ("PDG", int)]))

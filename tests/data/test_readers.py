@@ -197,6 +197,19 @@ def test_one_skim_name_and_inputs_that_are_not_paths(tmp_path, small_table):
             read_events(paths)
 
 
+def test_pdg_ids_beyond_int32_are_errors_naming_the_file(tmp_path, small_table):
+    # A Belle II parquet file (no smartbkg metadata) may store pdg as int64.
+    write_parquet(small_table, tmp_path / "t.parquet")
+    data = pq.read_table(tmp_path / "t.parquet")
+    rows = data.column("particles").to_pylist()
+    rows[2][1]["pdg"] = 2**31 + 7  # event 12
+    structs = pa.array(rows, pa.list_(pa.struct([pa.field(f.name, pa.int64() if f.name == "pdg" else f.type)
+                                                 for f in data.schema.field("particles").type.value_type])))
+    pq.write_table(data.set_column(0, "particles", structs).replace_schema_metadata(None), tmp_path / "t.parquet")
+    with pytest.raises(DataError, match="^.*t.parquet: event 12: field 'pdg': 2147483655 is no 32-bit integer$"):
+        read_events(tmp_path / "t.parquet")
+
+
 def test_default_event_type_for_inputs_without_one(tmp_path):
     rows = np.zeros(2, dtype=[(c, np.int64) for c in ("evtNum", "arrayIndex", "PDG", "motherIndex")]
                     + [(f, np.float64) for f in ("energy", "prodTime", "x", "y", "z", "px", "py", "pz")])

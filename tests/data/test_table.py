@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 
@@ -103,6 +105,28 @@ def test_constructor_validates(small_table):
         EventTable(small_table.offsets, particles, small_table.labels, small_table.skims, small_table.event_type)
     with pytest.raises(DataError, match="event type code"):
         small_table.replace(event_type=np.array([0, 1, 9]))
+
+
+def test_integer_fields_that_int32_cannot_hold_are_errors_not_wrapped(small_table):
+    for name, value, shown in (("pdg", 2**31 + 5, "2147483653"), ("mother", -2**40, "-1099511627776"),
+                               ("pdg", 211.5, "211.5"), ("pdg", np.nan, "nan")):
+        values = small_table.particles[name].astype(np.int64 if isinstance(value, int) else np.float64)
+        values[9] = value  # the second particle of event 11
+        with pytest.raises(DataError, match=f"^event 11: field '{name}': {shown} is no 32-bit integer$"):
+            small_table.replace(particles={**small_table.particles, name: values})
+    wide = small_table.replace(particles={**small_table.particles, "pdg": small_table.particles["pdg"].astype(float)})
+    np.testing.assert_array_equal(wide.particles["pdg"], small_table.particles["pdg"])  # exact integers are fine
+    with pytest.raises(DataError, match="event type code outside"):
+        small_table.replace(event_type=np.array([0, 1, 2**16]))  # would wrap to 0 as int16
+
+
+def test_values_beyond_float32_become_inf_without_a_warning(small_table):
+    x = small_table.particles["x"].astype(np.float64)
+    x[0] = 1e39
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        table = small_table.replace(particles={**small_table.particles, "x": x}, weight=np.array([1e39, 1, 1]))
+    assert np.isinf(table.particles["x"][0]) and np.isinf(table.weight[0])
 
 
 def test_from_events_defaults_initial_and_broadcasts_type(small_table):

@@ -69,12 +69,19 @@ def test_gradients_finite_for_every_parameter(tiny_model, events):
         assert torch.isfinite(parameter.grad).all(), f"{name} has a non-finite gradient"
 
 
-def test_reset_parameters_changes_weights(tiny_model, events):
+def test_reset_parameters_reinitialises_every_parameter(tiny_model):
+    """After every parameter is overwritten, ``reset_parameters`` gives each a fresh value:
+    no element keeps the overwritten one, LayerNorms are back to weight 1 and bias 0."""
     _, model = tiny_model
-    before = model(events).detach()
-    torch.manual_seed(123)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.fill_(0.123)
     model.reset_parameters()
-    assert not torch.allclose(model(events), before)
+    for name, parameter in model.named_parameters():
+        assert (parameter != 0.123).all(), f"{name} is not re-initialised"
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.LayerNorm)]
+    for norm in norms:
+        assert (norm.weight == 1).all() and (norm.bias == 0).all()
 
 
 def test_overfits_a_tiny_sample(tiny_model):

@@ -165,10 +165,7 @@ def drop_bad_events(table, *, strict=False, source=None):
     """
     bad = find_bad_events(table)
     if strict:
-        firsts = [(int(np.flatnonzero(mask)[0]), reason) for reason, mask in bad.items() if mask.any()]
-        if firsts:
-            first, reason = min(firsts, key=lambda item: item[0])  # the earliest event, its first reason
-            raise DataError(reason, path=source, event=int(table.event_id[first]), field=REASON_FIELDS[reason])
+        raise_earliest([(mask, reason, REASON_FIELDS[reason]) for reason, mask in bad.items()], table.event_id, source)
     report = ReadReport(read=len(table), files=0)
     any_bad = np.zeros(len(table), dtype=bool)
     for reason, mask in bad.items():
@@ -183,25 +180,54 @@ def drop_bad_events(table, *, strict=False, source=None):
     return (table.take(~any_bad) if any_bad.any() else table), report
 
 
-def reject_events(mask, reason, *, field, event_id, report, strict=False, source=None):
+def raise_earliest(candidates, event_id, source):
+    """In strict mode: raise a :class:`DataError` for the earliest bad event, if any.
+
+    Args:
+        candidates: list of ((n_events,) bool mask, reason, field); for an event bad for several
+            reasons the first in the list is named.
+        event_id: (n_events,) event identifiers, for the message.
+        source: file name used in the message.
+    """
+    firsts = [(int(np.argmax(mask)), k) for k, (mask, _, _) in enumerate(candidates) if mask.any()]
+    if firsts:
+        first, k = min(firsts)  # the earliest event, then its first reason
+        _, reason, field = candidates[k]
+        raise DataError(reason, path=source, event=int(event_id[first]), field=field)
+
+
+def reject_events(rejections, *, event_id, report, strict=False, source=None, table=None):
     """Count the events a reader cannot build (duplicate indices, null ids ...), or raise in strict mode.
 
     Args:
-        mask: (n_events,) bool, the events to reject.
-        reason: why; the key under which ``report.skipped`` counts them.
-        field: the field concerned, named in the error message.
+        rejections: list of ((n_events,) bool mask of the events to reject, reason, field): the
+            reason is the key under which ``report.skipped`` counts them (each event once, under
+            its first reason), the field is named in error messages.
         event_id: (n_events,) event identifiers, for the error message.
         report: :class:`ReadReport` that counts the rejected events as read and skipped.
-        strict: raise :class:`DataError` for the first rejected event instead.
+        strict: raise :class:`DataError` for the earliest bad event instead.
         source: file name used in messages.
+        table: the reader's :class:`~smartbkg.data.table.EventTable` of these events. In strict
+            mode, when an event is rejected, its other events are checked too
+            (:func:`find_bad_events`), so that the error names the earliest bad event of the
+            file whatever made it bad, as without a reader's rejections.
 
     Returns:
         (n_events,) bool mask of the events to keep.
     """
-    n = int(np.count_nonzero(mask))
-    if n:
-        if strict:
-            raise DataError(reason, path=source, event=int(event_id[np.flatnonzero(mask)[0]]), field=field)
-        report.read += n
-        report.skipped[reason] += n
-    return ~mask
+    keep = np.ones(len(event_id), dtype=bool)
+    rejected = []
+    for mask, reason, field in rejections:
+        new = mask & keep
+        rejected.append((new, reason, field))
+        keep &= ~new
+    if strict and not keep.all():
+        checked = find_bad_events(table).items() if table is not None else ()
+        raise_earliest(rejected + [(mask & keep, reason, REASON_FIELDS[reason]) for reason, mask in checked],
+                       event_id, source)
+    for new, reason, _ in rejected:
+        n = int(np.count_nonzero(new))
+        if n:
+            report.read += n
+            report.skipped[reason] += n
+    return keep

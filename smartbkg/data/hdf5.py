@@ -282,15 +282,13 @@ def _table_from_columns(columns, meta, *, path, skims, mother_index, missing_mot
                               else (None, np.zeros(len(counts), dtype=bool)))
     table = EventTable(offsets, particles, labels, tuple(skims), event_type, event_types, weight, event_id)
 
-    keep = np.ones(len(table), dtype=bool)
-    for mask, reason, field in (
-            (_any_per_event(bad_rows, event_of, len(counts)), "null or non-integer value", "particles"),
-            (_any_per_event(duplicate, event_of, len(counts)), "duplicate particle index", "arrayIndex"),
-            (inconsistent, "label differs between particles of one event", "labels"),
-            (type_differs, "event type differs between particles of one event", "event_type"),
-            (weight_differs, "weight differs between particles of one event", "weight")):
-        keep &= reject_events(mask & keep, reason, field=field, event_id=event_id, report=report,
-                              strict=strict, source=path)
+    keep = reject_events([
+        (_any_per_event(bad_rows, event_of, len(counts)), "null or non-integer value", "particles"),
+        (_any_per_event(duplicate, event_of, len(counts)), "duplicate particle index", "arrayIndex"),
+        (inconsistent, "label differs between particles of one event", "labels"),
+        (type_differs, "event type differs between particles of one event", "event_type"),
+        (weight_differs, "weight differs between particles of one event", "weight"),
+    ], event_id=event_id, report=report, strict=strict, source=path, table=table)
     return table if keep.all() else table.take(keep)
 
 

@@ -96,7 +96,7 @@ def iter_hepmc(path, *, skims=None, labels=None, default_event_type="unknown", c
             with _silenced():
                 reader = pyhepmc.io.ReaderAscii(pyhepmc.io.pyiostream(guard, 1 << 16))
             event = GenEvent()
-            ordinal = 0
+            ordinal, failure = 0, None
             while True:
                 with _silenced():
                     ok = reader.read_event(event)
@@ -106,20 +106,21 @@ def iter_hepmc(path, *, skims=None, labels=None, default_event_type="unknown", c
                     if ok and not guard.error and len(event.particles):
                         builder.add(event, bad=ordinal in guard.bad_events, weight_line=guard.has_weight(ordinal))
                     if not ok or guard.error:
-                        _unreadable(path, ordinal, guard.error or "cannot parse event (file truncated or corrupt)",
-                                    strict, report)
+                        failure = (guard.error or "cannot parse event (file truncated or corrupt)", True)
                     elif not guard.footer:
-                        _unreadable(path, ordinal, "file ends without the HepMC3 footer (truncated?)", strict,
-                                    report, counted=False)
+                        failure = ("file ends without the HepMC3 footer (truncated?)", False)
                     break
                 builder.add(event, bad=ordinal in guard.bad_events, weight_line=guard.has_weight(ordinal))
                 ordinal += 1
                 if len(builder) >= chunk_events:
                     yield builder.build()
+        # The events before the damage first: in strict mode an earlier bad event is the error.
         yield builder.build()
+        if failure is not None:
+            _unreadable(path, ordinal, *failure, strict, report)
 
 
-def _unreadable(path, ordinal, reason, strict, report, counted=True):
+def _unreadable(path, ordinal, reason, counted, strict, report):
     if strict:
         raise DataError(reason, path=path, event=f"#{ordinal} in file order")
     if counted:
@@ -399,13 +400,11 @@ class _ChunkBuilder:
         weight = np.array([w if w is not None else 1.0 for w in self.weights]) if any(weighted) else None
         table = EventTable(offsets, particles, labels, tuple(self.skims), event_type, tuple(self.event_types),
                            weight, event_id)
-        keep = np.ones(n, dtype=bool)
         bad = np.array(self.bad, dtype=bool) | _any_per_event(dangling, event_of, n)
         unreadable = np.array(self.unreadable_weight, dtype=bool)
-        for mask, reason, field in ((bad, "dangling mother link", "mother"), (unreadable, "unreadable weight", "weight"),
-                                    *rejected):
-            keep &= reject_events(mask & keep, reason, field=field, event_id=event_id, report=self.report,
-                                  strict=self.strict, source=self.path)
+        keep = reject_events([(bad, "dangling mother link", "mother"), (unreadable, "unreadable weight", "weight"),
+                              *rejected], event_id=event_id, report=self.report, strict=self.strict,
+                             source=self.path, table=table)
         self._clear()
         return table if keep.all() else table.take(keep)
 

@@ -227,8 +227,8 @@ def table_from_arrow(data, *, skims, event_types=None, path=None, default_event_
     if not duplicate.any():
         return table, np.ones(n_events, dtype=bool)
     with reporting(report) as report:
-        keep = reject_events(duplicate, "duplicate particle index", field="index", event_id=table.event_id,
-                             report=report, strict=strict, source=path)
+        keep = reject_events([(duplicate, "duplicate particle index", "index")], event_id=table.event_id,
+                             report=report, strict=strict, source=path, table=table)
     return table.take(keep), keep
 
 

@@ -92,13 +92,30 @@ def test_strict_names_file_event_and_field():
 
 def test_reject_events_counts_or_raises():
     report = ReadReport()
-    keep = reject_events(np.array([False, True, True]), "duplicate particle index", field="index",
-                         event_id=np.array([7, 8, 9]), report=report)
-    assert keep.tolist() == [True, False, False]
-    assert report.read == 2 and dict(report.skipped) == {"duplicate particle index": 2}
+    keep = reject_events([(np.array([False, True, True, False]), "duplicate particle index", "index"),
+                          (np.array([False, False, True, True]), "label differs", "labels")],
+                         event_id=np.array([7, 8, 9, 10]), report=report)
+    assert keep.tolist() == [True, False, False, False]  # event 9 counts under its first reason only
+    assert report.read == 3 and dict(report.skipped) == {"duplicate particle index": 2, "label differs": 1}
     with pytest.raises(DataError, match="f.h5: event 8: field 'index': duplicate"):
-        reject_events(np.array([False, True]), "duplicate particle index", field="index",
+        reject_events([(np.array([False, True]), "duplicate particle index", "index")],
                       event_id=np.array([7, 8]), report=report, strict=True, source="f.h5")
+
+
+def test_strict_names_the_earliest_bad_event_whatever_the_reason():
+    # Event 101 is dangling (found by the checks), event 102 cannot be built (a reader's rejection),
+    # event 103 both rejected for labels and dangling: the checks' event comes first in the file.
+    table = _table([[-1], [-1, 5], [-1, 0], [-1, 9]])
+    rejections = [(np.array([False, False, True, False]), "duplicate particle index", "index"),
+                  (np.array([False, False, False, True]), "label differs", "labels")]
+    with pytest.raises(DataError, match="^f.parquet: event 101: field 'mother': dangling mother link$"):
+        reject_events(rejections, event_id=table.event_id, report=ReadReport(), strict=True, source="f.parquet",
+                      table=table)
+    # Without the dangling event 101, the rejection of 102 is the earliest.
+    fixed = _table([[-1], [-1, 0], [-1, 0], [-1, 9]])
+    with pytest.raises(DataError, match="event 102: field 'index': duplicate particle index"):
+        reject_events(rejections, event_id=fixed.event_id, report=ReadReport(), strict=True, source="f.parquet",
+                      table=fixed)
 
 
 def test_report_adds_up_and_formats():

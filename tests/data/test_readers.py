@@ -1,6 +1,9 @@
 import gzip
 import logging
+import re
 import warnings
+
+import h5py
 
 import numpy as np
 import pyarrow as pa
@@ -126,6 +129,41 @@ def test_parquet_duplicate_particle_index_is_skipped_with_a_warning_or_fails_in_
                                 "notes": {}}
     with pytest.raises(DataError, match="t.parquet: event 11: field 'index': duplicate particle index"):
         read_events(tmp_path / "t.parquet", strict=True)
+
+
+def test_strict_reports_the_earliest_bad_event_of_a_file(tmp_path, random_table):
+    table = random_table(6, seed=2)  # event ids 2000 ... 2005, at least 6 particles each
+    write_parquet(table, tmp_path / "b.parquet")
+    data = pq.read_table(tmp_path / "b.parquet")
+    rows = data.column("particles").to_pylist()
+    rows[2][1]["mother_index"] = 99  # event 2002: a dangling link (found by the checks)
+    rows[3][1]["index"] = rows[3][0]["index"]  # event 2003: a duplicate index (the reader cannot build it)
+    particles = pa.array(rows, data.schema.field("particles").type)
+    # Without smartbkg metadata (a Belle II file) the index column is read.
+    pq.write_table(data.set_column(0, "particles", particles).replace_schema_metadata(None), tmp_path / "b.parquet")
+    with pytest.raises(DataError, match="b.parquet: event 2002: field 'mother': dangling mother link"):
+        read_events(tmp_path / "b.parquet", strict=True)
+    _, report = read_events(tmp_path / "b.parquet", return_report=True)
+    assert dict(report.skipped) == {"dangling mother link": 1, "duplicate particle index": 1}
+    # HDF5: a label differing within event 2001 comes before a duplicate index in event 2003.
+    write_hdf5(table, tmp_path / "b.h5", layout="compound")
+    with h5py.File(tmp_path / "b.h5", "r+") as f:
+        data = f["mc_information"][()]
+        second = [int(table.offsets[k]) + 1 for k in (1, 3)]
+        data[table.skims[0]][second[0]] = ~data[table.skims[0]][second[0]]
+        data["arrayIndex"][second[1]] = 0
+        f["mc_information"][...] = data
+    with pytest.raises(DataError, match="b.h5: event 2001: field 'labels': label differs"):
+        read_events(tmp_path / "b.h5", strict=True)
+    # HepMC: a dangling vertex in event 2001 comes before the truncation in event 2004.
+    write_hepmc(table, tmp_path / "t.hepmc")
+    text = (tmp_path / "t.hepmc").read_bytes()
+    starts = [text.index(b"\nE %d " % (2000 + k)) for k in range(6)]
+    vertex = text.index(b"\nV ", starts[1])
+    text = text[:vertex] + re.sub(rb"^(\nV -?\d+ -?\d+ \[)", rb"\g<1>999,", text[vertex:], count=1)
+    (tmp_path / "t.hepmc").write_bytes(text[:starts[4] + 40])
+    with pytest.raises(DataError, match="t.hepmc: event 2001: field 'mother': dangling mother link"):
+        read_events(tmp_path / "t.hepmc", strict=True)
 
 
 def test_hepmc_dangling_vertex_through_read_events(tmp_path, small_table):

@@ -11,9 +11,15 @@ With ``vocab_size`` V, one skim and no event-type embedding the model has
 formula of the published counts (120,527 for U = 32, 1,808,495 for U = 128, which imply V = 541
 PDG embedding rows); the GAT layers have no bias, as in the DGL version Belle II used.
 
-The graph attention layer is :class:`TreeGATConv`, numerically the same function as PyG's
-``GATConv(heads=H, concat=True, add_self_loops=True, bias=False)`` but several times faster on
-sparse graphs such as decay trees (see its docstring).
+The graph attention layer is :class:`TreeGATConv` (``attention="gat"``, the default, as Belle
+II), numerically the same function as PyG's ``GATConv(heads=H, concat=True,
+add_self_loops=True, bias=False)``, or :class:`TreeGATv2Conv` (``attention="gatv2"``), the same
+function as PyG's ``GATv2Conv(heads=H, concat=True, add_self_loops=True, bias=False)``
+(Brody et al. 2022: the leaky ReLU comes before the attention vector, so the ranking of the
+neighbours can depend on the receiving node). Both are several times faster than PyG's on sparse
+graphs such as decay trees (see :class:`TreeAttentionConv`). GATv2 has two weight matrices per
+layer: :math:`189 U^2 + 183 U + 7 + 8 V` parameters with the defaults (203,727 for U = 32 and
+V = 541).
 """
 
 from typing import NamedTuple
@@ -22,6 +28,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..errors import ConfigError
 from . import register_model
 from .layers import Linear, NodeFeatureEncoding, default_vocab_size, linear, reset_all
 
@@ -43,34 +50,105 @@ class GraphStructure(NamedTuple):
 
 
 def graph_structure(edge_index, num_nodes):
-    """Prepare ``edge_index`` (2, E) for :class:`TreeGATConv`.
+    """Prepare ``edge_index`` (2, E) for :class:`TreeGATConv` and :class:`TreeGATv2Conv`.
 
-    Self-loops are dropped (the layer adds them analytically). If the edges are exactly the two
+    Self-loops are dropped (the layers add them analytically). If the edges are exactly the two
     directions of a forest whose nodes each have at most one smaller-index neighbour, the
     structure is given as a parent array (the fast path); any other graph keeps its edge list,
-    and messages flow src -> dst.
+    and messages flow src -> dst. The check is a few scatters and one host-device
+    synchronisation (the choice of path).
     """
     src, dst = edge_index
+    down, up = src < dst, src > dst
+    spare = num_nodes                 # the slot of edges that a count or the parents ignore
+    slots = torch.arange(num_nodes + 1, device=src.device)
+    child = torch.where(down, dst, spare)             # down edges parent -> child
+    child_up = torch.where(up, src, spare)            # up edges child -> parent
+    parent = slots.scatter(0, child, torch.where(down, src, spare))[:num_nodes]
+    num_down = torch.zeros_like(slots).scatter_add_(0, child, torch.ones_like(child))
+    num_up = torch.zeros_like(slots).scatter_add_(0, child_up, torch.ones_like(child_up))
+    # a forest stored parents first: at most one parent per node, the up edges are the down
+    # edges reversed (as many per node, each to the node's parent)
+    mirrored = ~up | (parent.index_select(0, torch.where(up, src, 0)) == dst)
+    num_down, num_up = num_down[:num_nodes], num_up[:num_nodes]
+    if bool((num_down <= 1).all() & (num_up == num_down).all() & mirrored.all()):
+        has_parent = num_down[:, None].float()
+        message_mask = torch.stack([torch.ones_like(has_parent), has_parent, has_parent])
+        return GraphStructure(parent=parent, message_mask=message_mask)
     keep = src != dst
-    if not bool(keep.all()):
-        src, dst = src[keep], dst[keep]
-    down = src < dst
-    parents, children = src[down], dst[down]
-    if 2 * len(children) == len(src) and (len(children) == 0 or int(torch.bincount(
-            children, minlength=num_nodes).max()) <= 1):
-        forward = torch.sort(parents * num_nodes + children).values
-        backward = torch.sort(dst[~down] * num_nodes + src[~down]).values
-        if torch.equal(forward, backward):
-            parent = torch.arange(num_nodes, device=src.device)
-            parent[children] = parents
-            message_mask = torch.ones(3, num_nodes, 1, device=src.device)
-            message_mask[1:, :, 0] = 0.0
-            message_mask[1:, children] = 1.0
-            return GraphStructure(parent=parent, message_mask=message_mask)
-    return GraphStructure(src=src, dst=dst)
+    return GraphStructure(src=src[keep], dst=dst[keep])
 
 
-class TreeGATConv(nn.Module):
+class TreeAttentionConv(nn.Module):
+    r"""Base of the graph attention layers: softmax over each neighbourhood and aggregation.
+
+    A subclass gives, for the N nodes, the message values :math:`\mathbf{v}_j` (N, H*U) and the
+    attention logits :math:`e^h_{ij}` of every message j -> i (including i -> i); this class
+    computes :math:`\mathbf{x}'_i = \Vert_h \sum_{j \in \mathcal{N}(i) \cup \{i\}}
+    \operatorname{softmax}_j(e^h_{ij})\, \mathbf{v}^h_j`. It is fast because
+
+    * self-loops are handled analytically, not as edges;
+    * on trees (see :func:`graph_structure`) the neighbourhood of node i is {i, its parent, its
+      children}: the message from the parent is a plain gather aligned with the nodes and the
+      messages to the parent one ``index_add``, so only N rows are gathered and N scattered
+      instead of 2 E = 4 N;
+    * the softmax works on (N, H) logits, and every (N, H*U) operation runs on 2-D tensors
+      (row gathers and scatters of 3-D tensors take a slow path in PyTorch on CPU).
+
+    Args (``in_channels`` only for the subclasses):
+        in_channels: F, input width.
+        out_channels: U, units per head.
+        heads: H.
+        negative_slope: slope of the leaky ReLU of the attention logits.
+
+    Shapes: ``x`` (N, F), ``graph`` a :class:`GraphStructure` of the N nodes; returns (N, H*U).
+    """
+
+    def __init__(self, out_channels, heads, negative_slope):
+        super().__init__()
+        self.heads, self.out_channels, self.negative_slope = heads, out_channels, negative_slope
+
+    def tree_logits(self, x, parent):
+        """(values (N, H*U), logits (3, N, H) of the messages i -> i, parent -> i, i -> parent)."""
+        raise NotImplementedError
+
+    def edge_logits(self, x, src, dst):
+        """(values (N, H*U), self logits (N, H), edge logits (E, H) of the messages src -> dst)."""
+        raise NotImplementedError
+
+    def forward(self, x, graph):
+        heads, n = self.heads, x.shape[0]
+        if graph.parent is not None:
+            parent = graph.parent
+            values, logits = self.tree_logits(x, parent)
+            width = values.shape[1]
+            peak = torch.maximum(logits[0], logits[1]).detach().scatter_reduce(
+                0, parent[:, None].expand(-1, heads), logits[2].detach(), "amax",
+                include_self=True)
+            weights = torch.exp(logits - torch.stack([peak, peak, peak.index_select(0, parent)]))
+            weights = weights * graph.message_mask
+            total = (weights[0] + weights[1]).index_add_(0, parent, weights[2])
+            weights = weights / torch.stack([total, total, total.index_select(0, parent)])
+            w_self, w_down, w_up = weights[..., None].unbind(0)
+            out = torch.addcmul(values.view(n, heads, -1) * w_self,
+                                values.index_select(0, parent).view(n, heads, -1), w_down)
+            messages = (values.view(n, heads, -1) * w_up).view(n, width)
+            return out.view(n, width).index_add_(0, parent, messages)
+        src, dst = graph.src, graph.dst
+        values, self_logits, logits = self.edge_logits(x, src, dst)
+        width = values.shape[1]
+        peak = self_logits.detach().scatter_reduce(
+            0, dst[:, None].expand(-1, heads), logits.detach(), "amax", include_self=True)
+        w_self = torch.exp(self_logits - peak)
+        weights = torch.exp(logits - peak.index_select(0, dst))
+        total = w_self.index_add(0, dst, weights)
+        weights = weights / total.index_select(0, dst)
+        messages = (values.index_select(0, src).view(len(src), heads, -1) * weights[..., None])
+        out = (values.view(n, heads, -1) * (w_self / total)[..., None]).view(n, width)
+        return out.index_add_(0, dst, messages.view(len(src), width))
+
+
+class TreeGATConv(TreeAttentionConv):
     r"""Graph attention layer (Velickovic et al. 2018) with self-loops, fast on decay trees.
 
     .. math::
@@ -82,80 +160,92 @@ class TreeGATConv(nn.Module):
 
     The same function and parameter layout (``lin.weight``, ``att_src``, ``att_dst``) as PyG's
     ``GATConv(in_channels, out_channels, heads, concat=True, add_self_loops=True, bias=False)``
-    (checked in the tests, values and gradients). It is faster because
+    (checked in the tests, values and gradients). Besides the speed-ups of
+    :class:`TreeAttentionConv`, the attention logits are computed once per node, straight from
+    the input with the vectors :math:`\mathbf{W}^{h\top}\mathbf{a}^h` (a product of width 2H).
 
-    * the attention logits are computed once per node, straight from the input with the
-      vectors :math:`\mathbf{W}^{h\top}\mathbf{a}^h` (a product of width 2H);
-    * self-loops are handled analytically, not as edges;
-    * on trees (see :func:`graph_structure`) the neighbourhood of node i is {i, its parent, its
-      children}: the message from the parent is a plain gather aligned with the nodes and the
-      messages to the parent one ``index_add``, so only N rows are gathered and N scattered
-      instead of 2 E = 4 N;
-    * the softmax works on (N, H) logits, and every (N, H*U) operation runs on 2-D tensors
-      (row gathers and scatters of 3-D tensors take a slow path in PyTorch on CPU).
-
-    Args:
-        in_channels: F, input width.
-        out_channels: U, units per head.
-        heads: H.
-        negative_slope: slope of the leaky ReLU of the attention logits.
-
-    Shapes: ``x`` (N, F), ``graph`` a :class:`GraphStructure` of the N nodes; returns (N, H*U).
+    Args and shapes: as :class:`TreeAttentionConv`.
     """
 
     def __init__(self, in_channels, out_channels, heads, negative_slope=0.2):
-        super().__init__()
-        self.heads, self.out_channels, self.negative_slope = heads, out_channels, negative_slope
+        super().__init__(out_channels, heads, negative_slope)
         self.lin = Linear(in_channels, heads * out_channels, bias=False)
         self.att_src = nn.Parameter(torch.empty(1, heads, out_channels))
         self.att_dst = nn.Parameter(torch.empty(1, heads, out_channels))
         self.reset_parameters()
 
     def reset_parameters(self):
-        """Glorot initialisation, as PyG's GATConv."""
+        """Glorot initialisation, as PyG's GATConv (attention vectors with fans H and U)."""
         nn.init.xavier_uniform_(self.lin.weight)
-        nn.init.xavier_uniform_(self.att_src)
-        nn.init.xavier_uniform_(self.att_dst)
+        nn.init.xavier_uniform_(self.att_src[0])
+        nn.init.xavier_uniform_(self.att_dst[0])
 
-    def forward(self, x, graph):
-        heads, width, n = self.heads, self.heads * self.out_channels, x.shape[0]
-        weight = self.lin.weight.view(heads, self.out_channels, -1)
+    def _scores(self, x):
+        """Projected input (N, H*U) and per-node logit terms a_src, a_dst (N, H) each."""
+        weight = self.lin.weight.view(self.heads, self.out_channels, -1)
         att = torch.cat([torch.einsum("huf,hu->hf", weight, self.att_src[0]),
                          torch.einsum("huf,hu->hf", weight, self.att_dst[0])])   # (2H, F)
-        xw = self.lin(x)                                                    # (N, H*U)
-        scores = linear(x, att)                                             # (N, 2H)
-        a_src, a_dst = scores.split(heads, dim=1)                           # (N, H) each
-        slope = self.negative_slope
-        if graph.parent is not None:
-            parent = graph.parent
-            p_src, p_dst = scores.index_select(0, parent).split(heads, dim=1)
-            # logits of the messages i -> i, parent -> i and i -> parent: (3, N, H)
-            logits = F.leaky_relu(torch.stack([a_src + a_dst, p_src + a_dst, a_src + p_dst]),
-                                  slope)
-            peak = torch.maximum(logits[0], logits[1]).detach().scatter_reduce(
-                0, parent[:, None].expand(-1, heads), logits[2].detach(), "amax",
-                include_self=True)
-            weights = torch.exp(logits - torch.stack([peak, peak, peak.index_select(0, parent)]))
-            weights = weights * graph.message_mask
-            total = (weights[0] + weights[1]).index_add_(0, parent, weights[2])
-            weights = weights / torch.stack([total, total, total.index_select(0, parent)])
-            w_self, w_down, w_up = weights[..., None].unbind(0)
-            out = torch.addcmul(xw.view(n, heads, -1) * w_self,
-                                xw.index_select(0, parent).view(n, heads, -1), w_down)
-            messages = (xw.view(n, heads, -1) * w_up).view(n, width)
-            return out.view(n, width).index_add_(0, parent, messages)
-        self_logits = F.leaky_relu(a_src + a_dst, slope)
-        src, dst = graph.src, graph.dst
-        logits = F.leaky_relu(a_src.index_select(0, src) + a_dst.index_select(0, dst), slope)
-        peak = self_logits.detach().scatter_reduce(
-            0, dst[:, None].expand(-1, heads), logits.detach(), "amax", include_self=True)
-        w_self = torch.exp(self_logits - peak)
-        weights = torch.exp(logits - peak.index_select(0, dst))
-        total = w_self.index_add(0, dst, weights)
-        weights = weights / total.index_select(0, dst)
-        messages = (xw.index_select(0, src).view(len(src), heads, -1) * weights[..., None])
-        out = (xw.view(n, heads, -1) * (w_self / total)[..., None]).view(n, width)
-        return out.index_add_(0, dst, messages.view(len(src), width))
+        return self.lin(x), linear(x, att).split(self.heads, dim=1)
+
+    def tree_logits(self, x, parent):
+        values, (a_src, a_dst) = self._scores(x)
+        p_src, p_dst = a_src.index_select(0, parent), a_dst.index_select(0, parent)
+        logits = torch.stack([a_src + a_dst, p_src + a_dst, a_src + p_dst])
+        return values, F.leaky_relu(logits, self.negative_slope)
+
+    def edge_logits(self, x, src, dst):
+        values, (a_src, a_dst) = self._scores(x)
+        logits = a_src.index_select(0, src) + a_dst.index_select(0, dst)
+        return (values, F.leaky_relu(a_src + a_dst, self.negative_slope),
+                F.leaky_relu(logits, self.negative_slope))
+
+
+class TreeGATv2Conv(TreeAttentionConv):
+    r"""GATv2 layer (Brody et al. 2022) with self-loops, fast on decay trees.
+
+    .. math::
+        \mathbf{x}'_i = \Big\Vert_{h=1}^{H} \sum_{j \in \mathcal{N}(i) \cup \{i\}}
+        \alpha^h_{ij} \mathbf{W}^h_l \mathbf{x}_j, \qquad
+        \alpha^h_{ij} = \operatorname{softmax}_j\big(\mathbf{a}^{h\top}
+        \operatorname{LeakyReLU}(\mathbf{W}^h_l \mathbf{x}_j + \mathbf{W}^h_r \mathbf{x}_i)\big)
+
+    The same function and parameter layout (``lin_l.weight``, ``lin_r.weight``, ``att``) as
+    PyG's ``GATv2Conv(in_channels, out_channels, heads, concat=True, add_self_loops=True,
+    bias=False)`` (checked in the tests, values and gradients), with the speed-ups of
+    :class:`TreeAttentionConv`; both projections are one matrix product.
+
+    Args and shapes: as :class:`TreeAttentionConv`.
+    """
+
+    def __init__(self, in_channels, out_channels, heads, negative_slope=0.2):
+        super().__init__(out_channels, heads, negative_slope)
+        self.lin_l = Linear(in_channels, heads * out_channels, bias=False)
+        self.lin_r = Linear(in_channels, heads * out_channels, bias=False)
+        self.att = nn.Parameter(torch.empty(1, heads, out_channels))
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        """Glorot initialisation, as PyG's GATv2Conv (attention vector with fans H and U)."""
+        nn.init.xavier_uniform_(self.lin_l.weight)
+        nn.init.xavier_uniform_(self.lin_r.weight)
+        nn.init.xavier_uniform_(self.att[0])
+
+    def _project(self, x):
+        """x_l, x_r (N, H*U) and the attention logits of pre-activations (..., H*U) -> (..., H)
+        (as one product with the block-diagonal (H, H*U) matrix of the attention vectors)."""
+        x_l, x_r = linear(x, torch.cat([self.lin_l.weight, self.lin_r.weight])).chunk(2, dim=1)
+        att = torch.block_diag(*self.att[0])
+        return x_l, x_r, lambda pre: linear(F.leaky_relu(pre, self.negative_slope), att)
+
+    def tree_logits(self, x, parent):
+        x_l, x_r, logits = self._project(x)
+        return x_l, torch.stack([logits(x_l + x_r), logits(x_l.index_select(0, parent) + x_r),
+                                 logits(x_l + x_r.index_select(0, parent))])
+
+    def edge_logits(self, x, src, dst):
+        x_l, x_r, logits = self._project(x)
+        return (x_l, logits(x_l + x_r),
+                logits(x_l.index_select(0, src) + x_r.index_select(0, dst)))
 
 
 class GlobalAttentionPooling(nn.Module):
@@ -184,6 +274,10 @@ class GlobalAttentionPooling(nn.Module):
         return x.new_zeros(num_graphs, x.shape[1]).index_add_(0, batch, x * weights)
 
 
+#: The graph attention layers of ``GATGAP(attention=...)``.
+ATTENTION_LAYERS = {"gat": TreeGATConv, "gatv2": TreeGATv2Conv}
+
+
 @register_model("gatgap")
 class GATGAP(nn.Module):
     """Graph attention network with global attention pooling (Belle II smartBKG ``GATGAPModel``).
@@ -201,14 +295,21 @@ class GATGAP(nn.Module):
         negative_slope: slope of the leaky ReLU of the attention logits (0.2 as in GATConv).
         activation_slope: slope of the leaky ReLUs of node and global states (0.01, PyTorch's
             default, as in the Belle II model).
+        attention: ``"gat"`` (:class:`TreeGATConv`, as Belle II) or ``"gatv2"``
+            (:class:`TreeGATv2Conv`).
 
     Forward: a PyG ``Batch`` (contract: ``x`` (N, 8), ``pdg`` (N,), ``edge_index`` (2, E),
     ``batch`` (N,), ``event_type`` (B,)) -> (B, S) logits.
     """
 
     def __init__(self, *, num_skims, num_event_types=7, vocab_size=None, units=32, heads=4,
-                 layers=6, pdg_dim=8, event_dim=0, negative_slope=0.2, activation_slope=0.01):
+                 layers=6, pdg_dim=8, event_dim=0, negative_slope=0.2, activation_slope=0.01,
+                 attention="gat"):
         super().__init__()
+        if attention not in ATTENTION_LAYERS:
+            raise ConfigError(f"attention must be one of {', '.join(ATTENTION_LAYERS)}, "
+                              f"not {attention!r}")
+        conv = ATTENTION_LAYERS[attention]
         self.activation_slope = activation_slope
         self.encode = NodeFeatureEncoding()
         self.pdg_embedding = nn.Embedding(vocab_size or default_vocab_size(), pdg_dim)
@@ -216,7 +317,7 @@ class GATGAP(nn.Module):
         width, state = 8 + pdg_dim + event_dim, 0
         self.convs, self.pools, self.updates = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
         for _ in range(layers):
-            self.convs.append(TreeGATConv(width, units, heads, negative_slope))
+            self.convs.append(conv(width, units, heads, negative_slope))
             self.pools.append(GlobalAttentionPooling(heads * units))
             self.updates.append(Linear(state + heads * units, units))
             width, state = heads * units, units

@@ -10,6 +10,7 @@ VOCAB = 50
 TINY_MODELS = [
     ("gatgap", dict(units=8, heads=2, layers=2)),
     ("gatgap", dict(units=8, heads=2, layers=2, event_dim=4)),
+    ("gatgap", dict(units=8, heads=2, layers=2, attention="gatv2")),
     ("transformer", dict(dim=16, heads=2, blocks=2, cls_blocks=1, pair_hidden=8)),
     ("transformer", dict(dim=16, heads=2, blocks=2, cls_blocks=1, pair_hidden=8,
                          pair_bias="per_block",
@@ -28,7 +29,8 @@ TINY_MODELS = [
 def model_id(param):
     name, cfg = param
     return name + "".join(f"-{k}={v}" for k, v in cfg.items() if k in
-                          ("event_dim", "pair_bias", "pair_features", "vector_update", "invariant"))
+                          ("event_dim", "attention", "pair_bias", "pair_features",
+                           "vector_update", "invariant"))
 
 
 @pytest.fixture(params=TINY_MODELS, ids=[model_id(p) for p in TINY_MODELS])

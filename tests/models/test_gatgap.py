@@ -1,15 +1,20 @@
-"""GAT + GAP: the fast layers equal PyG's, and the parameter counts match the Belle II model."""
+"""GAT + GAP: the fast layers equal PyG's GATConv and GATv2Conv, the tree check, and the
+parameter counts match the Belle II model."""
+
+import math
 
 import pytest
 import torch
 from torch_geometric.data import Batch, Data
-from torch_geometric.nn import GATConv
+from torch_geometric.nn import GATConv, GATv2Conv
 from torch_geometric.nn.aggr import AttentionalAggregation
 
 from batches import synthetic_batch
 from invariance import permute_particles
 from smartbkg.models import build_model
-from smartbkg.models.gatgap import GlobalAttentionPooling, TreeGATConv, graph_structure
+from smartbkg.errors import ConfigError
+from smartbkg.models.gatgap import (GlobalAttentionPooling, TreeGATConv, TreeGATv2Conv,
+                                    graph_structure)
 from smartbkg.models.layers import count_parameters
 
 
@@ -33,13 +38,16 @@ def graphs():
             ("cycle", cycle, False), ("one_way_edges", one_way, False)]
 
 
+@pytest.mark.parametrize("pyg_layer, fast_layer", [(GATConv, TreeGATConv),
+                                                    (GATv2Conv, TreeGATv2Conv)],
+                         ids=["gat", "gatv2"])
 @pytest.mark.parametrize("heads, units", [(1, 5), (4, 8)])
 @pytest.mark.parametrize("name, graph, tree_path", graphs(), ids=[g[0] for g in graphs()])
-def test_tree_gat_equals_pyg_gatconv(heads, units, name, graph, tree_path):
+def test_tree_layers_equal_pyg(pyg_layer, fast_layer, heads, units, name, graph, tree_path):
     torch.manual_seed(0)
     x = torch.randn(graph.num_nodes, 6, requires_grad=True)
-    reference = GATConv(6, units, heads=heads, bias=False)
-    fast = TreeGATConv(6, units, heads)
+    reference = pyg_layer(6, units, heads=heads, bias=False)
+    fast = fast_layer(6, units, heads)
     fast.load_state_dict(reference.state_dict())
     structure = graph_structure(graph.edge_index, graph.num_nodes)
     assert (structure.parent is not None) == tree_path
@@ -54,12 +62,53 @@ def test_tree_gat_equals_pyg_gatconv(heads, units, name, graph, tree_path):
         torch.testing.assert_close(g_fast, g_ref, atol=1e-5, rtol=1e-4)
 
 
-def test_isolated_node_keeps_its_own_message():
-    torch.manual_seed(0)
-    layer = TreeGATConv(3, 4, 2)
+@pytest.mark.parametrize("layer", [TreeGATConv(3, 4, 2), TreeGATv2Conv(3, 4, 2)],
+                         ids=["gat", "gatv2"])
+def test_isolated_node_keeps_its_own_message(layer):
     x = torch.randn(1, 3)
     out = layer(x, graph_structure(torch.empty(2, 0, dtype=torch.long), 1))
-    torch.testing.assert_close(out, layer.lin(x))
+    values = layer.lin(x) if isinstance(layer, TreeGATConv) else layer.lin_l(x)
+    torch.testing.assert_close(out, values)
+
+
+def test_graph_structure_of_a_forest():
+    """Parents, and which messages exist, for two trees given mothers first, edges both ways."""
+    # tree 0 -> {1, 2}, 2 -> 3; tree 4 -> 5; node 6 alone; plus a self-loop on 3
+    down = torch.tensor([[0, 0, 2, 4], [1, 2, 3, 5]])
+    edges = torch.cat([down, down.flip(0), torch.tensor([[3], [3]])], dim=1)
+    structure = graph_structure(edges[:, torch.randperm(edges.shape[1])], 7)
+    assert structure.parent.tolist() == [0, 0, 0, 2, 4, 4, 6]
+    assert structure.message_mask[:, :, 0].tolist() == [[1] * 7, [0, 1, 1, 1, 0, 1, 0],
+                                                        [0, 1, 1, 1, 0, 1, 0]]
+
+
+@pytest.mark.parametrize("edges", [
+    [[0, 0, 1, 2], [1, 2, 0, 1]],          # an up edge to the wrong parent
+    [[0, 1, 1], [1, 0, 0]],                # an up edge twice
+    [[0, 1, 0], [1, 0, 1]],                # a down edge twice
+    [[0, 1, 1, 2, 0, 2], [2, 2, 0, 1, 1, 0]],   # node 2 has two smaller neighbours
+    [[0], [1]],                            # one way only
+], ids=["wrong_parent", "double_up", "double_down", "two_parents", "one_way"])
+def test_graph_structure_falls_back_to_edges(edges):
+    edges = torch.tensor(edges)
+    structure = graph_structure(edges, 3)
+    assert structure.parent is None
+    assert structure.src.tolist() == edges[0].tolist() and structure.dst.tolist() == edges[1].tolist()
+
+
+@pytest.mark.parametrize("pyg_layer, fast_layer", [(GATConv, TreeGATConv),
+                                                    (GATv2Conv, TreeGATv2Conv)],
+                         ids=["gat", "gatv2"])
+def test_initialisation_is_glorot_as_pyg(pyg_layer, fast_layer):
+    """Every parameter is uniform in PyG's Glorot range (attention vectors: fans H and U)."""
+    torch.manual_seed(0)
+    heads, units, width = 4, 32, 16
+    fast = dict(fast_layer(width, units, heads).named_parameters())
+    for name, reference in pyg_layer(width, units, heads=heads, bias=False).named_parameters():
+        fans = (heads, units) if reference.dim() == 3 else reference.shape
+        bound = math.sqrt(6 / sum(fans))
+        assert reference.abs().max() <= bound and fast[name].abs().max() <= bound
+        assert fast[name].abs().max() > 0.9 * bound, name
 
 
 def test_global_attention_pooling_equals_pyg():
@@ -78,6 +127,18 @@ def test_parameter_count_matches_belle2(units, published):
     model = build_model("gatgap", num_skims=1, vocab_size=541, units=units)
     assert count_parameters(model) == published
     assert count_parameters(model) == 109 * units**2 + 143 * units + 7 + 8 * 541
+
+
+@pytest.mark.parametrize("units, expected", [(32, 203_727), (128, 3_124_335)])
+def test_parameter_count_with_gatv2(units, expected):
+    """GATv2 has W_l and W_r (no attention-vector pair): 189 U^2 + 183 U + 7 + 8 V."""
+    model = build_model("gatgap", num_skims=1, vocab_size=541, units=units, attention="gatv2")
+    assert count_parameters(model) == expected == 189 * units**2 + 183 * units + 7 + 8 * 541
+
+
+def test_unknown_attention_is_a_config_error():
+    with pytest.raises(ConfigError, match="gatv2"):
+        build_model("gatgap", num_skims=1, attention="gatv3")
 
 
 def test_self_loops_in_edge_index_change_nothing():

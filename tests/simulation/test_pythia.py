@@ -4,7 +4,7 @@ import tempfile
 
 import numpy as np
 import pytest
-from particle import Particle
+from particle.pdgid import is_hadron, three_charge
 
 from smartbkg.data.table import EVENT_TYPES
 from smartbkg.simulation import Beams, generate
@@ -54,10 +54,15 @@ def test_no_temporary_file_left(tmp_path, monkeypatch):
     assert len(offsets) == 4 and list(tmp_path.iterdir()) == []
 
 
+def _by_pdg(function, pdg):
+    """(n,) values of ``function(pdg id)``, computed once per distinct id."""
+    unique, inverse = np.unique(pdg, return_inverse=True)
+    return np.array([function(int(p)) for p in unique])[inverse]
+
+
 def _charges(pdg):
-    unique = np.unique(pdg)
-    table = {int(p): float(Particle.from_pdgid(int(p)).charge) for p in unique}
-    return np.array([table[int(p)] for p in pdg])
+    """(n,) electric charges in units of e: three times them, exactly, from the quark content."""
+    return _by_pdg(three_charge, pdg) / 3.0
 
 
 def test_charge_and_four_momentum_conservation(sample):
@@ -75,6 +80,71 @@ def test_charge_and_four_momentum_conservation(sample):
     np.testing.assert_array_equal(p["pdg"][first], 11)
     np.testing.assert_array_equal(p["pdg"][first + 1], -11)
     assert p["initial"].sum() == 2 * n and p["initial"][first].all() and p["initial"][first + 1].all()
+
+
+def _vertex_sums(table):
+    """Four-momenta (n, 4) of all particles, summed four-momenta (n, 4) and charges (n,) of each
+    particle's daughters, and its number of daughters (float64 from the float32 columns)."""
+    p = table.particles
+    gm = table.global_mother()
+    has = gm >= 0
+    p4 = np.stack([p[k] for k in ("energy", "px", "py", "pz")], 1).astype(float)
+    sums = np.zeros_like(p4)
+    np.add.at(sums, gm[has], p4[has])
+    charge = np.bincount(gm[has], weights=_charges(p["pdg"][has]), minlength=len(gm))
+    return p4, sums, charge, np.bincount(gm[has], minlength=len(gm))
+
+
+def test_every_hadron_and_tau_decay_conserves_four_momentum_and_charge(sample):
+    """Vertex by vertex: the daughters of every decayed hadron (Upsilon(4S), B, D, pi0 ...) and
+    tau sum to its four-momentum and charge (float32 columns: 1e-5 GeV). A tau that radiated a
+    photon decays with its momentum after the emission; a B0 that oscillated has one daughter,
+    its anti-particle."""
+    p4, sums, charge, n_daughters = _vertex_sums(sample)
+    pdg = sample.particles["pdg"]
+    decayed = np.flatnonzero((n_daughters > 0) & (_by_pdg(is_hadron, pdg).astype(bool) | (np.abs(pdg) == 15)))
+    assert len(decayed) > 6000 and (np.abs(pdg[decayed]) == 15).sum() >= 200   # and taus from B, D_s decays
+    np.testing.assert_allclose(sums[decayed], p4[decayed], atol=1e-5)
+    np.testing.assert_array_equal(charge[decayed], _charges(pdg[decayed]))
+
+
+def test_virtual_photon_conserves_with_shower_emissions_as_daughters(sample):
+    """The vpho's daughters are the fermion pair and the partons and photons radiated in the
+    final-state shower; together they carry its four-momentum (no charge)."""
+    p4, sums, charge, n_daughters = _vertex_sums(sample)
+    pdg = sample.particles["pdg"]
+    vpho = np.flatnonzero(pdg == 10022)
+    assert len(vpho) == 500 and (n_daughters[vpho] > 2).mean() > 0.3
+    np.testing.assert_allclose(sums[vpho], p4[vpho], atol=1e-5)
+    np.testing.assert_array_equal(charge[vpho], 0)
+    # A tau that radiated is one particle (no tau -> tau gamma).
+    gm = sample.global_mother()
+    assert not ((np.abs(pdg) == 15) & (gm >= 0) & (np.abs(pdg[np.maximum(gm, 0)]) == 15)).any()
+    taupair = sample.event_type[sample.event_index()] == EVENT_TYPES.index("taupair")
+    assert ((pdg == 22) & taupair & (pdg[np.maximum(gm, 0)] == 10022)).sum() > 10
+
+
+def test_b0_mixing_is_an_anti_b_daughter(sample):
+    """Time-integrated mixing probability chi_d = 0.1858 (PDG 2024, Pythia's xd = 0.770): about
+    37 of the 200 B0 / anti-B0 from the Upsilon(4S) oscillate. The inserted anti-particle has the
+    B's four-momentum and starts where the B decays (where its decay products start)."""
+    p = sample.particles
+    gm = sample.global_mother()
+    pdg = p["pdg"]
+    b0 = np.flatnonzero((np.abs(pdg) == 511) & (gm >= 0) & (pdg[np.maximum(gm, 0)] == 300553))
+    flip = np.flatnonzero((gm >= 0) & (np.abs(pdg[np.maximum(gm, 0)]) == 511))
+    flip = flip[np.abs(pdg[flip]) == 511]
+    assert len(b0) == 200 and np.isin(gm[flip], b0).all()
+    assert abs(len(flip) / len(b0) - 0.1858) < 4 * np.sqrt(0.1858 * 0.8142 / len(b0))
+    np.testing.assert_array_equal(pdg[flip], -pdg[gm[flip]])
+    for name in ("energy", "px", "py", "pz"):
+        np.testing.assert_array_equal(p[name][flip], p[name][gm[flip]])
+    child = np.flatnonzero(np.isin(gm, flip))
+    mother, first = np.unique(gm[child], return_index=True)
+    assert len(mother) == len(flip)
+    for name in ("prodTime", "x", "y", "z"):
+        np.testing.assert_array_equal(p[name][child[first]], p[name][mother])
+    assert (p["prodTime"][flip] > p["prodTime"][gm[flip]]).all()
 
 
 def test_b_mesons_only_in_upsilon_events(sample):

@@ -29,9 +29,10 @@ CCBAR = [
     (18, 211, 91, 14, 0, 0, 0),
     (19, -211, 84, 16, 0, 0, 0),
 ]
-KEPT = [1, 2, 5, 6, 7, 9, 10, 14, 15, 17, 18, 19]
-PDG = [11, -11, 23, 4, -4, -4, 21, 421, 211, -321, 211, -211]
-MOTHER = [-1, -1, 0, 2, 2, 4, 4, 3, 3, 7, 7, 5]
+KEPT = [1, 2, 5, 6, 7, 10, 14, 15, 17, 18, 19]
+PDG = [11, -11, 23, 4, -4, 21, 421, 211, -321, 211, -211]
+# The gluon hangs under the gamma*/Z beside the quarks; the cbar after the emission is the cbar.
+MOTHER = [-1, -1, 0, 2, 2, 2, 3, 3, 6, 6, 4]
 
 
 def pythia_batch(records):
@@ -50,17 +51,19 @@ def test_collapse_keeps_each_particle_once_with_one_mother():
     offsets, cols = pythia_batch([CCBAR, CCBAR[:6]])
     assert set(PYTHIA_FIELDS) <= set(cols)
     new_offsets, rec = collapse_record(offsets, cols)
-    np.testing.assert_array_equal(new_offsets, [0, 12, 15])
-    np.testing.assert_array_equal(rec["pdg"][:12], PDG)
-    np.testing.assert_array_equal(rec["mother"][:12], MOTHER)
-    np.testing.assert_array_equal(rec["initial"][:12], [True, True] + [False] * 10)
+    np.testing.assert_array_equal(new_offsets, [0, 11, 14])
+    np.testing.assert_array_equal(rec["pdg"][:11], PDG)
+    np.testing.assert_array_equal(rec["mother"][:11], MOTHER)
+    np.testing.assert_array_equal(rec["initial"][:11], [True, True] + [False] * 9)
     # The second (truncated) event: beams and the gamma*/Z whose mother is the e- beam.
-    np.testing.assert_array_equal(rec["pdg"][12:], [11, -11, 23])
-    np.testing.assert_array_equal(rec["mother"][12:], [-1, -1, 0])
-    # Momentum of the last copy, vertex of the first: the c quark (entries 6 -> 8 -> 11).
-    c = 3
-    assert rec["px"][c] == 11 and rec["e"][c] == 11 + 300
+    np.testing.assert_array_equal(rec["pdg"][11:], [11, -11, 23])
+    np.testing.assert_array_equal(rec["mother"][11:], [-1, -1, 0])
+    # Momentum of the last copy before hadronization, vertex of the first: the c quark
+    # (entries 6 -> 8 -> 11, 11 the copy for hadronization), the cbar (7 -> 9 -> 12).
+    c, cbar = 3, 4
+    assert rec["px"][c] == 8 and rec["e"][c] == 8 + 300
     assert rec["x"][c] == 6 + 400 and rec["t"][c] == 6 + 700
+    assert rec["pz"][cbar] == 9 + 200 and rec["z"][cbar] == 7 + 600
     # Beams keep their own values (their copies 3, 4 carry the same numbers in Pythia).
     assert rec["pz"][0] == 3 + 200 and rec["z"][0] == 1 + 600
 
@@ -74,7 +77,7 @@ def test_collapse_result_is_a_forest():
     graph.add_edges_from((int(m), i) for i, m in enumerate(rec["mother"]) if m >= 0)
     assert nx.is_forest(graph)
     assert sorted(n for n, d in graph.in_degree() if d == 0) == [0, 1]
-    assert nx.descendants(graph, 0) == set(range(2, 12))
+    assert nx.descendants(graph, 0) == set(range(2, 11))
 
 
 def test_pseudo_particles():
@@ -146,3 +149,157 @@ def test_pair_axis_follows_sin2():
     d = np.stack([rec["x"][3::4], rec["y"][3::4], rec["z"][3::4]], 1)  # the D vertex turned with its B
     np.testing.assert_allclose(d, 0.3 / p * b, atol=1e-12)
     assert rec["px"][0] == 0 and rec["e"][0] == 10.58
+
+
+def physical_batch(records):
+    """Flat Pythia columns of events given as rows (entry, id, status, mother1, mother2,
+    daughter1, daughter2, (E, px, py, pz), (t, x, y, z))."""
+    rows = [r for rec in records for r in rec]
+    cols = {name: np.array([r[i] for r in rows]) for i, name in
+            enumerate(("entry", "id", "status", "mother1", "mother2", "daughter1", "daughter2"))}
+    del cols["entry"]
+    for k, name in enumerate(("e", "px", "py", "pz")):
+        cols[name] = np.array([float(r[7][k]) for r in rows])
+    for k, name in enumerate(("t", "x", "y", "z")):
+        cols[name] = np.array([float(r[8][k]) for r in rows])
+    return np.cumsum([0] + [len(rec) for rec in records]), cols
+
+
+O = (0, 0, 0, 0)
+BEAMS = [
+    (0, 90, -11, 0, 0, 0, 0, (10, 0, 0, 0), O),
+    (1, 11, -12, 0, 0, 3, 0, (5, 0, 0, 5), O),
+    (2, -11, -12, 0, 0, 4, 0, (5, 0, 0, -5), O),
+    (3, 11, -21, 1, 0, 5, 0, (5, 0, 0, 5), O),
+    (4, -11, -21, 2, 0, 5, 0, (5, 0, 0, -5), O),
+]
+# e+e- -> d dbar; the d radiates a gluon that splits into s sbar (the dbar recoils twice), the s
+# radiates a photon; a mini-string recoil shuffles the sbar's momentum before hadronization.
+SHOWER = BEAMS + [
+    (5, 23, -22, 3, 4, 6, 7, (10, 0, 0, 0), O),
+    (6, 1, -23, 5, 0, 8, 9, (5, 0, 0, 5), O),
+    (7, -1, -23, 5, 0, 10, 10, (5, 0, 0, -5), O),
+    (8, 1, -51, 6, 0, 16, 16, (3, 0, 1, 2), O),              # d after the emission
+    (9, 21, -51, 6, 0, 11, 12, (2.5, 0, -1, 1.5), O),        # gluon
+    (10, -1, -52, 7, 7, 13, 13, (4.5, 0, 0, -3.5), O),       # dbar, recoil
+    (11, 3, -51, 9, 0, 14, 15, (1, 0, -0.25, 0.5), O),       # g -> s sbar
+    (12, -3, -51, 9, 0, 18, 18, (1.5, 0, -0.75, 1.1), O),
+    (13, -1, -52, 10, 10, 19, 19, (4.5, 0, 0, -3.6), O),     # dbar, recoil
+    (14, 3, -51, 11, 0, 17, 17, (0.75, 0, -0.25, 0.25), O),  # s after the photon
+    (15, 22, 51, 11, 0, 0, 0, (0.25, 0, 0, 0.25), O),        # QED shower photon
+    (16, 1, -71, 8, 8, 20, 21, (3, 0, 1, 2), O),
+    (17, 3, -71, 14, 14, 20, 21, (0.75, 0, -0.25, 0.25), O),
+    (18, -3, -72, 12, 12, 20, 21, (1.4, 0, -0.8, 1.0), O),   # shuffled by a mini-string
+    (19, -1, -71, 13, 13, 20, 21, (4.6, 0, 0.05, -3.5), O),
+    (20, 311, 83, 16, 19, 0, 0, (4.5, 0, 0.5, -1.5), O),
+    (21, -311, 83, 16, 19, 0, 0, (5.5, 0, -0.5, 1.5), O),
+]
+# e+e- -> tau+ tau-; the tau+ radiates a photon (the tau- recoils), both taus decay.
+TAU_FSR = BEAMS + [
+    (5, 23, -22, 3, 4, 6, 7, (10, 0, 0, 0), O),
+    (6, 15, -23, 5, 0, 10, 10, (5, 0, 0, 4.5), (0.1, 0, 0, 0)),
+    (7, -15, -23, 5, 0, 8, 9, (5, 0, 0, -4.5), (0.1, 0, 0, 0)),
+    (8, -15, -51, 7, 0, 11, 12, (4.5, 0, -0.6, -3.4), (0.1, 0, 0, 0)),
+    (9, 22, 51, 7, 0, 0, 0, (1, 0, 0.6, -0.8), (0.1, 0, 0, 0)),
+    (10, 15, -52, 6, 6, 13, 14, (4.5, 0, 0, 4.2), (0.1, 0, 0, 0)),
+    (11, -16, 91, 8, 0, 0, 0, (2, 0, -0.5, -1.5), (0.3, 0, -0.1, -0.2)),
+    (12, 211, 91, 8, 0, 0, 0, (2.5, 0, -0.1, -1.9), (0.3, 0, -0.1, -0.2)),
+    (13, 16, 91, 10, 0, 0, 0, (1.25, 0, 0.25, 1), (0.4, 0, 0, 0.3)),
+    (14, -211, 91, 10, 0, 0, 0, (3.25, 0, -0.25, 3.2), (0.4, 0, 0, 0.3)),
+]
+# Nearby partons merged into one before hadronization (status 73): the u absorbs the gluon.
+MERGED = BEAMS + [
+    (5, 23, -22, 3, 4, 6, 7, (10, 0, 0, 0), O),
+    (6, 2, -23, 5, 0, 8, 9, (5, 0, 0, 5), O),
+    (7, -2, -23, 5, 0, 10, 10, (5, 0, 0, -5), O),
+    (8, 2, -51, 6, 0, 11, 11, (4, 0, 0.5, 3.5), O),
+    (9, 21, -51, 6, 0, 11, 11, (1, 0, -0.5, 1.5), O),
+    (10, -2, -52, 7, 7, 12, 12, (5, 0, 0, -5), O),
+    (11, 2, -73, 8, 9, 13, 13, (5, 0, 0, 5), O),
+    (12, -2, -71, 10, 10, 13, 13, (5, 0, 0, -5), O),
+    (13, 111, 83, 11, 12, 0, 0, (10, 0, 0, 0), O),
+]
+
+
+def collapsed(*records):
+    """Collapse events given as physical rows.
+
+    Returns:
+        (offsets, record, four-momenta (n, 4) (E, px, py, pz), the sum of each particle's
+        daughters' four-momenta (n, 4), its number of daughters (n,)).
+    """
+    offsets, rec = collapse_record(*physical_batch(records))
+    p4 = np.stack([rec[k] for k in ("e", "px", "py", "pz")], 1)
+    start = np.repeat(offsets[:-1], np.diff(offsets))
+    mother = np.where(rec["mother"] >= 0, rec["mother"] + start, -1)
+    has = mother >= 0
+    sums = np.zeros_like(p4)
+    np.add.at(sums, mother[has], p4[has])
+    return offsets, rec, p4, sums, np.bincount(mother[has], minlength=len(p4))
+
+
+def test_shower_emissions_are_siblings_of_their_radiator():
+    _, rec, p4, sums, n_daughters = collapsed(SHOWER)
+    # The gluon that split into s sbar is gone; the s, the sbar and the s's photon hang under the
+    # gamma*/Z beside the d and the dbar; the K0 and anti-K0 under the first parton of the string.
+    np.testing.assert_array_equal(rec["pdg"], [11, -11, 23, 1, -1, 3, -3, 22, 311, -311])
+    np.testing.assert_array_equal(rec["mother"], [-1, -1, 0, 2, 2, 2, 2, 2, 3, 3])
+    # Four-momenta at the end of the shower: d after its emission, dbar after both recoils, the s
+    # after its photon, the sbar before the mini-string's shuffle.
+    np.testing.assert_array_equal(p4[3:8], [[3, 0, 1, 2], [4.5, 0, 0, -3.6], [0.75, 0, -0.25, 0.25],
+                                            [1.5, 0, -0.75, 1.1], [0.25, 0, 0, 0.25]])
+    np.testing.assert_allclose(sums[2], [10, 0, 0, 0], atol=1e-12)       # the gamma*/Z conserves
+    assert n_daughters[2] == 5
+
+
+def test_tau_decays_with_its_momentum_after_radiating():
+    _, rec, p4, sums, n_daughters = collapsed(TAU_FSR)
+    np.testing.assert_array_equal(rec["pdg"], [11, -11, 23, 15, -15, 22, -16, 211, 16, -211])
+    np.testing.assert_array_equal(rec["mother"], [-1, -1, 0, 2, 2, 2, 4, 4, 3, 3])
+    for k in (2, 3, 4):                   # gamma*/Z -> tau- tau+ gamma, and both tau decays
+        np.testing.assert_allclose(sums[k], p4[k], atol=1e-12)
+    np.testing.assert_array_equal(p4[4], [4.5, 0, -0.6, -3.4])
+    # Each tau keeps the production vertex of its first copy.
+    np.testing.assert_array_equal(rec["t"][3:5], [0.1, 0.1])
+
+
+def test_partons_merged_for_hadronization_keep_their_shower_momentum():
+    _, rec, p4, sums, n_daughters = collapsed(MERGED)
+    np.testing.assert_array_equal(rec["pdg"], [11, -11, 23, 2, -2, 21, 111])
+    np.testing.assert_array_equal(rec["mother"], [-1, -1, 0, 2, 2, 2, 3])
+    np.testing.assert_array_equal(p4[3], [4, 0, 0.5, 3.5])
+    np.testing.assert_allclose(sums[2], p4[2], atol=1e-12)
+
+
+# Upsilon(4S) -> B0 anti-B0. The B0 oscillates and decays as an anti-B0 (products status 92,
+# one of them a diquark whose string gives a proton); the anti-B0 decays without oscillating.
+MIXING = BEAMS + [
+    (5, 300553, -23, 3, 4, 6, 7, (10, 0, 0, 0), O),
+    (6, 511, -91, 5, 0, 8, 10, (5, 0.5, 0, 0.25), O),
+    (7, -511, -91, 5, 0, 12, 13, (5, -0.5, 0, -0.25), O),
+    (8, 411, 92, 6, 0, 0, 0, (2, 0.5, 0.5, 0), (2, 0.2, 0, 0.1)),
+    (9, -211, 92, 6, 0, 0, 0, (1, 0, -0.5, 0.25), (2, 0.2, 0, 0.1)),
+    (10, 2101, -92, 6, 0, 11, 11, (2, 0, 0, 0), (2, 0.2, 0, 0.1)),
+    (11, 2212, 83, 10, 10, 0, 0, (2, 0, 0, 0), (2, 0.2, 0, 0.1)),
+    (12, 411, 91, 7, 0, 0, 0, (3, -0.5, 0.25, 0), (1, -0.1, 0, -0.05)),
+    (13, -211, 91, 7, 0, 0, 0, (2, 0, -0.25, -0.25), (1, -0.1, 0, -0.05)),
+]
+
+
+def test_oscillated_b_gets_an_anti_b_daughter():
+    new_offsets, rec, p4, sums, n_daughters = collapsed(MIXING, TAU_FSR, MIXING[:9])
+    np.testing.assert_array_equal(np.diff(new_offsets), [11, 10, 7])
+    first = slice(0, 11)
+    np.testing.assert_array_equal(rec["pdg"][first], [11, -11, 300553, 511, -511, -511, 411, -211, 2212, 411, -211])
+    np.testing.assert_array_equal(rec["mother"][first], [-1, -1, 0, 2, 3, 2, 4, 4, 4, 5, 5])
+    np.testing.assert_array_equal(p4[4], p4[3])                              # same four-momentum
+    assert n_daughters[3] == 1
+    for k in (2, 3, 4, 5):
+        np.testing.assert_allclose(sums[k], p4[k], atol=1e-12)
+    # The anti-B0 starts where the B0 decays, where its own products start.
+    np.testing.assert_array_equal([rec[k][4] for k in "txyz"], [2, 0.2, 0, 0.1])
+    np.testing.assert_array_equal([rec[k][3] for k in "txyz"], [0, 0, 0, 0])
+    # The other events are untouched by the insertion: offsets and local mother indices.
+    np.testing.assert_array_equal(rec["mother"][11:21], [-1, -1, 0, 2, 2, 2, 4, 4, 3, 3])
+    np.testing.assert_array_equal(rec["pdg"][21:], [11, -11, 300553, 511, -511, -511, 411])
+    np.testing.assert_array_equal(rec["mother"][21:], [-1, -1, 0, 2, 3, 2, 4])

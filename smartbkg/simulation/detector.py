@@ -4,21 +4,24 @@ Input: generator-level events (:class:`~smartbkg.data.table.EventTable`, lab fra
 ns, before preprocessing). Output: :class:`Reconstruction`, the reconstructed charged tracks
 and photons of every event as flat arrays with event offsets. The visible particles are the
 final-state particles of the record (no daughters; beams, quarks, gluons and diquarks never
-count), plus the products of K_S0 and Lambda decays in flight, which this model performs
-(the generator leaves particles with c*tau > 1 cm undecayed, as at Belle II).
+count), plus the products of the decays in flight of K_S0 and hyperons, which this model
+performs (the generator leaves particles with c*tau > 1 cm undecayed, as at Belle II).
 
 The model (defaults in :class:`DetectorConfig`, numbers from the Belle II TDR, arXiv:1011.0352,
 and Belle II performance papers, rounded):
 
-* **In-flight decays**: K_S0 -> pi+ pi- (69.2 %) / pi0 pi0 (30.7 %), Lambda -> p pi- (63.9 %) /
-  n pi0 (35.8 %) (and charge conjugates), decay length drawn from the lifetime, isotropic in
-  the rest frame; pi0 -> gamma gamma at once. Decays beyond ``decay_radius_max`` leave nothing.
-* **Tracks** (e, mu, pi, K, p and the charged hyperons Sigma+-, Xi-, Omega-): polar angle in
+* **In-flight decays** (:data:`IN_FLIGHT`, PDG 2024): K_S0 -> pi+ pi- (69.2 %) / pi0 pi0
+  (30.7 %), Lambda -> p pi- (63.9 %) / n pi0 (35.8 %), Sigma+ -> p pi0 (51.57 %) / n pi+
+  (48.31 %), Sigma- -> n pi-, Xi- -> Lambda pi-, Xi0 -> Lambda pi0, Omega- -> Lambda K-
+  (67.8 %) / Xi0 pi- (23.6 %) / Xi- pi0 (8.6 %) (and charge conjugates), decay length drawn
+  from the lifetime, isotropic in the rest frame; the Lambdas and Xis of cascades decay in
+  their turn; pi0 -> gamma gamma at once. Decays beyond ``decay_radius_max`` leave nothing.
+* **Tracks** (e, mu, pi, K, p; the hyperons decay before they make one): polar angle in
   [17, 150] deg; transverse momentum above ``track_pt_min`` with efficiency
   ``track_efficiency * (1 - exp(-(pT - track_pt_min) / track_pt_turn_on))``; the track must
   come from the interaction point: the straight-line distance of closest approach to the beam
-  line below ``track_d0_max`` and its z there within ``track_z0_max`` (so most K_S0 and
-  Lambda daughters are not in the list). Momentum resolution
+  line below ``track_d0_max`` and its z there within ``track_z0_max`` (so most K_S0, Lambda
+  and hyperon daughters are not in the list). Momentum resolution
   sigma(pT)/pT = 0.0011 pT [GeV] (+) 0.0025/beta, applied to |p| with the direction kept.
 * **Particle identification**: the reconstructed hypothesis (e, mu, pi, K, p) is drawn from a
   confusion matrix per true species, one below and one above ``pid_momentum_split`` (muons
@@ -47,18 +50,25 @@ SPECIES = ("e", "mu", "pi", "K", "p")
 SPECIES_MASS = np.array([0.51099895e-3, 0.1056584, 0.1395704, 0.493677, 0.9382721])
 
 #: |pdg| of trackable charged particles -> (true species index, charge of the positive pdg).
-CHARGED = {11: (0, -1), 13: (1, -1), 211: (2, 1), 321: (3, 1), 2212: (4, 1),
-           3222: (4, 1), 3112: (4, -1), 3312: (4, -1), 3334: (4, -1)}
+CHARGED = {11: (0, -1), 13: (1, -1), 211: (2, 1), 321: (3, 1), 2212: (4, 1)}
 
 #: Two-body decays done by the detector model: |pdg| -> (c*tau [cm], mass [GeV], modes), each mode
 #: (branching fraction, daughter 1, daughter 2) for the particle (positive pdg); branching
 #: fractions are renormalised to 1 and the antiparticle decays to the charge conjugates.
+#: Lifetimes, masses and branching fractions from PDG 2024. The cascades (Xi, Omega) give
+#: Lambdas and Xis that decay in flight in their turn.
 IN_FLIGHT = {
-    310: (2.6844, 0.497611, ((0.692, 211, -211), (0.307, 111, 111))),
-    3122: (7.89, 1.115683, ((0.639, 2212, -211), (0.358, 2112, 111))),
+    310: (2.6844, 0.497611, ((0.692, 211, -211), (0.307, 111, 111))),                  # K_S0
+    3122: (7.89, 1.115683, ((0.639, 2212, -211), (0.358, 2112, 111))),                 # Lambda
+    3222: (2.404, 1.18937, ((0.5157, 2212, 111), (0.4831, 2112, 211))),                # Sigma+
+    3112: (4.434, 1.197449, ((0.9985, 2112, -211),)),                                  # Sigma-
+    3312: (4.91, 1.32171, ((0.9989, 3122, -211),)),                                    # Xi-
+    3322: (8.71, 1.31486, ((0.9952, 3122, 111),)),                                     # Xi0
+    3334: (2.461, 1.67245, ((0.678, 3122, -321), (0.236, 3322, -211), (0.086, 3312, 111))),  # Omega-
 }
 PI0_DECAY = {111: (0.0, 0.1349768, ((0.988, 22, 22),))}
-_MASS = {22: 0.0, 111: 0.1349768, 211: 0.1395704, 2212: 0.9382721, 2112: 0.9395654}
+_MASS = {22: 0.0, 111: 0.1349768, 211: 0.1395704, 321: 0.493677, 2212: 0.9382721, 2112: 0.9395654,
+         **{pid: mass for pid, (_, mass, _) in IN_FLIGHT.items()}}
 #: Self-conjugate ids, whose sign does not flip under charge conjugation.
 _SELF_CONJUGATE = (22, 111)
 
@@ -351,10 +361,14 @@ def reconstruct(table, seed, config=DetectorConfig()):
     p4 = np.stack([pp["energy"][fs], pp["px"][fs], pp["py"][fs], pp["pz"][fs]], axis=1).astype(np.float64)
     vertex = np.stack([pp["x"][fs], pp["y"][fs], pp["z"][fs]], axis=1).astype(np.float64)
     rng = CounterRNG(seed)
-    objects = _Visible(event, key, pp["pdg"][fs].astype(np.int64), p4, vertex)
-    objects, flown = _decay(objects, IN_FLIGHT, rng, "in-flight", table.event_id, config.decay_radius_max)
-    flown, pions = _decay(flown, PI0_DECAY, rng, "pi0", table.event_id, np.inf)
-    visible = _Visible.concat([objects, flown, pions])
+    # In-flight decays, generation by generation (Omega- -> Xi0 pi- -> Lambda pi0 pi- -> ...).
+    flying = _Visible(event, key, pp["pdg"][fs].astype(np.int64), p4, vertex)
+    landed = []
+    while len(flying.key):
+        stays, flying = _decay(flying, IN_FLIGHT, rng, "in-flight", table.event_id, config.decay_radius_max)
+        landed.append(stays)
+    visible, photons = _decay(_Visible.concat(landed), PI0_DECAY, rng, "pi0", table.event_id, np.inf)
+    visible = _Visible.concat([visible, photons])
     a = np.abs(visible.pdg)
     tracks, track_event = _tracks(visible.take(np.flatnonzero(np.isin(a, list(CHARGED)))), config, rng, table.event_id)
     photons, photon_event = _photons(visible.take(np.flatnonzero(a == 22)), config, rng, table.event_id)

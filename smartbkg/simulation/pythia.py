@@ -20,7 +20,7 @@ events to the lab.
   (Pythia's B decay tables, incoherent B0 mixing).
 * Long-lived particles: as in Belle II generator records, particles with c*tau > 10 mm
   (K_S0, Lambda, Sigma+-, Xi, Omega, and the stable ones) are left undecayed
-  (``ParticleDecays:limitTau0``); the fast detector model decays K_S0 and Lambda in flight.
+  (``ParticleDecays:limitTau0``); the fast detector model decays K_S0 and the hyperons in flight.
   Every decay displaces the daughters' production vertices by the mother's sampled lifetime.
 
 Reading Pythia's record particle by particle through the Python bindings costs about five

@@ -10,7 +10,13 @@ from smartbkg.simulation.detector import (PID_HIGH, PID_LOW, SPECIES, SPECIES_MA
                                           final_state_mask, reconstruct, two_body_decay)
 
 MASS = {211: 0.13957, 321: 0.493677, 13: 0.10566, 11: 0.000511, 22: 0.0, 12: 0.0, 130: 0.497611,
-        2112: 0.939565, 310: 0.497611}
+        2112: 0.939565, 310: 0.497611, 3222: 1.18937, 3112: 1.197449, 3312: 1.32171, 3322: 1.31486,
+        3334: 1.67245}
+#: Everything that reaches the detector is seen: full solid angle, no thresholds, no IP requirement.
+SEE_ALL = replace(DetectorConfig(), track_theta_min=0.0, track_theta_max=180.0, track_pt_min=0.0,
+                  track_pt_turn_on=1e-12, track_efficiency=1.0, track_d0_max=1e9, track_z0_max=1e9,
+                  photon_theta_min=0.0, photon_theta_max=180.0, photon_threshold_forward=0.0,
+                  photon_threshold_barrel=0.0, photon_threshold_backward=0.0, photon_efficiency=1.0)
 
 
 def direction(theta_deg, phi=0.3):
@@ -170,3 +176,53 @@ def test_two_body_decay_kinematics():
     a, b = two_body_decay(parent, m1, m1, rng.uniform(-1, 1, 50), rng.uniform(0, 6.28, 50))
     np.testing.assert_allclose(a + b, parent, atol=1e-12)
     np.testing.assert_allclose(a[:, 0] ** 2 - np.sum(a[:, 1:] ** 2, 1), 0.13957**2, atol=1e-9)
+
+
+@pytest.mark.parametrize("pdg, ctau", [(3222, 2.404), (3112, 4.434), (3312, 4.91), (3322, 8.71), (3334, 2.461),
+                                       (-3334, 2.461)])
+def test_hyperons_decay_in_flight_with_their_lifetime(pdg, ctau):
+    """c*tau from PDG 2024. With beta*gamma = 1 (p = m) and decays only within R = c*tau of the
+    beam line (flight perpendicular to it), a fraction 1 - 1/e leaves something in the detector;
+    every decay of these hyperons gives a charged track or a pi0."""
+    n = 4000
+    config = replace(SEE_ALL, decay_radius_max=ctau)
+    reco = reconstruct(table_of([(pdg, MASS[abs(pdg)] * direction(90), (0, 0, 0))], n), seed=11, config=config)
+    seen = (reco.n_tracks + reco.n_photons) > 0
+    assert seen.mean() == pytest.approx(1 - np.exp(-1), abs=4 * np.sqrt(0.23 / n))
+
+
+@pytest.mark.parametrize("pdg", [3334, -3334])
+def test_omega_cascade(pdg):
+    """Omega- -> Lambda K- (67.8 %), Xi0 pi- (23.6 %), Xi- pi0 (8.6 %); the Xis go on to Lambda pi
+    and the Lambda to p pi- (63.9 %) or n pi0 (35.8 %): one charged track (K- or pi-) and, in
+    63.9 / 99.7 of the events, a p pi- pair with the Lambda mass. Charge conjugates for Omega+."""
+    n = 4000
+    config = replace(SEE_ALL, decay_radius_max=1e9)
+    reco = reconstruct(table_of([(pdg, 1.5 * direction(70), (0, 0, 0))], n), seed=12, config=config)
+    sign = np.sign(pdg)
+    event_of = np.repeat(np.arange(n), reco.n_tracks)
+
+    def per_event(values):
+        return np.bincount(event_of, weights=values, minlength=n)
+
+    np.testing.assert_array_equal(per_event(reco.tracks["charge"]), -sign)
+    assert set(np.unique(reco.n_tracks)) == {1, 3}
+    three = reco.n_tracks == 3
+    assert three.mean() == pytest.approx(0.639 / 0.997, abs=4 * np.sqrt(0.23 / n))
+    kaon = per_event(reco.tracks["true_species"] == SPECIES.index("K"))
+    assert kaon.mean() == pytest.approx(0.678, abs=4 * np.sqrt(0.22 / n))
+    # Omega -> Lambda K, Lambda -> p pi: the p pi pair has the Lambda mass (true-species masses;
+    # the momentum resolution gives ~1 MeV).
+    species = reco.tracks["true_species"]
+    rows = reco.track_offsets[:-1][three & (kaon == 1)][:, None] + np.arange(3)
+    assert rows.shape[0] > 0.6 * 0.678 * n
+    order = np.argsort(species[rows], axis=1)          # by species: pi (2), K (3), p (4)
+    rows = np.take_along_axis(rows, order, axis=1)
+    np.testing.assert_array_equal(species[rows], np.broadcast_to([2, 3, 4], rows.shape))
+    p3 = np.stack([reco.tracks[k] for k in ("px", "py", "pz")], 1)
+    true_mass = SPECIES_MASS[species]
+    e = np.sqrt(np.sum(p3**2, 1) + true_mass**2)
+    pair_e, pair_p = e[rows[:, 0]] + e[rows[:, 2]], p3[rows[:, 0]] + p3[rows[:, 2]]
+    mass = np.sqrt(pair_e**2 - np.sum(pair_p**2, 1))
+    assert np.median(mass) == pytest.approx(1.115683, abs=1e-3)
+    np.testing.assert_array_equal(reco.tracks["charge"][rows[:, 2]], sign)       # p for Omega-, pbar for Omega+

@@ -8,8 +8,9 @@ about 25 particles per event after it). Measured per model:
 * ``infer``: forward passes in ``torch.inference_mode`` (eval mode), events/s and ms/event;
 * ``train``: forward + BCE loss + backward + Adam step, events/s.
 
-Models: the package's ``gatgap`` (U = 32 and 128), ``transformer`` and ``lorentz`` (defaults,
-about 2 M parameters), ``deepsets``; and two references written plainly here:
+Models: the package's ``gatgap`` (U = 32 and 128, and U = 32 with ``attention="gatv2"``),
+``transformer`` and ``lorentz`` (defaults, about 2 M parameters), ``deepsets``; and two
+references written plainly here:
 
 * ``ref_pyg_gatgap32``: PyG ``GATConv`` + ``AttentionalAggregation`` with the Belle II structure
   (6 layers, 4 heads, 32 units, leaky ReLU, global state), PyG's message passing throughout;
@@ -18,24 +19,35 @@ about 2 M parameters), ``deepsets``; and two references written plainly here:
   sizes of ``transformer`` (8 + 2 blocks, 8 heads, width 128, MLP 4x, same pair features).
 
 On CPU (default) torch uses ``--threads`` threads (1: figures are per core). On a GPU
-(``--device cuda``) every model runs under bf16 autocast and, with ``--compile``, through
-``torch.compile``; the device name goes into the JSON. Timings are the median (and the best) of
-``--repeat`` timed passes over the batches after one warm-up pass, the passes of the models
-interleaved so that load changes on a shared machine hit all alike; each pass is cut after
-``--max-seconds``.
+(``--device cuda``) every model runs under bf16 autocast; the device name goes into the JSON.
+``--compile NAMES`` (a comma list of model names, or ``all``) also runs those models through
+``torch.compile(model, dynamic=True)``, as extra results next to their eager ones (``compiled``
+true/false in the JSON). ``dynamic=True`` makes every size symbolic from the first compile, so
+batches with other event counts, node counts and padded lengths (they change from batch to
+batch) reuse the compiled graphs instead of recompiling: one compile per model and mode
+(training mode is a second one). The JSON records, per compiled result, the graphs compiled in
+warm-up and those compiled during the timed passes (``recompiles_while_timed``, expected 0).
+
+Every model and mode first makes one untimed warm-up pass over all batches (no time limit), so
+that every batch shape has been compiled (and oneDNN's kernels for it created) before timing.
+Timings are the median (and the best) of ``--repeat`` timed passes over the batches, the passes
+of the models interleaved so that load changes on a shared machine hit all alike; each timed
+pass is cut after ``--max-seconds``.
 
 Usage::
 
     python benchmarks/models.py [--device cpu|cuda] [--threads 1] [--events N]
         [--batch-size B] [--train-batch-size B] [--models gatgap32,ref_pyg_gatgap32]
-        [--source synthetic,pythia] [--compile] [--out benchmarks/results/models_cpu.json]
+        [--source synthetic,pythia] [--compile transformer,gatgap32|all]
+        [--out benchmarks/results/models_cpu.json]
 
-Writes JSON: machine, torch version, device, options, and per model parameters, events/s and
-ms/event for inference and training.
+Writes JSON: machine, torch version, device, options, and per model (and compiled or not)
+parameters, events/s and ms/event for inference and training.
 """
 
 import argparse
 import json
+import math
 import platform
 import statistics
 import sys
@@ -143,6 +155,8 @@ def make_models(names, num_skims, vocab_size):
                                         units=32),
         "gatgap128": lambda: build_model("gatgap", num_skims=num_skims, vocab_size=vocab_size,
                                          units=128),
+        "gatgap32_gatv2": lambda: build_model("gatgap", num_skims=num_skims,
+                                              vocab_size=vocab_size, units=32, attention="gatv2"),
         "transformer": lambda: build_model("transformer", num_skims=num_skims,
                                            vocab_size=vocab_size),
         "lorentz": lambda: build_model("lorentz", num_skims=num_skims, vocab_size=vocab_size),
@@ -180,21 +194,21 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
-def timed_pass(step, batches, args):
-    """Events/s of one pass of ``step`` over ``batches`` (cut after ``args.max_seconds``)."""
+def timed_pass(step, batches, device, max_seconds=math.inf):
+    """Events/s of one pass of ``step`` over ``batches`` (cut after ``max_seconds``)."""
     events, start = 0, time.perf_counter()
     for batch in batches:
         step(batch)
         events += batch.num_graphs
-        if time.perf_counter() - start > args.max_seconds:
+        if time.perf_counter() - start > max_seconds:
             break
-    _sync(args.device)
+    _sync(device)
     return events / (time.perf_counter() - start)
 
 
-def make_steps(model, args):
+def make_steps(model, args, compiled):
     """(inference step, training step) of a model: one batch each, no return value."""
-    runner = torch.compile(model, dynamic=True) if args.compile else model
+    runner = torch.compile(model, dynamic=True) if compiled else model
     autocast = torch.autocast(args.device.split(":")[0], dtype=torch.bfloat16, enabled=args.bf16)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
 
@@ -214,33 +228,47 @@ def make_steps(model, args):
     return {"infer": infer, "train": train}
 
 
-def benchmark(factories, infer_batches, train_batches, args):
-    """Per model: parameters, median and best events/s of each mode.
+def compiled_graphs():
+    """Number of graphs torch.compile has compiled in this process so far."""
+    return torch._dynamo.utils.counters["stats"]["unique_graphs"]
 
-    The timed passes of the models are interleaved (repeat 1 of every model, then repeat 2 ...)
-    so that a change of load on a shared machine hits all models alike; one warm-up pass per
-    model and mode comes first.
+
+def benchmark(factories, infer_batches, train_batches, args):
+    """Per model (and compiled variant): parameters, median and best events/s of each mode.
+
+    Every variant and mode first makes an untimed warm-up pass over all batches; then the timed
+    passes of the variants are interleaved (repeat 1 of every variant, then repeat 2 ...) so
+    that a change of load on a shared machine hits all alike.
     """
-    models, steps, rates = {}, {}, {}
+    models, steps, rates, graphs = {}, {}, {}, {}
     for name, factory in factories.items():
-        torch.manual_seed(args.seed)
-        models[name] = factory().to(args.device)
-        steps[name] = make_steps(models[name], args)
+        for compiled in (False, True) if name in args.compile else (False,):
+            torch.manual_seed(args.seed)
+            models[name, compiled] = model = factory().to(args.device)
+            steps[name, compiled] = make_steps(model, args, compiled)
     for mode in args.modes:
         batches = infer_batches if mode == "infer" else train_batches
-        for name in models:
-            timed_pass(steps[name][mode], batches, args)
+        for key in models:
+            before = compiled_graphs()
+            timed_pass(steps[key][mode], batches, args.device)
+            graphs[key, mode] = [compiled_graphs() - before]
         for _ in range(args.repeat):
-            for name in models:
-                rates.setdefault((name, mode), []).append(
-                    timed_pass(steps[name][mode], batches, args))
+            for key in models:
+                before = compiled_graphs()
+                rates.setdefault((key, mode), []).append(
+                    timed_pass(steps[key][mode], batches, args.device, args.max_seconds))
+                graphs[key, mode].append(compiled_graphs() - before)
     results = []
-    for name, model in models.items():
-        result = {"model": name, "parameters": count_parameters(model)}
+    for (name, compiled), model in models.items():
+        result = {"model": name, "compiled": compiled, "parameters": count_parameters(model)}
         for mode in args.modes:
-            median = statistics.median(rates[name, mode])
+            median = statistics.median(rates[(name, compiled), mode])
             result.update({f"{mode}_events_per_s": median, f"{mode}_ms_per_event": 1e3 / median,
-                           f"{mode}_best_events_per_s": max(rates[name, mode])})
+                           f"{mode}_best_events_per_s": max(rates[(name, compiled), mode])})
+            if compiled:
+                warm_up, *timed = graphs[(name, compiled), mode]
+                result.update({f"{mode}_graphs_compiled": warm_up,
+                               f"{mode}_recompiles_while_timed": sum(timed)})
         results.append(result)
     return results
 
@@ -272,22 +300,28 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, help="inference batch size (128 CPU, 4096 GPU)")
     parser.add_argument("--train-batch-size", type=int, help="training batch size (128 CPU, "
                                                              "1024 GPU)")
-    parser.add_argument("--models", default="gatgap32,ref_pyg_gatgap32,gatgap128,deepsets,"
-                                            "transformer,lorentz,ref_part")
+    parser.add_argument("--models", default="gatgap32,ref_pyg_gatgap32,gatgap32_gatv2,gatgap128,"
+                                            "deepsets,transformer,lorentz,ref_part")
     parser.add_argument("--modes", default="infer,train")
     parser.add_argument("--source", default="synthetic,pythia",
                         help="comma-separated samples: synthetic (seeded random trees) and/or "
                              "pythia (the embedded generator, preprocessed)")
-    parser.add_argument("--compile", action="store_true", help="torch.compile every model")
+    parser.add_argument("--compile", default="",
+                        help="comma list of models (or 'all') to run also through torch.compile")
     parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
                         help="bf16 autocast (default: on for cuda, off for cpu)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--max-seconds", type=float, default=5.0,
-                        help="cut a timed pass after this long")
+                        help="cut a timed pass after this long (never the warm-up pass)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     args.modes = args.modes.split(",")
+    models = args.models.split(",")
+    args.compile = models if args.compile == "all" else [n for n in args.compile.split(",") if n]
+    unknown = sorted(set(args.compile) - set(models))
+    if unknown:
+        sys.exit(f"--compile names models that are not run: {unknown}")
     on_gpu = args.device.startswith("cuda")
     if args.bf16 is None:
         args.bf16 = on_gpu
@@ -300,7 +334,7 @@ def main(argv=None):
     out = args.out or Path(__file__).with_name("results") / f"models_{device_kind}.json"
 
     print(f"device {args.device}, threads {torch.get_num_threads()}, bf16 {args.bf16}, "
-          f"compile {args.compile}")
+          f"compile {','.join(args.compile) or 'none'}")
     samples = []
     for source in args.source.split(","):
         infer_batches, train_batches, num_skims = load_batches(args, source)
@@ -308,10 +342,11 @@ def main(argv=None):
         events = sum(b.num_graphs for b in infer_batches)
         print(f"{source}: {events} events, {nodes / events:.1f} particles/event, "
               f"{num_skims} skims")
-        factories = make_models(args.models.split(","), num_skims, default_vocab_size())
+        factories = make_models(models, num_skims, default_vocab_size())
         results = benchmark(factories, infer_batches, train_batches, args)
         for result in results:
-            print(f"{result['model']:>18}  {result['parameters']:>9,d} params  " + "  ".join(
+            label = result["model"] + " (compiled)" * result["compiled"]
+            print(f"{label:>25}  {result['parameters']:>9,d} params  " + "  ".join(
                 f"{mode} {result[mode + '_events_per_s']:>9,.0f} ev/s "
                 f"({result[mode + '_ms_per_event']:.3f} ms/ev, best "
                 f"{1e3 / result[mode + '_best_events_per_s']:.3f})" for mode in args.modes))

@@ -54,7 +54,8 @@ class Linear(nn.Linear):
     oneDNN reaches about 230 (measured for (5000, 128) x (128, 128) products), which halves the
     time of the GAT layers. oneDNN is used only where it computes the same function and nothing
     else needs the default path: CPU, float32, no autocast, no gradient needed, not tracing,
-    exporting or compiling. Everything else is plain ``F.linear``; parameters are those of ``nn.Linear``.
+    exporting or compiling. Everything else is plain ``F.linear``; parameters are those of
+    ``nn.Linear``.
     """
 
     def forward(self, x):

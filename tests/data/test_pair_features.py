@@ -175,7 +175,7 @@ def synthetic_p4():
 
 
 def generic_p4(seed):
-    """(1, 6, 4) float64 four-vectors of every kind: timelike, spacelike, negative energy, at rest."""
+    """(1, 6, 4) float64 four-vectors: timelike, spacelike, negative energy, at rest."""
     p4 = torch.randn(1, 6, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
     p4[0, 0, 1:] = 0.0                    # at rest
     p4[0, 1, 0] = -3.0                    # negative energy

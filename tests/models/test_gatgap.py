@@ -93,7 +93,7 @@ def test_graph_structure_falls_back_to_edges(edges):
     edges = torch.tensor(edges)
     structure = graph_structure(edges, 3)
     assert structure.parent is None
-    assert structure.src.tolist() == edges[0].tolist() and structure.dst.tolist() == edges[1].tolist()
+    assert torch.equal(torch.stack([structure.src, structure.dst]), edges)
 
 
 @pytest.mark.parametrize("pyg_layer, fast_layer", [(GATConv, TreeGATConv),

@@ -5,6 +5,10 @@ Metric names are flat strings ``"split/metric"`` or ``"split/metric/skim"``
 keys and the CSV columns. ``metrics.json`` and ``metrics.csv`` are rewritten from the full
 history after every epoch (atomically), so after a resume they again hold exactly the epochs of
 the checkpoint the run continued from.
+
+The JSON files are strict JSON (RFC 8259): a number that is not finite (a NaN training loss
+when every step of an epoch was skipped, an infinite significance ...) is written as ``null``.
+The CSV file writes such numbers as ``nan``, ``inf`` or ``-inf`` (what ``float()`` reads back).
 """
 
 import csv
@@ -77,7 +81,7 @@ class RunLogger:
 def write_history(run_dir, history):
     """Write ``metrics.json`` (list of records) and ``metrics.csv`` (one row per epoch)."""
     run_dir = Path(run_dir)
-    write_text_atomic(run_dir / "metrics.json", json.dumps(history, indent=1) + "\n")
+    write_json(run_dir / "metrics.json", history)
     columns = []
     for record in history:
         columns += [k for k in record if k not in columns]
@@ -89,8 +93,20 @@ def write_history(run_dir, history):
 
 
 def write_json(path, value):
-    """Write ``value`` as indented JSON, atomically."""
-    write_text_atomic(path, json.dumps(value, indent=1) + "\n")
+    """Write ``value`` as indented strict JSON, atomically; non-finite numbers become ``null``."""
+    write_text_atomic(path, json.dumps(finite_or_null(value), indent=1, allow_nan=False) + "\n")
+
+
+def finite_or_null(value):
+    """``value`` with every float that is not finite (nan, inf, -inf) replaced by None, recursively
+    through dicts, lists and tuples (tuples become lists, as JSON has them)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_null(v) for v in value]
+    return value
 
 
 def write_text_atomic(path, text):

@@ -66,14 +66,35 @@ def load_checkpoint(path, map_location="cpu"):
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt files (pickle, zip, runtime)
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"cannot read checkpoint ({first[:200]})", path=path) from None
+        raise DataError(_load_error(path, exc), path=path) from None
     if not isinstance(state, dict) or "model" not in state or "format" not in state:
         raise DataError("not a smartbkg checkpoint (no 'model'/'format' entries)", path=path)
     if state["format"] > FORMAT_VERSION:
         raise DataError(f"checkpoint format {state['format']} is newer than this smartbkg "
                         f"({FORMAT_VERSION})", path=path)
     return state
+
+
+#: How torch files start: a zip archive (torch >= 1.6) or a pickle (protocol 2, the legacy format).
+_ZIP_MAGIC, _PICKLE_MAGIC = b"PK\x03\x04", b"\x80\x02"
+
+
+def _load_error(path, exc):
+    """One line saying why ``torch.load(path, weights_only=True)`` failed with ``exc``."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not head:
+        return "cannot read checkpoint: the file is empty"
+    if not head.startswith((_ZIP_MAGIC, _PICKLE_MAGIC)):
+        return (f"not a torch checkpoint: the file starts with {head!r}, neither a zip archive (torch.save) "
+                "nor a legacy torch pickle")
+    text = str(exc)
+    if "Unsupported global" in text:  # the safe unpickler met a Python object
+        name = text.split("Unsupported global: GLOBAL ", 1)[1].split(" ", 1)[0]
+        return (f"cannot read checkpoint: it holds a Python object ({name}) that the safe loader "
+                "(weights_only=True) refuses; smartbkg checkpoints hold only tensors and plain containers")
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return f"cannot read checkpoint: truncated or corrupt torch file ({first[:160]})"
 
 
 def rng_state():

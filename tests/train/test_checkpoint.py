@@ -65,13 +65,23 @@ def test_bad_checkpoints_raise_data_error(tmp_path):
     with pytest.raises(DataError, match="checkpoint not found"):
         load_checkpoint(tmp_path / "missing.pt")
     (tmp_path / "corrupt.pt").write_bytes(b"not a checkpoint at all")
-    with pytest.raises(DataError, match="cannot read checkpoint"):
+    with pytest.raises(DataError, match="not a torch checkpoint: the file starts with b'not '"):
         load_checkpoint(tmp_path / "corrupt.pt")
+    (tmp_path / "random.pt").write_bytes(np.random.default_rng(0).bytes(3000).replace(b"PK", b"pk"))
+    with pytest.raises(DataError, match="not a torch checkpoint") as info:
+        load_checkpoint(tmp_path / "random.pt")
+    assert "\n" not in str(info.value)
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(DataError, match="the file is empty"):
+        load_checkpoint(tmp_path / "empty.pt")
     save_checkpoint({"weights": torch.ones(1)}, tmp_path / "foreign.pt")
     with pytest.raises(DataError, match="not a smartbkg checkpoint"):
         load_checkpoint(tmp_path / "foreign.pt")
+    torch.save({"format": 1, "model": {}, "args": random.Random(0)}, tmp_path / "objects.pt")
+    with pytest.raises(DataError, match=r"holds a Python object \(random.Random\) that the safe loader"):
+        load_checkpoint(tmp_path / "objects.pt")
     good = tmp_path / "good.pt"
     save_checkpoint(_state(), good)
     good.write_bytes(good.read_bytes()[:200])  # truncated
-    with pytest.raises(DataError, match="cannot read checkpoint"):
+    with pytest.raises(DataError, match="truncated or corrupt torch file"):
         load_checkpoint(good)

@@ -267,7 +267,7 @@ class BinnedSignificance(NamedTuple):
     edges: np.ndarray
 
 
-def binned_significance(score, y, *, weight=None, n_bins=10, min_background=None):
+def binned_significance(score, y, *, weight=None, n_bins=10, min_background=None, merge_empty=False):
     """Combined significance of a signal (y = 1) over background (y = 0) in bins of the score.
 
     The bins hold equal weighted signal: the inner edges are the weighted signal quantiles
@@ -276,11 +276,24 @@ def binned_significance(score, y, *, weight=None, n_bins=10, min_background=None
     Z_i = sqrt(2 ((s_i + b_i) ln(1 + s_i/b_i) - s_i)) of the summed weights s_i, b_i; combined in
     quadrature, Z = sqrt(sum_i Z_i^2).
 
+    A bin with signal and no background has Z_i = inf (the Asimov limit), and so has the total:
+    with a finite background sample the highest-score bins of a good classifier are often empty of
+    background. Two remedies:
+
+    * ``merge_empty=True``: every bin without background (b_i <= 0) is merged into its
+      lower-score neighbour, repeatedly from the highest bin down, so each merged bin reaches down
+      to the first background event below it; bins without background at the bottom join the
+      bin above them. The result is finite whenever the sample has background, uses no arbitrary
+      scale (unlike a floor on b), and can only lower Z (merging bins never raises the quadrature
+      sum): the significance a counting experiment could claim with a background estimate in
+      every bin. The returned ``s``, ``b``, ``z_bins`` and ``edges`` are those of the merged bins.
+    * ``min_background``: b_i is floored at this value (in units of the weights), after merging.
+
     Args:
         score: (n,) classifier output; y: (n,) 0/1; weight: (n,) event weights (expected yields).
-        n_bins: number of bins (>= 1).
-        min_background: b_i is floored at this value; without it a bin with signal and no
-            background has Z_i = inf (the Asimov limit), and so has the total.
+        n_bins: number of bins (>= 1) before merging.
+        min_background: floor of b_i (None: no floor).
+        merge_empty: merge bins without background as described above.
     """
     if int(n_bins) != n_bins or n_bins < 1:
         raise ConfigError(f"n_bins must be a positive integer, got {n_bins}")
@@ -297,9 +310,29 @@ def binned_significance(score, y, *, weight=None, n_bins=10, min_background=None
     bins = np.searchsorted(edges, score, side="left")
     s = np.bincount(bins, weights=w * y, minlength=n_bins)
     b = np.bincount(bins, weights=w * (1 - y), minlength=n_bins)
+    if merge_empty:
+        s, b, edges = _merge_background_free(s, b, edges)
     b_used = b if min_background is None else np.maximum(b, min_background)
     z_bins = asimov_significance(s, b_used)
     return BinnedSignificance(float(np.sqrt(np.sum(z_bins**2))), z_bins, s, b, edges)
+
+
+def _merge_background_free(s, b, edges):
+    """Bins of :func:`binned_significance` with every bin without background merged downwards.
+
+    Walking from the highest-score bin down, bins are collected into a group until the group has
+    background; the group then closes. Left-over bins at the bottom (no background) join the
+    lowest closed group. Returns the merged (s, b) and the inner edges between the groups.
+    """
+    starts, pending = [], 0.0
+    for k in range(len(b) - 1, -1, -1):
+        pending += b[k]
+        if pending > 0:
+            starts.append(k)
+            pending = 0.0
+    starts = sorted(starts[:-1]) if starts else []
+    starts = np.array([0, *starts], dtype=np.int64)
+    return np.add.reduceat(s, starts), np.add.reduceat(b, starts), edges[starts[1:] - 1]
 
 
 # ----------------------------------------------------------------------------- distance correlation

@@ -171,6 +171,45 @@ def test_binned_significance_one_bin_and_empty_background():
         binned_significance(score, y, n_bins=0)
 
 
+def test_bins_without_background_merge_downwards_by_hand():
+    # signal at 1..6 (two per bin of n_bins=3, edges 2 and 4), background at 0.5 and 2.5
+    score = np.array([1, 2, 3, 4, 5, 6, 0.5, 2.5])
+    y = np.array([1, 1, 1, 1, 1, 1, 0, 0])
+    plain = binned_significance(score, y, n_bins=3)
+    np.testing.assert_allclose(plain.b, [1, 1, 0])
+    assert plain.z == np.inf
+    merged = binned_significance(score, y, n_bins=3, merge_empty=True)
+    # the top bin (5, 6) joins its lower neighbour (3, 4 | 2.5): s = [2, 4], b = [1, 1], edge 2
+    np.testing.assert_allclose(merged.s, [2, 4])
+    np.testing.assert_allclose(merged.b, [1, 1])
+    np.testing.assert_allclose(merged.edges, [2])
+    z0, z1 = math.sqrt(2 * (3 * math.log(3) - 2)), math.sqrt(2 * (5 * math.log(5) - 4))
+    assert merged.z == pytest.approx(math.hypot(z0, z1), rel=1e-12)
+    # background only above every signal bin edge: the empty lower bins join the top bin
+    top_only = binned_significance(np.array([1, 2, 3, 4, 5, 6, 5.5]), np.array([1, 1, 1, 1, 1, 1, 0]),
+                                   n_bins=3, merge_empty=True)
+    np.testing.assert_allclose(top_only.s, [6])
+    np.testing.assert_allclose(top_only.b, [1])
+    assert top_only.edges.size == 0 and top_only.z == pytest.approx(asimov_significance(6.0, 1.0))
+    # bins that all have background are left alone
+    score, y = np.r_[score, 5.5], np.r_[y, 0]
+    kept, plain = (binned_significance(score, y, n_bins=3, merge_empty=merge) for merge in (True, False))
+    np.testing.assert_array_equal(kept.b, [1, 1, 1])
+    assert kept.z == plain.z and np.array_equal(kept.edges, plain.edges)
+
+
+def test_merging_keeps_a_well_separated_toy_finite():
+    """x ~ N(3y, 1), 400 events, 5 bins: the top bins have no background; merged, Z is finite and
+    no larger than with any background floor."""
+    rng = np.random.default_rng(7)
+    y = (rng.random(400) < 0.5).astype(float)
+    x = rng.normal(3 * y, 1.0)
+    assert binned_significance(x, y, n_bins=5).z == np.inf
+    merged = binned_significance(x, y, n_bins=5, merge_empty=True)
+    assert np.isfinite(merged.z) and np.all(merged.b > 0) and merged.s.sum() == y.sum()
+    assert len(merged.s) < 5 and merged.b.sum() == (1 - y).sum()
+
+
 # ----------------------------------------------------------------------------- distance correlation
 def direct_dcor(x, z, w):
     """O(n^2) definition: weighted double-centred distance matrices."""

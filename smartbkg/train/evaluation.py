@@ -8,7 +8,10 @@ For every skim the network's logit x gives two sampling probabilities:
 
 Metric names (flat, ``split/metric[/skim]``): ``auc``, ``speedup_raw``, ``speedup`` (calibrated),
 ``speedup_perfect`` (perfect classifier with the same floor), ``speedup_limit`` (perfect
-classifier without floor, the physical limit), ``significance`` (binned Asimov), ``a_eff``
+classifier without floor, the physical limit), ``significance`` (binned Asimov over
+``significance_bins`` bins of equal signal; bins without background are merged into their
+lower-score neighbour, :func:`smartbkg.metrics.binned_significance` with ``merge_empty``, so a
+well-separating network has a finite significance that can be monitored), ``a_eff``
 (effective events per passing event with the calibrated p), ``n_eff`` (expected Kish effective
 size of the passing events after sampling, (sum w)^2 / sum w^2/p over passing events: N_pass *
 a_eff for unit weights), ``kept_fraction`` (expected fraction of
@@ -117,7 +120,7 @@ def skim_metrics(pred, skims, retention, timings, max_weight, calibrations, *, s
             "speedup": M.speedup(p_cal, yj, **kwargs),
             "speedup_perfect": M.perfect_speedup(eps, max_weight=max_weight, **timings.as_kwargs()),
             "speedup_limit": M.perfect_speedup(eps, **timings.as_kwargs()),
-            "significance": M.binned_significance(x, yj, weight=w, n_bins=significance_bins).z,
+            "significance": M.binned_significance(x, yj, weight=w, n_bins=significance_bins, merge_empty=True).z,
             "a_eff": a_eff,
             "n_eff": _expected_kish(p_cal, yj * w),
             "kept_fraction": kept,

@@ -1,8 +1,11 @@
 """Fixtures of the training tests: one small embedded sample, generated once per session."""
 
+import numpy as np
 import pytest
+import torch
 
 from smartbkg.train.config import RunConfig
+from smartbkg.train.evaluation import Predictions
 
 #: Events of the shared sample: enough for a few hundred training events with ~16 % tau_generic passes.
 SAMPLE_EVENTS = 1500
@@ -43,3 +46,14 @@ def make_config(sample_dir, out, *, model="deepsets", options=None, **sections):
     for name, changes in sections.items():
         values[name] = {**values.get(name, {}), **changes}
     return RunConfig.from_dict(values)
+
+
+@pytest.fixture
+def separated_toy():
+    """Predictions of one skim "s" with logits x ~ N(3y, 1), 400 events, y ~ Bernoulli(0.5)
+    (seeded): so well separated that the top bins of equal signal hold no background."""
+    rng = np.random.default_rng(7)
+    y = (rng.random(400) < 0.5).astype(np.float32)
+    x = rng.normal(3.0 * y, 1.0).astype(np.float32)
+    return Predictions(torch.from_numpy(x)[:, None], torch.from_numpy(y)[:, None], torch.ones(400),
+                       torch.zeros(400, dtype=torch.int64), 0.0)

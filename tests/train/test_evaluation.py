@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from smartbkg import metrics as M
 from smartbkg.errors import DataError
 from smartbkg.train.evaluation import Predictions, Timings, check_both_classes, fit_calibrations, skim_metrics
 
@@ -49,6 +50,16 @@ def test_calibrated_speedup_is_at_least_the_raw_one_on_the_fit_sample():
     m = skim_metrics(pred, ["s"], {"s": 0.1}, Timings(), 100.0, calibrations, prefix="test")
     assert m["test/speedup/s"] == pytest.approx(calibrations["s"].fit_info["speedup"])
     assert m["test/speedup_raw/s"] < m["test/speedup/s"] <= m["test/speedup_perfect/s"]
+
+
+def test_significance_of_a_well_separated_toy_is_finite(separated_toy):
+    pred = separated_toy
+    m = skim_metrics(pred, ["s"], {"s": 0.5}, Timings(), 100.0, None, significance_bins=5)
+    x, y = pred.logits[:, 0].double().numpy(), pred.y[:, 0].numpy()
+    assert M.binned_significance(x, y, n_bins=5).z == math.inf  # unmerged: infinite
+    merged = M.binned_significance(x, y, n_bins=5, merge_empty=True)
+    assert math.isfinite(m["val/significance/s"]) and m["val/significance/s"] == pytest.approx(merged.z)
+    assert m["val/significance"] == m["val/significance/s"]
 
 
 def test_both_classes_are_required():

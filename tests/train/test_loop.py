@@ -62,6 +62,17 @@ def test_run_folder(tiny_config, tmp_path):
     assert len(events) == 2  # scalars and PR curves, hparams
 
 
+def test_significance_monitor_keeps_a_best_checkpoint(tiny_config, tmp_path, monkeypatch, separated_toy):
+    """A network that separates well leaves the top significance bins without background; the
+    monitor stays finite, so the first epoch is the best and best.pt is written."""
+    trainer = Trainer(tiny_config(tmp_path / "run", train={"epochs": 2, "monitor": "significance", "patience": 1}))
+    monkeypatch.setattr(trainer, "predict", lambda loader, *epoch: separated_toy)
+    summary = trainer.fit()
+    assert all(math.isfinite(r["val/significance"]) and r["val/significance"] > 5 for r in trainer.history)
+    assert summary["best_epoch"] == 1 and math.isfinite(summary["significance"])
+    assert torch.load(tmp_path / "run" / "checkpoints" / "best.pt", weights_only=True)["epoch"] == 1
+
+
 def _without_timing(history):
     return [{k: v for k, v in record.items() if k != "train/events_per_s"} for record in history]
 

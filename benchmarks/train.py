@@ -70,7 +70,7 @@ def bench_model(name, options, args, cache_dir, run_root):
         if trainer.device.type == "cuda":
             torch.cuda.synchronize()
         train_time += time.perf_counter() - t0
-        pred = trainer.predict(trainer.val_loader, epoch)
+        pred = trainer.predict(trainer.val_loader)
         val_auc = auc(pred.y[:, 0].numpy(), pred.logits[:, 0].double().numpy(), weight=pred.weight.numpy())
         records.append({"epoch": epoch, "val_auc": val_auc, "train_s": train_time,
                         "wall_s": time.perf_counter() - start, "events_per_s": stats["train/events_per_s"],

@@ -18,7 +18,7 @@ Names:
     speedup S of :mod:`smartbkg.metrics`, per skim on the batch, averaged over skims.
 ``entropeedup``
     exp(-epoch / tau) * entropy + speedup (tau = 10 by default): a classifier first, a speedup
-    optimiser later.
+    optimiser later. Its validation loss (:meth:`Loss.validation_loss`) is the speedup part.
 ``extreme``
     The extreme loss of seed 001 (J. Kim, PRD 2024): y = 1: 1/p + ln((1-p)/p);
     y = 0: 1/(1-p) + ln(p/(1-p)), with p = sigmoid(logit) clamped to [0.001, 0.999].
@@ -266,6 +266,19 @@ class Loss:
     def config(self):
         disco_options = {"disco_lambda": self.disco_lambda, "disco_subset": self.disco_subset}
         return {"name": self.name, **self._options, **disco_options}
+
+    def validation_loss(self):
+        """The loss to validate and select models with: one that does not depend on the epoch.
+
+        ``entropeedup`` gives its speedup part (with the same options and DisCo term): "speedup
+        always as validation loss" (seed 004). Its full value exp(-epoch/tau) * entropy + speedup
+        falls from epoch to epoch for an unchanged model, so as a validation loss it would make
+        the last epoch look best. Every other loss is epoch-independent and returns itself.
+        """
+        if self.name != "entropeedup":
+            return self
+        speedup_options = {k: v for k, v in self._options.items() if k in _LOSSES["speedup"][1]}
+        return Loss("speedup", speedup_options, self.disco_lambda, self.disco_subset)
 
     def __call__(self, logits, y, *, weight=None, epoch=0, disco_var=None):
         value = self._function(logits, y, weight=weight, epoch=epoch, **self._options)

@@ -169,6 +169,22 @@ def test_entropeedup_combines_entropy_and_speedup():
         assert loss(logits, y, weight=weight, epoch=epoch).item() == pytest.approx(expected.item(), rel=1e-6)
 
 
+def test_validation_loss_does_not_depend_on_the_epoch():
+    x, y, weight, var = toy_batch()
+    logits = x[:, 1:3]
+    loss = build_loss("entropeedup", eps=[0.05, 0.1], tau=4.0, form="inverse", max_weight=50.0, disco_lambda=0.5)
+    validation = loss.validation_loss()
+    expected = (speedup_loss(logits, y, [0.05, 0.1], weight=weight, form="inverse", max_weight=50.0)
+                + 0.5 * disco(logits, y, var, weight=weight))
+    for epoch in (0, 3, 20):
+        value = validation(logits, y, weight=weight, epoch=epoch, disco_var=var)
+        assert value.item() == pytest.approx(expected.item(), rel=1e-6)
+    assert validation.config["name"] == "speedup" and validation.config["form"] == "inverse"
+    for name in ("entropy", "speedup", "extreme"):
+        plain = build_loss(name, eps=0.1)
+        assert plain.validation_loss() is plain
+
+
 @pytest.mark.parametrize("name", LOSS_NAMES)
 @pytest.mark.parametrize("disco_lambda", [0.0, 0.5])
 def test_each_loss_decreases_on_a_fixed_batch(name, disco_lambda):

@@ -4,7 +4,8 @@ One epoch: shuffle (seeded by ``train.seed`` and the epoch), forward under bf16 
 the loss on the global batch (gathered over DDP ranks, see
 :func:`~smartbkg.train.distributed.global_loss`), backward, gradient clipping, AdamW step; a
 step whose loss or gradient norm is not finite is skipped (the same on every rank) and counted.
-Then validation: predictions gathered over ranks, the loss, AUC, raw and calibrated speedup
+Then validation: predictions gathered over ranks, the validation loss (the training loss, but
+only the speedup part of ``entropeedup``: it must not depend on the epoch), AUC, raw and calibrated speedup
 against the perfect-classifier limit, binned significance; early stopping and the best
 checkpoint follow ``train.monitor``. After training the best model is evaluated, the calibration
 is fitted on the validation set and applied to the test set (or the validation set when there
@@ -88,6 +89,7 @@ class Trainer:
                             if self.splits.test is not None else None)
         self.scheduler = build_scheduler(self.optimizer, t, len(self.train_loader), self.monitor_mode)
         self.loss = build_loss(config.loss.name, **self._loss_options())
+        self.validation_loss = self.loss.validation_loss()
         self.early = EarlyStopping(self.monitor_mode, t.patience, t.min_delta)
         self.amp = t.amp == "bf16" or (t.amp == "auto" and self.device.type == "cuda")
         self.epoch = 0
@@ -241,7 +243,7 @@ class Trainer:
     def _run_epoch(self, epoch):
         t = self.config.train
         train_stats = self.train_epoch(epoch)
-        pred = self.predict(self.val_loader, epoch)
+        pred = self.predict(self.val_loader)
         calibrations = self._calibrations(pred) if t.calibrate_every_epoch else None
         metrics = skim_metrics(pred, self.skims, self.retention, self.timings, t.max_weight, calibrations,
                                significance_bins=t.significance_bins)
@@ -274,7 +276,7 @@ class Trainer:
             batch = batch.to(self.device, non_blocking=True)
             with self._autocast():
                 logits = self.ddp_model(batch)
-            value, surrogate = global_loss(self._loss_fn(epoch), logits.float(), self._targets(batch), self.ctx)
+            value, surrogate = global_loss(_loss_fn(self.loss, epoch), logits.float(), self._targets(batch), self.ctx)
             self.optimizer.zero_grad(set_to_none=True)
             surrogate.backward()
             norm = torch.nn.utils.clip_grad_norm_(self.trainable, t.clip_grad_norm or math.inf)
@@ -299,14 +301,19 @@ class Trainer:
                 "train/events_per_s": events / elapsed if elapsed > 0 else math.nan, **lrs}
 
     @torch.no_grad()
-    def predict(self, loader, epoch=None):
-        """Logits of ``loader``'s events, gathered over ranks, and the loss per global batch.
+    def predict(self, loader):
+        """Logits of ``loader``'s events, gathered over ranks, and the validation loss per global batch.
+
+        The loss is :meth:`smartbkg.losses.Loss.validation_loss` of the training loss: the same
+        loss, except for ``entropeedup``, whose epoch-dependent entropy term is left out (its
+        validation loss is the speedup part), so that the validation loss of an unchanged model
+        is the same every epoch.
 
         Returns:
             :class:`~smartbkg.train.evaluation.Predictions` (identical on every rank).
         """
         self.model.eval()
-        loss_fn = self._loss_fn(max(self.epoch if epoch is None else epoch, 1))
+        loss_fn = _loss_fn(self.validation_loss, epoch=1)
         parts, loss_sum = [], 0.0
         for batch in loader:
             batch = batch.to(self.device, non_blocking=True)
@@ -322,12 +329,6 @@ class Trainer:
         logits, y, weight, event_type = (torch.cat(p).cpu() for p in zip(*parts))
         weight = torch.ones(len(y)) if weight is None else weight
         return Predictions(logits, y, weight.float(), event_type, loss_sum / len(y))
-
-    def _loss_fn(self, epoch):
-        """The loss as ``f(logits, y, weight, disco_var) -> scalar`` at (1-based) ``epoch``."""
-        def loss_fn(logits, y, weight, disco_var):
-            return self.loss(logits, y, weight=weight, epoch=epoch - 1, disco_var=disco_var)
-        return loss_fn
 
     def _targets(self, batch):
         """(y (B, S), weight (B,) or None, DisCo variable (B,) or None) of a batch."""
@@ -439,6 +440,13 @@ def train(config, *, splits=None, ctx=None):
 
 
 # ---------------------------------------------------------------------- helpers
+def _loss_fn(loss, epoch):
+    """``loss`` as ``f(logits, y, weight, disco_var) -> scalar`` at (1-based) ``epoch``."""
+    def loss_fn(logits, y, weight, disco_var):
+        return loss(logits, y, weight=weight, epoch=epoch - 1, disco_var=disco_var)
+    return loss_fn
+
+
 def _instantiate(info):
     return build_model(info["name"], num_skims=len(info["skims"]), num_event_types=info["num_event_types"],
                        vocab_size=info["vocab_size"], **info["options"])

@@ -167,9 +167,11 @@ class Trainer:
 
         Args:
             run_dir: a run folder written by :class:`Trainer`.
-            overrides: {"section.option": value} changes that do not alter the trajectory
-                (e.g. ``{"train.quiet": True}`` or more ``train.epochs`` with a constant or
-                plateau schedule).
+            overrides: {"section.option": value} changes of the options in
+                :data:`smartbkg.train.cli.RESUMABLE` (e.g. ``{"train.quiet": True}`` or
+                ``{"train.epochs": 20}``). More epochs extend the run: with the ``cosine``
+                schedule the remaining steps follow the schedule of the new number of epochs
+                (:class:`~smartbkg.train.schedule.WarmupCosineLR`).
         """
         run_dir = Path(run_dir)
         last = run_dir / "checkpoints" / "last.pt"

@@ -3,7 +3,9 @@
 * :func:`build_optimizer`: AdamW, optionally with separate learning rates for backbone and head
   (fine-tuning) or a frozen backbone.
 * :func:`build_scheduler`: reduce-on-plateau (stepped once per epoch with the monitored value) or
-  linear warm-up followed by cosine decay (stepped once per optimiser step).
+  linear warm-up followed by cosine decay (stepped once per optimiser step; on resume with
+  another number of epochs it follows the schedule of the new number, see
+  :class:`WarmupCosineLR`).
 * :class:`EarlyStopping`: patience and minimum improvement on the monitored value; its state
   goes into checkpoints so a resumed run stops where an uninterrupted one would.
 """
@@ -74,9 +76,32 @@ def build_scheduler(optimizer, train_cfg, steps_per_epoch, mode):
     warmup = int(round(t.warmup_epochs * steps_per_epoch))
     total = max(t.epochs * steps_per_epoch, 1)
     lambdas = [WarmupCosine(warmup, total, t.min_lr / group["lr"]) for group in optimizer.param_groups]
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas)
-    scheduler.per_step = True
-    return scheduler
+    return WarmupCosineLR(optimizer, lambdas)
+
+
+class WarmupCosineLR(torch.optim.lr_scheduler.LambdaLR):
+    """Per-step :class:`WarmupCosine` schedule whose shape always comes from the configuration.
+
+    :meth:`load_state_dict` restores the step count and the base rates of a checkpoint but keeps
+    the warm-up, total and floor built from the *current* configuration, and sets every group's
+    learning rate to ``base_lr * factor(step)``. With an unchanged configuration this is exactly
+    the saved state (a resumed run continues bit for bit). When a resumed run changes
+    ``train.epochs``, the remaining steps follow the warm-up + cosine schedule of the new number
+    of epochs, i.e. they get the learning rates that the same steps of a run configured with the
+    new number of epochs from the start would have had (extending a finished 2-epoch run to 4
+    epochs continues at the rate the 4-epoch schedule has after epoch 2, then decays to
+    ``min_lr`` at the new end). The saved factors of a finished run are ``min_lr`` (0 by default)
+    for ever: restoring them would train the extension at a rate of 0.
+    """
+
+    per_step = True
+
+    def load_state_dict(self, state_dict):
+        state = {k: v for k, v in state_dict.items() if k != "lr_lambdas"}
+        super().load_state_dict({**state, "lr_lambdas": [None] * len(self.lr_lambdas)})
+        for group, base_lr, factor in zip(self.optimizer.param_groups, self.base_lrs, self.lr_lambdas):
+            group["lr"] = base_lr * factor(self.last_epoch)
+        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
 
 class WarmupCosine:

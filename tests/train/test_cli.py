@@ -21,14 +21,18 @@ def run(argv, capsys):
 
 def test_train_then_resume_with_more_epochs(sample_dir, tmp_path, capsys):
     out = tmp_path / "run"
-    code, *_ = run(["--data", str(sample_dir), "--skims", "tau_generic", "--epochs", "1", "--out", str(out), *TINY],
-                   capsys)
+    code, *_ = run(["--data", str(sample_dir), "--skims", "tau_generic", "--epochs", "1", "--schedule", "cosine",
+                    "--out", str(out), *TINY], capsys)
     assert code == 0
     assert json.loads((out / "summary.json").read_text())["epochs_run"] == 1
-    code, *_ = run(["--resume", str(out), "--epochs", "2", "--quiet"], capsys)
+    code, *_ = run(["--resume", str(out), "--epochs", "3", "--quiet"], capsys)
     assert code == 0
-    assert [r["epoch"] for r in json.loads((out / "metrics.json").read_text())] == [1, 2]
-    assert yaml.safe_load((out / "config.yaml").read_text())["train"]["epochs"] == 2
+    history = json.loads((out / "metrics.json").read_text())
+    assert [r["epoch"] for r in history] == [1, 2, 3]
+    # one warm-up epoch, then the cosine decay of the new total: the end of epoch 2 is half way
+    # through it (lr 0.005 / 2), the end of epoch 3 its end
+    assert [r["train/lr/all"] for r in history] == [0.005, pytest.approx(0.0025), 0.0]
+    assert yaml.safe_load((out / "config.yaml").read_text())["train"]["epochs"] == 3
 
 
 def test_config_file_and_precedence(tmp_path, capsys):

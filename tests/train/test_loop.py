@@ -119,6 +119,24 @@ def test_resume_after_a_kill_equals_an_uninterrupted_run(tiny_config, tmp_path, 
     assert resumed_summary == summary
 
 
+def test_extending_a_finished_cosine_run_follows_the_new_schedule(tiny_config, tmp_path):
+    """2 epochs of cosine, then resumed to 4: epochs 3 and 4 get the learning rates of a run
+    configured with 4 epochs from the start (not the rate 0 of the finished 2-epoch schedule)."""
+    settings = {"train": {"epochs": 2, "schedule": "cosine", "warmup_epochs": 0.5}}
+    Trainer(tiny_config(tmp_path / "short", **settings)).fit()
+    straight = Trainer(tiny_config(tmp_path / "long", train={**settings["train"], "epochs": 4}))
+    straight.fit()
+    resumed = Trainer.resume(tmp_path / "short", overrides={"train.epochs": 4})
+    assert resumed.optimizer.param_groups[0]["lr"] == straight.history[1]["train/lr/all"]
+    resumed.fit()
+    lrs = [r["train/lr/all"] for r in resumed.history]
+    assert lrs[1] == 0.0  # the end of the 2-epoch schedule
+    assert lrs[2:] == [r["train/lr/all"] for r in straight.history[2:]]
+    steps, warmup = len(straight.train_loader), round(0.5 * len(straight.train_loader))  # 15, 8
+    assert lrs[2] == pytest.approx(5e-3 * (1 + math.cos(math.pi * (3 * steps - warmup) / (4 * steps - warmup))) / 2)
+    assert lrs[2] > 9e-4 and lrs[3] == 0.0  # ... then the new end
+
+
 def test_stop_after_then_resume_continues_early_stopping_state(tiny_config, tmp_path):
     config = tiny_config(tmp_path / "a", train={"epochs": 4, "patience": 1, "monitor": "auc"})
     straight = Trainer(config)

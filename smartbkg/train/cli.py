@@ -46,8 +46,11 @@ FLAG_KEYS = {
     "out": "out",
 }
 
-#: Options a resumed run may change (they do not alter its trajectory).
-RESUMABLE = ("train.epochs", "train.quiet", "train.device", "data.num_workers", "data.cache_dir")
+#: Options a resumed run may change: they do not alter the epochs already run. More epochs
+#: extend a run (a cosine schedule follows the new number of epochs); a larger patience lets an
+#: early-stopped run continue.
+RESUMABLE = ("train.epochs", "train.patience", "train.quiet", "train.device", "data.num_workers",
+             "data.cache_dir")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -25,6 +25,7 @@ Run folder (``config.out``)::
 import contextlib
 import io
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -198,7 +199,9 @@ class Trainer:
             self.scheduler.load_state_dict(state["scheduler"])
         self.early.load_state_dict(state["early_stopping"])
         self.epoch, self.step = state["epoch"], state["step"]
-        self.skipped_steps, self.stopped = state["skipped_steps"], state["stopped"]
+        # Early stopping is judged with this run's patience: a resumed run whose patience was
+        # raised continues where it had stopped (the same decision as saved when it is unchanged).
+        self.skipped_steps, self.stopped = state["skipped_steps"], self.early.should_stop
         self.history = list(state["history"])
         set_rng_state(state["rng"][self.ctx.rank] if self.ctx.rank < len(state["rng"]) else state["rng"][0])
 
@@ -233,6 +236,8 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self.config.to_yaml(self.run_dir / "config.yaml")
         self.logger = RunLogger(self.run_dir, enabled=self.ctx.is_main, purge_step=self.epoch + 1)
+        if self.epoch > 0 and (self.stopped or self.epoch >= t.epochs) and self.ctx.is_main:
+            print(f"{self.run_dir}: {self._nothing_to_train()}", file=sys.stderr)
         try:
             while self.epoch < t.epochs and not self.stopped:
                 self._run_epoch(self.epoch + 1)
@@ -241,6 +246,18 @@ class Trainer:
             return self.finish()
         finally:
             self.logger.close()
+
+    def _nothing_to_train(self):
+        """Why a resumed run trains no further epoch, and how to continue it (one line)."""
+        t = self.config.train
+        if not self.stopped:
+            return (f"the run has already completed its {t.epochs} epochs; nothing to train (resume with a "
+                    "larger --epochs to continue); re-evaluating the best checkpoint")
+        return (f"the run early-stopped after epoch {self.epoch} of {t.epochs}: {t.monitor} did not improve "
+                f"by more than {t.min_delta:g} for {self.early.bad_epochs} epochs since epoch "
+                f"{self.early.best_epoch} (patience {t.patience}); nothing to train (resume with a larger "
+                f"--patience, e.g. --patience {self.early.bad_epochs + 3}, to continue); "
+                "re-evaluating the best checkpoint")
 
     def _run_epoch(self, epoch):
         t = self.config.train

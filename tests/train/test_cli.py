@@ -93,3 +93,30 @@ def test_refuses_to_overwrite_or_change_a_run(sample_dir, tmp_path, capsys):
     assert code == 2 and "already holds a run" in err
     code, err, _ = run(["--resume", str(out), "--lr", "0.1"], capsys)
     assert code == 2 and "only" in err and "train.lr" in err
+
+
+def test_resuming_an_early_stopped_run_says_so_and_continues_with_more_patience(tiny_config, separated_toy,
+                                                                                 tmp_path, capsys, monkeypatch):
+    from smartbkg.train.loop import Trainer
+
+    out = tmp_path / "run"
+    trainer = Trainer(tiny_config(out, train={"epochs": 6, "monitor": "significance", "patience": 1}))
+    monkeypatch.setattr(trainer, "predict", lambda loader: separated_toy)  # the same every epoch: epoch 1 is best
+    assert trainer.fit()["early_stopped"]
+    assert [r["epoch"] for r in json.loads((out / "metrics.json").read_text())] == [1, 2]
+
+    code, err, _ = run(["--resume", str(out), "--epochs", "8"], capsys)
+    assert code == 0 and err.count("\n") == 1
+    assert (f"{out}: the run early-stopped after epoch 2 of 8: significance did not improve by more than 1e-05 "
+            "for 1 epochs since epoch 1 (patience 1); nothing to train (resume with a larger --patience, "
+            "e.g. --patience 4, to continue)") in err
+    assert len(json.loads((out / "metrics.json").read_text())) == 2
+
+    # the real network's significance stays below the toy's: 2 more epochs without improvement
+    code, err, _ = run(["--resume", str(out), "--patience", "3", "--quiet"], capsys)
+    assert code == 0 and err == ""
+    assert [r["epoch"] for r in json.loads((out / "metrics.json").read_text())] == [1, 2, 3, 4]
+    assert json.loads((out / "summary.json").read_text())["early_stopped"]
+
+    code, err, _ = run(["--resume", str(out), "--set", "train.patience=null", "--epochs", "4", "--quiet"], capsys)
+    assert code == 0 and "the run has already completed its 4 epochs" in err

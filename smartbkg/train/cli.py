@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 from ..errors import ConfigError
-from .config import MONITORS, SCHEDULES, RunConfig, parse_assignment, read_config_file
+from .checkpoint import load_checkpoint
+from .config import MONITORS, SCHEDULES, RunConfig, apply_override, parse_assignment, read_config_file
 
 #: Flag destination -> config key.
 FLAG_KEYS = {
@@ -100,11 +101,37 @@ def build_parser():
 
 def resolve_config(args):
     """The :class:`RunConfig` of parsed arguments (without ``--resume``)."""
-    values = read_config_file(args.config) if args.config else {}
-    config = RunConfig.from_dict(values).with_overrides(_overrides(args))
+    given = _given(args)
+    config = RunConfig.from_dict(given)
     if config.out is None:
         config.out = str(Path("runs") / f"{config.model.name}-{config.loss.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    _check_init_from(config, given.get("model") or {})
     return config
+
+
+def _given(args):
+    """The options set explicitly (config file, then flags, then ``--set``) as a nested dict."""
+    values = read_config_file(args.config) if args.config else {}
+    for key, value in _overrides(args).items():
+        apply_override(values, key, value)
+    return values
+
+
+def _check_init_from(config, model):
+    """Fine-tuning (``train.init_from``) trains the checkpoint's architecture: a model name or
+    options given explicitly (``model``: the given part of the model section) must agree with it."""
+    if config.train.init_from is None or not model:
+        return
+    info = load_checkpoint(config.train.init_from)["model_info"]
+    name = model.get("name")
+    if name is not None and name != info["name"]:
+        raise ConfigError(f"model.name {name!r} contradicts train.init_from {config.train.init_from}, a "
+                          f"{info['name']!r} checkpoint (fine-tuning trains the checkpoint's architecture): drop --model")
+    options = model.get("options") or {}
+    differ = {k: v for k, v in options.items() if info["options"].get(k, object()) != v}
+    if differ:
+        raise ConfigError(f"model.options {differ} contradict train.init_from {config.train.init_from}, whose "
+                          f"architecture is {info['name']!r} with options {info['options']}: drop them")
 
 
 def _overrides(args):

@@ -47,8 +47,9 @@ class DataConfig:
             training data, weighted).
         preprocess: options of the Belle II preprocessing (see ``smartbkg.data.preprocess``).
         generate_events, generate_seed, generate_types: the embedded sample made when
-            ``path`` is None.
-        cache_dir: where the embedded sample is cached (default: ``<out>/data``).
+            ``path`` is None (setting them together with ``path`` is an error).
+        cache_dir: where the embedded sample is cached (default: ``<out>/data``; only without
+            ``path``).
     """
 
     path: list[str] | None = None
@@ -129,7 +130,7 @@ class TrainConfig:
         init_from: checkpoint to start from (fine-tuning); the model architecture is taken from it.
         reset_head: re-initialise the output head (``None``: when the skims differ from the
             checkpoint's).
-        freeze_backbone: train only the head.
+        freeze_backbone: train only the head (``lr_backbone`` must then be unset).
         lr_backbone, lr_head: separate learning rates (ParT fine-tuning: 1e-4 and 5e-3).
         find_unused_parameters: passed to DistributedDataParallel.
         quiet: no progress bar.
@@ -253,6 +254,15 @@ class RunConfig:
                "must be auto, cpu or cuda[:N]")
         _check(not (t.freeze_backbone and t.init_from is None), "train.freeze_backbone", True,
                "needs train.init_from (a checkpoint to take the backbone from)")
+        _check(not (t.freeze_backbone and t.lr_backbone is not None), "train.lr_backbone", t.lr_backbone,
+               "contradicts train.freeze_backbone (a frozen backbone is not trained): give one or the other")
+        if d.path is not None:
+            defaults = DataConfig()
+            for name in ("generate_events", "generate_seed", "generate_types", "cache_dir"):
+                _check(getattr(d, name) == getattr(defaults, name), f"data.{name}", getattr(d, name),
+                       "applies only to the embedded sample generated without data.path, but data.path is "
+                       "given: drop one of them")
+        _check(self.out is None or bool(str(self.out).strip()), "out", self.out, "must name the run folder")
         _check(d.batch_size >= 1, "data.batch_size", d.batch_size, "must be >= 1")
         _check(d.eval_batch_size is None or d.eval_batch_size >= 1, "data.eval_batch_size",
                d.eval_batch_size, "must be >= 1")
@@ -305,6 +315,8 @@ def apply_override(values, key, value):
     """
     parts = key.split(".")
     if parts == ["out"]:
+        if value is None or not str(value).strip():
+            raise ConfigError(f"option out = {value!r} must name the run folder")
         values["out"] = value
         return
     if len(parts) < 2 or parts[0] not in SECTIONS:

@@ -72,17 +72,52 @@ def test_main_job_generates_the_embedded_sample(tmp_path, capsys):
     (["--config", "{missing}"], "cannot read config file"),
     (["--resume", "{missing}"], "checkpoint not found"),
     (["--data", "{sample}", "--set", "data.val_fraction=0", "--set", "data.test_fraction=0"], "data.val_fraction"),
+    (["--data", "{sample}", "--skims", "tau_generic", "--init-from", "{junk}"], "not a torch checkpoint: the file starts with b'\\x17"),
+    # contradicting options
+    (["--data", "{sample}", "--init-from", "{transformer}", "--freeze-backbone", "--lr-backbone", "1e-4"],
+     "option train.lr_backbone = 0.0001 contradicts train.freeze_backbone"),
+    (["--data", "{sample}", "--events", "500"],
+     "option data.generate_events = 500 applies only to the embedded sample generated without data.path"),
+    (["--data", "{sample}", "--set", "out="], "option out = None must name the run folder"),
+    (["--data", "{sample}", "--set", "out=' '"], "option out = ' ' must name the run folder"),
+    (["--data", "{sample}", "--model", "gatgap", "--init-from", "{transformer}"],
+     "model.name 'gatgap' contradicts train.init_from"),
+    (["--data", "{sample}", "--set", "model.options.dim=32", "--init-from", "{transformer}"],
+     "model.options {'dim': 32} contradict train.init_from"),
 ])
-def test_bad_input_is_one_line_and_exit_2(sample_dir, tmp_path, capsys, argv, message):
+def test_bad_input_is_one_line_and_exit_2(sample_dir, tmp_path, capsys, request, argv, message):
     corrupt = tmp_path / "bad.parquet"
     corrupt.write_bytes(b"PAR1 this is not parquet")
-    paths = {"missing": str(tmp_path / "missing"), "corrupt": str(corrupt), "sample": str(sample_dir)}
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(bytes(range(23, 256)) * 10)
+    paths = {"missing": str(tmp_path / "missing"), "corrupt": str(corrupt), "sample": str(sample_dir),
+             "junk": str(junk)}
+    if "{transformer}" in argv:
+        paths["transformer"] = str(request.getfixturevalue("transformer_checkpoint"))
     argv = [a.format(**paths) for a in argv] + ["--quiet"]
     if "--resume" not in argv:
         argv += ["--out", str(tmp_path / "out")]
     code, err, _ = run(argv, capsys)
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("error: ") and message in err, err
+
+
+@pytest.fixture
+def transformer_checkpoint(tiny_config, tmp_path):
+    """A checkpoint of an untrained tiny transformer (dim 16) for tau_generic."""
+    from smartbkg.train.checkpoint import rng_state, save_checkpoint
+    from smartbkg.train.loop import Trainer
+
+    trainer = Trainer(tiny_config(tmp_path / "pre", model="transformer", train={"epochs": 0}))
+    save_checkpoint(trainer.state_dict([rng_state()]), tmp_path / "transformer.pt")
+    return tmp_path / "transformer.pt"
+
+
+def test_fine_tuning_accepts_the_checkpoints_own_model(sample_dir, transformer_checkpoint, tmp_path, capsys):
+    for extra in ([], ["--model", "transformer"], ["--set", "model.options.dim=16"]):
+        code, err, out = run(["--data", str(sample_dir), "--init-from", str(transformer_checkpoint),
+                              "--out", str(tmp_path / "ft"), "--print-config", *extra], capsys)
+        assert code == 0, err
 
 
 def test_refuses_to_overwrite_or_change_a_run(sample_dir, tmp_path, capsys):

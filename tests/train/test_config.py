@@ -74,6 +74,10 @@ def test_parse_assignment_reads_yaml_values():
     ({"data": {"skims": ["a"]}, "train": {"monitor_skim": "b"}}, "train.monitor_skim"),
     ({"data": {"retention": {"a": 1.5}}}, "data.retention.a"),
     ({"train": {"quiet": "yes"}}, "expected true/false"),
+    ({"train": {"freeze_backbone": True, "init_from": "a.pt", "lr_backbone": 1e-4}}, "contradicts train.freeze_backbone"),
+    ({"data": {"path": ["x"], "generate_seed": 5}}, "data.generate_seed = 5 applies only to the embedded sample"),
+    ({"data": {"path": ["x"], "cache_dir": "c"}}, "data.cache_dir = 'c' applies only to the embedded sample"),
+    ({"out": ""}, "option out = '' must name the run folder"),
 ])
 def test_impossible_values_raise_one_line(values, match):
     with pytest.raises(ConfigError, match=match) as info:
@@ -84,6 +88,8 @@ def test_impossible_values_raise_one_line(values, match):
 def test_override_of_unknown_section():
     with pytest.raises(ConfigError, match="unknown option 'optim.lr'"):
         apply_override({}, "optim.lr", 1)
+    with pytest.raises(ConfigError, match="option out = None must name the run folder"):
+        apply_override({"out": "runs/x"}, "out", None)
 
 
 def test_config_file_errors(tmp_path):

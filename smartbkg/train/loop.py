@@ -13,7 +13,9 @@ is none), and a summary is written.
 
 Run folder (``config.out``)::
 
-    config.yaml            the resolved configuration
+    config.yaml            the resolved configuration: every option, with the skims trained on,
+                           the retention eps of each skim (data.retention) and every option of
+                           the loss (loss.options) filled in
     metrics.json/.csv      one record per epoch
     checkpoints/last.pt    everything needed to resume (written atomically every epoch)
     checkpoints/best.pt    the best model by the monitor (+ its calibration after training)
@@ -91,6 +93,10 @@ class Trainer:
         self.scheduler = build_scheduler(self.optimizer, t, len(self.train_loader), self.monitor_mode)
         self.loss = build_loss(config.loss.name, **self._loss_options())
         self.validation_loss = self.loss.validation_loss()
+        # The resolved config holds what the run really used: the retention of every skim and
+        # every option of the loss (its sampling context lives in data.retention and train).
+        config.data.retention = {skim: float(self.retention[skim]) for skim in self.skims}
+        config.loss.options = {k: v for k, v in self.loss.config.items() if k != "name" and k not in SAMPLING_CONTEXT}
         self.early = EarlyStopping(self.monitor_mode, t.patience, t.min_delta)
         self.amp = t.amp == "bf16" or (t.amp == "auto" and self.device.type == "cuda")
         self.epoch = 0

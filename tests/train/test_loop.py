@@ -12,6 +12,7 @@ import yaml
 from smartbkg.losses import LOSS_NAMES
 from smartbkg.metrics import auc, distance_correlation
 from smartbkg.train.config import RunConfig
+from smartbkg.train.data import labels
 from smartbkg.train.logging import finite_or_null
 from smartbkg.train.loop import Trainer
 
@@ -34,7 +35,11 @@ def test_run_folder(tiny_config, tmp_path):
     config = tiny_config(out, data={"skims": ["tau_generic", "leptonic_untagged"]},
                          train={"monitor": "auc", "schedule": "cosine", "warmup_epochs": 0.5})
     summary = Trainer(config).fit()
-    assert RunConfig.from_file(out / "config.yaml") == config
+    written = RunConfig.from_file(out / "config.yaml")
+    assert written.data.retention == summary["retention"] and set(written.data.retention) == set(summary["skims"])
+    assert written.loss.options == {"class_weights": None, "disco_lambda": 0.0, "disco_subset": "fail"}
+    written.data.retention, written.loss.options = None, {}
+    assert written == config  # everything else as configured
     history = json.loads((out / "metrics.json").read_text())
     assert [r["epoch"] for r in history] == [1, 2, 3]
     csv_lines = (out / "metrics.csv").read_text().splitlines()
@@ -71,6 +76,22 @@ def test_significance_monitor_keeps_a_best_checkpoint(tiny_config, tmp_path, mon
     assert all(math.isfinite(r["val/significance"]) and r["val/significance"] > 5 for r in trainer.history)
     assert summary["best_epoch"] == 1 and math.isfinite(summary["significance"])
     assert torch.load(tmp_path / "run" / "checkpoints" / "best.pt", weights_only=True)["epoch"] == 1
+
+
+def test_config_yaml_holds_the_loss_and_retention_the_run_used(tiny_config, tmp_path):
+    out = tmp_path / "run"
+    trainer = Trainer(tiny_config(out, loss={"name": "entropeedup", "options": {"tau": 4.0}}, train={"epochs": 1}))
+    trainer.fit()
+    written = yaml.safe_load((out / "config.yaml").read_text())
+    eps = labels(trainer.splits.train)[:, 0].mean()  # unit weights: the pass fraction of the training set
+    assert written["data"]["retention"] == {"tau_generic": pytest.approx(eps, rel=1e-12)}
+    assert written["loss"]["options"] == {"tau": 4.0, "class_weights": None, "form": "log",
+                                          "disco_lambda": 0.0, "disco_subset": "fail"}
+    # the folder's config rebuilds the same run: same loss (retention and timings included)
+    again = Trainer(RunConfig.from_file(out / "config.yaml").with_overrides({"out": str(tmp_path / "again")}))
+    assert again.loss.config == trainer.loss.config
+    assert again.loss.config["eps"] == [pytest.approx(written["data"]["retention"]["tau_generic"], rel=1e-7)]
+    assert again.config.to_dict() == {**trainer.config.to_dict(), "out": str(tmp_path / "again")}
 
 
 def _without_timing(history):

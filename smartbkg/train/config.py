@@ -91,7 +91,9 @@ class LossConfig:
     set), the timings and ``max_weight`` from the ``train`` section; ``options`` holds the rest
     (``form``, ``tau``, ``class_weights``, ``disco_lambda``, ``disco_subset`` ...).
     ``disco_variable`` names the per-event variable the DisCo term decorrelates the output from:
-    ``n_particles`` or a per-event attribute of the batches.
+    one of :data:`smartbkg.train.variables.EVENT_VARIABLES` (``n_particles``, ``n_final_state``,
+    ``total_energy``, ``visible_energy``, ``visible_mass``, ``event_type``, ``weight``,
+    ``event_id``).
     """
 
     name: str = "entropy"

@@ -45,6 +45,7 @@ from .distributed import (all_max, all_sum, barrier, cleanup_distributed, gather
 from .evaluation import Predictions, Timings, check_both_classes, fit_calibrations, skim_metrics
 from .logging import RunLogger, write_json
 from .schedule import EarlyStopping, build_optimizer, build_scheduler
+from .variables import check_variable, event_variable
 
 
 class Trainer:
@@ -358,16 +359,7 @@ class Trainer:
     def _targets(self, batch):
         """(y (B, S), weight (B,) or None, DisCo variable (B,) or None) of a batch."""
         name = self.config.loss.disco_variable
-        if name is None:
-            disco_var = None
-        elif name == "n_particles":
-            disco_var = torch.diff(batch.ptr).float()
-        else:
-            disco_var = getattr(batch, name, None)
-            if not isinstance(disco_var, torch.Tensor) or disco_var.shape != (batch.num_graphs,):
-                raise ConfigError(f"loss.disco_variable {name!r} is not a per-event attribute of the batches "
-                                  "(use n_particles or one of y's companions: event_type, weight, event_id)")
-            disco_var = disco_var.float()
+        disco_var = None if name is None else event_variable(batch, name)
         return batch.y.float(), getattr(batch, "weight", None), disco_var
 
     def _autocast(self):
@@ -478,11 +470,13 @@ def _instantiate(info):
 
 
 def _check_names(config):
-    """Unknown model or loss names fail before any data is read."""
+    """Unknown model, loss or DisCo variable names fail before any data is read."""
     if config.train.init_from is None and config.model.name not in list_models():
         raise ConfigError(f"unknown model {config.model.name!r}; known: {', '.join(list_models())}")
     if config.loss.name not in LOSS_NAMES:
         raise ConfigError(f"unknown loss {config.loss.name!r}; known: {', '.join(LOSS_NAMES)}")
+    if config.loss.disco_variable is not None:
+        check_variable(config.loss.disco_variable)
 
 
 def _check_skim(skim, skims):

@@ -241,6 +241,25 @@ def test_disco_term_decorrelates_the_output(tiny_config, tmp_path):
     assert _output_vs_particle_count(disco) < 0.5 * _output_vs_particle_count(plain)
 
 
+def test_disco_variables_of_the_loaders_batches_match_the_event_table(tiny_config, tmp_path):
+    """visible_energy of the served batches against the preprocessed table, event by event: final
+    state = particles that are nobody's mother, neutrinos left out."""
+    trainer = Trainer(tiny_config(tmp_path / "run", loss={"options": {"disco_lambda": 1.0},
+                                                          "disco_variable": "visible_energy"}, train={"epochs": 1}))
+    val = trainer.splits.val
+    table, events = val.table, val.events()
+    expected = []
+    for e in events:
+        lo, hi = table.offsets[e], table.offsets[e + 1]
+        mother, pdg = table.particles["mother"][lo:hi], table.particles["pdg"][lo:hi]
+        final = ~np.isin(np.arange(hi - lo), mother) & ~np.isin(np.abs(pdg), [12, 14, 16])
+        expected.append(table.particles["energy"][lo:hi][final].astype(np.float64).sum())
+    got = torch.cat([trainer._targets(b)[2] for b in trainer.val_loader]).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    assert 0 < got.min() and got.max() < 12  # GeV: at most the beam energy in the lab
+    assert math.isfinite(trainer.fit()["test_loss"])
+
+
 def test_non_finite_steps_are_skipped_and_counted(tiny_config, tmp_path, monkeypatch):
     trainer = Trainer(tiny_config(tmp_path / "run", train={"epochs": 1}))
     loss, calls, seen = trainer.loss, {"n": 0}, {}

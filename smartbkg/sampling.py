@@ -11,6 +11,10 @@ Calibration forms (p is clamped to [1/max_weight, 1]; production uses max_weight
 ``skewed_sigmoid``
     f(x) = (1 + a exp(-c (x - b)))^(-1/a), a, c > 0: the general three-parameter form
     (a = c = 1: the logistic sigmoid shifted by b).
+``sigmoid``
+    f(x) = 1 / (1 + exp(-x)): the network's own probability (no parameters), the "raw" filter.
+    :meth:`Calibration.fit` with several forms keeps the one of highest speedup, so a fitted
+    calibration is never worse on its fit sample than the raw output when ``sigmoid`` is among them.
 
 Why the exp form suffices (not a proof of uniqueness, seed 002 finds none): maximising the
 speedup of :mod:`smartbkg.metrics` over p(x) pointwise gives p(x) = clip(C sqrt(q(x)),
@@ -48,10 +52,16 @@ def skewed_sigmoid(x, a, b, c, max_weight=100.0):
     return _floor(np.exp(-np.logaddexp(0.0, t) / a), max_weight)
 
 
+def sigmoid_calibration(x, max_weight=100.0):
+    """p = max(1 / (1 + exp(-x)), 1/max_weight) of logits ``x`` (n,): the uncalibrated output."""
+    return _floor(np.exp(-np.logaddexp(0.0, -np.asarray(x, dtype=np.float64))), max_weight)
+
+
 #: form -> (function of (x, *params, max_weight), parameter names, positive parameters).
 FORMS = {
     "exp": (exp_calibration, ("a", "b"), ("a",)),
     "skewed_sigmoid": (skewed_sigmoid, ("a", "b", "c"), ("a", "c")),
+    "sigmoid": (sigmoid_calibration, (), ()),
 }
 
 
@@ -114,8 +124,8 @@ class Calibration:
     """A fitted map from logits to sampling probabilities.
 
     Attributes:
-        form: "exp" or "skewed_sigmoid" (see the module docstring).
-        params: the form's parameters ("a", "b"[, "c"]); b is a logit.
+        form: "exp", "skewed_sigmoid" or "sigmoid" (see the module docstring).
+        params: the form's parameters ("a", "b"[, "c"]; none for "sigmoid"); b is a logit.
         max_weight: p is floored at 1/max_weight.
         fit_info: speedup, kish_efficiency, eps and number of events of the fit sample.
     """
@@ -162,16 +172,24 @@ class Calibration:
         [0.05, 20]; b over the 0, 5, ..., 100 % quantiles of all and of the passing logits) and a
         compass search from its best point; deterministic. Among all evaluated points whose
         speedup is within ``rtol`` (relative) of the best, the one with the narrowest weight
-        distribution (largest :func:`kish_efficiency`) is chosen.
+        distribution (largest :func:`kish_efficiency`) is chosen. ``sigmoid`` has no parameters:
+        it is evaluated as it is.
+
+        ``form`` may be a sequence of forms, e.g. ``("exp", "sigmoid")``: each is fitted and the
+        one with the highest speedup (of its chosen point) is returned, the first listed on a tie;
+        ``fit_info["candidates"]`` holds the speedup of every form.
 
         Args:
             logits: (n,) network logits of one skim; y: (n,) its flags 0/1; weight: (n,).
+            form: a form name (see the module docstring) or a sequence of them.
             eps: true retention rate (default: the weighted pass fraction of the sample).
             max_weight, t_fast, t_nn, t_slow: as in :func:`smartbkg.metrics.speedup`.
             rtol: relative speedup tolerance of the narrow-weights preference (0: best speedup).
         """
-        if form not in FORMS:
-            raise ConfigError(f"unknown calibration form {form!r}; choose one of {', '.join(FORMS)}")
+        forms = (form,) if isinstance(form, str) else tuple(form)
+        unknown = [f for f in forms if f not in FORMS]
+        if unknown or not forms:
+            raise ConfigError(f"unknown calibration form {(unknown or [form])[0]!r}; choose one of {', '.join(FORMS)}")
         if not 0 <= rtol < 1:
             raise ConfigError(f"rtol must lie in [0, 1), got {rtol}")
         y = _labels(y)
@@ -180,6 +198,15 @@ class Calibration:
         if not np.any(w * y > 0):
             raise DataError("calibration needs passing events of positive weight", field="y")
         speedup_of = speedup_function(y, eps=eps, weight=w, t_fast=t_fast, t_nn=t_nn, t_slow=t_slow)
+        fits = [cls._fit_form(f, logits, y, w, speedup_of, float(max_weight), rtol) for f in forms]
+        best = max(fits, key=lambda c: c.fit_info["speedup"])  # max keeps the first of equal ones
+        if len(forms) > 1:
+            best.fit_info["candidates"] = {c.form: c.fit_info["speedup"] for c in fits}
+        return best
+
+    @classmethod
+    def _fit_form(cls, form, logits, y, w, speedup_of, max_weight, rtol):
+        """:meth:`fit` of one form, arguments checked."""
         passing = (y == 1) & (w != 0)
         evaluated = {}
 
@@ -190,12 +217,15 @@ class Calibration:
                 evaluated[key] = (speedup_of(p), _kish_efficiency(p[passing], w[passing]))
             return evaluated[key][0]
 
-        axes = _grid(logits, y, form)
-        for theta in np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, len(axes)):
-            objective(theta)
-        start = max(evaluated, key=lambda k: evaluated[k][0])
-        steps = [np.diff(axis).mean() if axis.size > 1 else 1.0 for axis in axes]
-        _pattern_search(objective, np.array(start), steps)
+        if FORMS[form][1]:
+            axes = _grid(logits, y, form)
+            for theta in np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, len(axes)):
+                objective(theta)
+            start = max(evaluated, key=lambda k: evaluated[k][0])
+            steps = [np.diff(axis).mean() if axis.size > 1 else 1.0 for axis in axes]
+            _pattern_search(objective, np.array(start), steps)
+        else:
+            objective(np.zeros(0))
         best_speedup = max(v[0] for v in evaluated.values())
         chosen = max(
             (k for k, v in evaluated.items() if v[0] >= best_speedup * (1 - rtol)),
@@ -208,7 +238,7 @@ class Calibration:
             "eps": speedup_of.eps,
             "n_events": int(y.shape[0]),
         }
-        return cls(form, _params(form, chosen), float(max_weight), info)
+        return cls(form, _params(form, chosen), max_weight, info)
 
     def to_dict(self):
         """Plain-data form (JSON/YAML-serialisable) to save next to a checkpoint."""

@@ -6,7 +6,8 @@ import pytest
 
 from smartbkg.errors import ConfigError, DataError
 from smartbkg.metrics import T_FAST, T_NN, T_SLOW, a_eff, effective_sample_size, perfect_speedup, speedup
-from smartbkg.sampling import Calibration, closure, exp_calibration, kish_efficiency, sample, skewed_sigmoid
+from smartbkg.sampling import (Calibration, closure, exp_calibration, kish_efficiency, sample, sigmoid_calibration,
+                               skewed_sigmoid)
 
 
 def test_exp_calibration_values():
@@ -89,6 +90,30 @@ def test_calibration_prefers_narrow_weights_within_tolerance_and_is_deterministi
     assert Calibration.fit(logits, y, weight=weight, rtol=0.02).to_dict() == narrow.to_dict()
 
 
+def test_fit_over_several_forms_keeps_the_raw_sigmoid_when_it_is_better():
+    """Four groups of 1000 events passing with q = 0.4, 0.15, 0.04, 0.01 (eps = 0.05). The speedup
+    is maximal for p = 1, 0.559, 0.277, 0.137 per group (found numerically, scipy Nelder-Mead); the
+    logits are chosen so that the sigmoid gives exactly those. ln p is not linear in the logit
+    there (slopes 0.58 and 0.80), so no exp calibration reaches that speedup."""
+    q, p_best = np.array([0.4, 0.15, 0.04, 0.01]), np.array([1 - 1e-9, 0.559, 0.277, 0.137])
+    y = np.concatenate([np.r_[np.ones(round(1000 * k)), np.zeros(1000 - round(1000 * k))] for k in q])
+    logits = np.repeat(np.log(p_best / (1 - p_best)), 1000)
+    raw = speedup(sigmoid_calibration(logits), y, eps=0.05)
+    assert raw == pytest.approx(1.46974, abs=1e-5)
+    alone = Calibration.fit(logits, y, eps=0.05)
+    assert alone.form == "exp" and alone.fit_info["speedup"] < raw - 0.005
+    chosen = Calibration.fit(logits, y, eps=0.05, form=("exp", "sigmoid"))
+    assert chosen.form == "sigmoid" and chosen.params == {}
+    assert chosen.fit_info["candidates"] == {"exp": alone.fit_info["speedup"], "sigmoid": raw}
+    assert speedup(chosen.apply(logits), y, eps=0.05) == chosen.fit_info["speedup"] == raw
+    # and where the exp family is better (a separable sample), it is kept
+    rng = np.random.default_rng(5)
+    y = (rng.random(3000) < 0.1).astype(float)
+    logits = np.where(y == 1, rng.uniform(1, 4, 3000), rng.uniform(-6, -1, 3000))
+    kept = Calibration.fit(logits, y, eps=0.05, form=("exp", "sigmoid"))
+    assert kept.form == "exp" and kept.fit_info["candidates"]["sigmoid"] < kept.fit_info["speedup"]
+
+
 def test_calibration_round_trip_and_errors():
     calibration = Calibration("skewed_sigmoid", {"a": 2.0, "b": -1.0, "c": 0.7}, max_weight=50.0, fit_info={"speedup": 2.1})
     restored = Calibration.from_dict(json.loads(json.dumps(calibration.to_dict())))
@@ -96,8 +121,12 @@ def test_calibration_round_trip_and_errors():
     logits = np.linspace(-20, 4, 50)
     np.testing.assert_array_equal(restored.apply(logits), calibration.apply(logits))
     assert calibration.apply(logits).min() == pytest.approx(1 / 50)
+    raw = Calibration.from_dict(json.loads(json.dumps(Calibration("sigmoid", {}, max_weight=50.0).to_dict())))
+    np.testing.assert_allclose(raw.apply(logits), np.maximum(1 / (1 + np.exp(-logits)), 1 / 50), rtol=1e-12)
     with pytest.raises(ConfigError, match="unknown calibration form"):
         Calibration.from_dict({"form": "tanh", "params": {}})
+    with pytest.raises(ConfigError, match="unknown calibration form 'tanh'"):
+        Calibration.fit([0.1, 0.2], [0, 1], form=("exp", "tanh"))
     with pytest.raises(ConfigError, match="malformed"):
         Calibration.from_dict({"params": {"a": 1.0, "b": 0.0}})
     with pytest.raises(ConfigError, match="takes parameters"):

@@ -4,7 +4,8 @@ For every skim the network's logit x gives two sampling probabilities:
 
 * raw: p = sigmoid(x), floored at 1 / max_weight;
 * calibrated: p = f(x) with the calibration of :mod:`smartbkg.sampling` fitted on the validation
-  set to maximise the speedup (floored likewise).
+  set to maximise the speedup (floored likewise): the fitted ``exp`` form or the raw sigmoid,
+  whichever has the higher validation speedup (:func:`fit_calibrations`).
 
 Metric names (flat, ``split/metric[/skim]``): ``auc``, ``speedup_raw``, ``speedup`` (calibrated),
 ``speedup_perfect`` (perfect classifier with the same floor), ``speedup_limit`` (perfect
@@ -74,14 +75,24 @@ def check_both_classes(y, skims, what):
                             "use more events, a larger split fraction or another skim", field=skim)
 
 
+#: Calibration forms tried per skim; the one of highest validation speedup is used.
+CALIBRATION_FORMS = ("exp", "sigmoid")
+
+
 def fit_calibrations(pred, skims, retention, timings, max_weight):
-    """Fit one sampling calibration (``exp`` form) per skim on ``pred`` (the validation set).
+    """Fit one sampling calibration per skim on ``pred`` (the validation set).
+
+    Per skim the ``exp`` calibration is fitted and compared with the raw network output
+    (``sigmoid`` form, p = sigmoid(logit) floored); whichever has the higher speedup on ``pred``
+    is kept (``form`` says which; ``fit_info["candidates"]`` holds both speedups). The exp family
+    need not contain what a speedup-trained network already outputs, so this keeps the
+    "calibrated" speedup from falling below the raw one on the set it was fitted on.
 
     Returns:
         {skim: :class:`smartbkg.sampling.Calibration`}.
     """
     logits, y, w = pred.logits.double().numpy(), pred.y.numpy(), pred.weight.double().numpy()
-    return {skim: Calibration.fit(logits[:, j], y[:, j], eps=retention[skim], weight=w,
+    return {skim: Calibration.fit(logits[:, j], y[:, j], form=CALIBRATION_FORMS, eps=retention[skim], weight=w,
                                   max_weight=max_weight, **timings.as_kwargs())
             for j, skim in enumerate(skims)}
 

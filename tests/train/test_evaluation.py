@@ -48,8 +48,25 @@ def test_calibrated_speedup_is_at_least_the_raw_one_on_the_fit_sample():
                        torch.zeros(2000, dtype=torch.int64), 0.0)
     calibrations = fit_calibrations(pred, ["s"], {"s": 0.1}, Timings(), 100.0)
     m = skim_metrics(pred, ["s"], {"s": 0.1}, Timings(), 100.0, calibrations, prefix="test")
+    assert calibrations["s"].form == "exp"
     assert m["test/speedup/s"] == pytest.approx(calibrations["s"].fit_info["speedup"])
     assert m["test/speedup_raw/s"] < m["test/speedup/s"] <= m["test/speedup_perfect/s"]
+    assert calibrations["s"].fit_info["candidates"]["sigmoid"] == pytest.approx(m["test/speedup_raw/s"])
+
+
+def test_the_raw_sigmoid_is_kept_where_no_exp_calibration_beats_it():
+    """Logits at which the sigmoid gives the speedup-optimal probabilities of four groups of
+    events (see tests/test_sampling.py): the exp fit is worse, so the raw output is kept."""
+    q, p_best = np.array([0.4, 0.15, 0.04, 0.01]), np.array([1 - 1e-9, 0.559, 0.277, 0.137])
+    y = np.concatenate([np.r_[np.ones(round(1000 * k)), np.zeros(1000 - round(1000 * k))] for k in q])
+    logits = np.repeat(np.log(p_best / (1 - p_best)), 1000)
+    pred = Predictions(torch.tensor(logits, dtype=torch.float32)[:, None], torch.tensor(y, dtype=torch.float32)[:, None],
+                       torch.ones(4000), torch.zeros(4000, dtype=torch.int64), 0.0)
+    calibrations = fit_calibrations(pred, ["s"], {"s": 0.05}, Timings(), 100.0)
+    m = skim_metrics(pred, ["s"], {"s": 0.05}, Timings(), 100.0, calibrations)
+    candidates = calibrations["s"].fit_info["candidates"]
+    assert calibrations["s"].form == "sigmoid" and candidates["exp"] < candidates["sigmoid"] - 0.005
+    assert m["val/speedup/s"] == m["val/speedup_raw/s"] == pytest.approx(1.46974, abs=1e-4)
 
 
 def test_significance_of_a_well_separated_toy_is_finite(separated_toy):

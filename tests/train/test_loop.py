@@ -48,6 +48,7 @@ def test_run_folder(tiny_config, tmp_path):
         for skim in ("tau_generic", "leptonic_untagged"):
             assert 0 < record[f"val/speedup/{skim}"] <= record[f"val/speedup_perfect/{skim}"]
             assert record[f"val/speedup_perfect/{skim}"] < record[f"val/speedup_limit/{skim}"]
+            assert record[f"val/speedup/{skim}"] >= record[f"val/speedup_raw/{skim}"]  # fitted on this set
     best_epoch = max(history, key=lambda r: r["val/auc"])["epoch"]
     assert summary["best_epoch"] == best_epoch
     for name in ("best.pt", "last.pt"):
@@ -57,7 +58,10 @@ def test_run_folder(tiny_config, tmp_path):
     assert best["epoch"] == best_epoch
     calibration = json.loads((out / "calibration.json").read_text())
     assert best["calibration"] == calibration and set(calibration) == {"tau_generic", "leptonic_untagged"}
-    assert calibration["tau_generic"]["form"] == "exp"
+    for skim, chosen in calibration.items():  # the exp fit or the raw sigmoid, whichever is faster
+        candidates = chosen["fit_info"]["candidates"]
+        assert set(candidates) == {"exp", "sigmoid"} and chosen["fit_info"]["speedup"] == max(candidates.values())
+        assert chosen["form"] == max(candidates, key=candidates.get)
     written = json.loads((out / "summary.json").read_text())
     assert written == finite_or_null(json.loads(json.dumps(summary)))
     for key in ("auc/tau_generic", "speedup/tau_generic", "speedup_perfect/tau_generic", "n_eff/tau_generic",

@@ -67,8 +67,50 @@ def test_run_folder(tiny_config, tmp_path):
     for key in ("auc/tau_generic", "speedup/tau_generic", "speedup_perfect/tau_generic", "n_eff/tau_generic",
                 "a_eff/leptonic_untagged"):
         assert math.isfinite(written[key])
-    events = list((out / "tensorboard").rglob("events.out.tfevents.*"))
-    assert len(events) == 2  # scalars and PR curves, hparams
+    _check_tensorboard(out, history, summary, config)
+
+
+def _check_tensorboard(out, history, summary, config):
+    """Read the run's event files back: scalars per epoch equal metrics.json, PR curves count the
+    validation events, hparams hold the config and the final metrics of the summary."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+    from tensorboard.util import tensor_util
+
+    assert len(list((out / "tensorboard").rglob("events.out.tfevents.*"))) == 2  # epochs, hparams
+    epochs = EventAccumulator(str(out / "tensorboard"), size_guidance={"scalars": 0, "tensors": 0}).Reload()
+    for tag in ("train/loss", "val/loss", "val/auc", "val/speedup", "val/auc/leptonic_untagged",
+                "val/speedup/tau_generic", "val/significance/tau_generic", "train/lr/all"):
+        scalars = epochs.Scalars(tag)
+        assert [e.step for e in scalars] == [1, 2, 3], tag
+        np.testing.assert_allclose([e.value for e in scalars], [r[tag] for r in history], rtol=1e-6, err_msg=tag)
+    n_val, val_pass = summary["events"]["val"], None
+    for skim in summary["skims"]:
+        curves = epochs.Tensors(f"val/pr/{skim}")
+        assert [e.step for e in curves] == [1, 2, 3]
+        # rows TP, FP, TN, FN, precision, recall over 127 thresholds; at threshold 0 all is kept
+        table = tensor_util.make_ndarray(curves[-1].tensor_proto)
+        assert table.shape == (6, 127) and table[0, 0] + table[1, 0] == n_val and table[5, 0] == 1.0
+        assert np.all(np.diff(table[0]) <= 0) and table[0, -1] + table[3, -1] == table[0, 0]
+        test_curve = epochs.Tensors(f"test/pr/{skim}")
+        assert [e.step for e in test_curve] == [summary["best_epoch"]]
+        assert tensor_util.make_ndarray(test_curve[0].tensor_proto)[:2, 0].sum() == summary["events"]["test"]
+        if skim == "tau_generic":
+            val_pass = table[0, 0]
+    assert 0 < val_pass < n_val
+
+    hparams = EventAccumulator(str(out / "tensorboard" / "hparams"), size_guidance={"scalars": 0}).Reload()
+    content = hparams.PluginTagToContent("hparams")
+    start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
+    values = start.session_start_info.hparams
+    assert values["train.monitor"].string_value == "auc" and values["train.lr"].number_value == config.train.lr
+    assert values["model.name"].string_value == "deepsets" and values["train.epochs"].number_value == 3
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+    declared = {m.name.tag for m in experiment.metric_infos}
+    for name in ("auc", "speedup", "auc/tau_generic", "speedup/leptonic_untagged", "a_eff/tau_generic"):
+        assert f"final/{name}" in declared
+        (final,) = hparams.Scalars(f"final/{name}")
+        assert final.value == pytest.approx(summary[name], rel=1e-6), name
 
 
 def test_significance_monitor_keeps_a_best_checkpoint(tiny_config, tmp_path, monkeypatch, separated_toy):

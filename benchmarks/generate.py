@@ -13,6 +13,7 @@ buffers (what :mod:`smartbkg.simulation.pythia` uses).
 
 import argparse
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -57,6 +58,7 @@ def main(argv=None):
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "generate.json"))
     args = parser.parse_args(argv)
 
+    load_before = list(os.getloadavg())   # 1, 5, 15 min: other jobs make the figures noisy
     config = SampleConfig(n_events=args.events, seed=args.seed)
     warm = SampleConfig(n_events=7, seed=args.seed + 1, mix="equal")
     initialisation = {}
@@ -84,8 +86,10 @@ def main(argv=None):
     det = sum(r["detector_skims_wall_s"] for r in per_type.values())
     result = {
         "command": "python benchmarks/generate.py " + " ".join(argv or []),
-        "machine": {"cpus": __import__("os").cpu_count(), "processor": platform.processor() or platform.machine(),
+        "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
                     "python": platform.python_version()},
+        "load_average_before": load_before,
+        "load_average_after": list(os.getloadavg()),
         "events": n,
         "mix": config.mix,
         "events_per_s_per_core": {

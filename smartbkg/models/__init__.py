@@ -37,7 +37,8 @@ def build_model(name, **cfg):
     """Build the model registered as ``name`` with keyword arguments ``cfg``.
 
     Raises:
-        ConfigError: unknown name, or arguments the model does not take.
+        ConfigError: unknown name, arguments the model does not take, or a negative size
+            (integer option).
     """
     if name not in _REGISTRY:
         raise ConfigError(f"unknown model {name!r}; known: {', '.join(list_models())}")
@@ -45,6 +46,10 @@ def build_model(name, **cfg):
         inspect.signature(_REGISTRY[name]).bind(**cfg)
     except TypeError as error:
         raise ConfigError(f"model {name!r}: {error}") from None
+    negative = {key: value for key, value in cfg.items()
+                if isinstance(value, int) and not isinstance(value, bool) and value < 0}
+    if negative:
+        raise ConfigError(f"model {name!r}: sizes must be >= 0, got {negative}")
     return _REGISTRY[name](**cfg)
 
 

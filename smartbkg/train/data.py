@@ -206,10 +206,7 @@ def embedded_sample(data_cfg, run_dir, *, ctx, quiet=False):
 def _preprocess_config(options):
     if options.get("enabled", True) is False:
         return None
-    values = {k: v for k, v in options.items() if k != "enabled"}
-    if "drop_abs_pdg" in values:
-        values["drop_abs_pdg"] = tuple(values["drop_abs_pdg"])
-    return PreprocessConfig.from_dict(values)
+    return PreprocessConfig.from_dict({k: v for k, v in options.items() if k != "enabled"})
 
 
 def _restrict_types(dataset, event_types):

@@ -28,3 +28,9 @@ def test_missing_num_skims_is_a_config_error():
 def test_name_clash_is_refused():
     with pytest.raises(ValueError, match="already registered"):
         register_model("gatgap")(type("Other", (), {}))
+
+
+@pytest.mark.parametrize("name, option", [("transformer", "dim"), ("gatgap", "units"), ("deepsets", "hidden")])
+def test_negative_size_is_a_config_error(name, option):
+    with pytest.raises(ConfigError, match=rf"model '{name}': sizes must be >= 0, got \{{'{option}': -3\}}"):
+        build_model(name, num_skims=1, **{option: -3})

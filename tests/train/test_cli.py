@@ -75,6 +75,7 @@ def test_main_job_generates_the_embedded_sample(tmp_path, capsys):
     (["--data", "{sample}", "--skims", "tau_generic", "--init-from", "{junk}"], "not a torch checkpoint: the file starts with b'\\x17"),
     (["--set", "loss.disco_variable=mass", "--set", "loss.options.disco_lambda=1"],
      "loss.disco_variable 'mass' is not an event variable; choose one of n_particles, n_final_state"),
+    (["--data", "{sample}", "--set", "data.preprocess.drop_abs_pdg=5"], "drop_abs_pdg must be a list of absolute PDG ids"),
     # contradicting options
     (["--data", "{sample}", "--init-from", "{transformer}", "--freeze-backbone", "--lr-backbone", "1e-4"],
      "option train.lr_backbone = 0.0001 contradicts train.freeze_backbone"),

@@ -287,8 +287,9 @@ class GraphStore:
         else:  # the range first, first + 1, ... of events: slices
             events = slice(first, first + n_graphs)
             counts = self.counts.numpy()[events]
-            node_at = self.offsets.numpy()[first:first + n_graphs + 1] - self.offsets.numpy()[first]
-            nodes = slice(int(self.offsets[first]), int(self.offsets[first]) + int(node_at[-1]))
+            bounds = self.offsets.numpy()[first:first + n_graphs + 1]
+            node_at = bounds - bounds[0]
+            nodes = slice(int(bounds[0]), int(bounds[-1]))
             x, pdg, distance = self.x[nodes], self.pdg[nodes], self.distance[nodes]
             graph = {name: getattr(self, name)[events] for name in GRAPH_ATTRS}
             if not views:

@@ -7,6 +7,9 @@ Every graph follows the batch contract of the data layer:
 * ``pdg``: (N,) int64 tokens from :mod:`smartbkg.data.vocab` (0 = unknown id);
 * ``edge_index``: (2, E) int64, node-major: for each non-root node ``i`` in order, the edges
   mother->i and i->mother, then i->i if self-loops are asked for (roots: only i->i);
+* ``mother_index``: (N,) int64, the node index of each node's mother, the node itself for a
+  root (the tree with its direction, so that models and event variables need not recover it
+  from ``edge_index``; PyG offsets it like any ``*_index`` when batching);
 * ``y``: (B, S) float32 skim labels; ``event_type``: (B,) int64; ``weight``: (B,) float32;
   ``event_id``: (B,) int64 (bookkeeping: the event's identifier in its source);
 * ``batch``: (N,) int64 and ``ptr``: (B+1,) int64 for a ``Batch``.
@@ -96,6 +99,12 @@ def tree_edges(distance, self_loops=False):
     return torch.stack([src[keep], dst[keep]])
 
 
+def mother_index(distance):
+    """(N,) int64 index of each node's mother (the node itself for roots) from its
+    :func:`mother_distance` (N,); as :func:`tree_edges`, for one event or a batch."""
+    return torch.arange(len(distance), dtype=torch.int64) - distance
+
+
 def edge_counts(n_roots, counts, self_loops=False):
     """(B,) edges per graph: two per non-root node, plus one per node with self-loops.
 
@@ -121,8 +130,8 @@ def event_data(x, pdg, mother, y, event_type, weight=1.0, event_id=0, self_loops
         self_loops: add i->i edges.
 
     Returns:
-        ``Data`` with ``x``, ``pdg``, ``edge_index``, ``y`` (1, S), ``event_type`` (1,),
-        ``weight`` (1,), ``event_id`` (1,).
+        ``Data`` with ``x``, ``pdg``, ``edge_index``, ``mother_index``, ``y`` (1, S),
+        ``event_type`` (1,), ``weight`` (1,), ``event_id`` (1,).
     """
     graph = {
         "y": torch.as_tensor(y, dtype=torch.float32).reshape(1, -1),
@@ -136,8 +145,8 @@ def event_data(x, pdg, mother, y, event_type, weight=1.0, event_id=0, self_loops
 
 def _data(x, pdg, distance, graph, self_loops):
     """``Data`` from node tensors, :func:`mother_distance` and the per-graph attributes."""
-    edge_index = tree_edges(distance, self_loops)
-    return Data(x=x, pdg=pdg, edge_index=edge_index, **{name: graph[name] for name in GRAPH_ATTRS})
+    return Data(x=x, pdg=pdg, edge_index=tree_edges(distance, self_loops),
+                mother_index=mother_index(distance), **{name: graph[name] for name in GRAPH_ATTRS})
 
 
 class GraphStore:
@@ -298,7 +307,7 @@ class GraphStore:
         np.cumsum(self.n_edges.numpy()[events], out=edge_at[1:])
         batch = torch.from_numpy(np.repeat(np.arange(n_graphs), counts))
         ptr, edge_ptr = torch.from_numpy(node_at), torch.from_numpy(edge_at)
-        edge_index = tree_edges(distance, self.self_loops)
+        edge_index, mothers = tree_edges(distance, self.self_loops), mother_index(distance)
         node_at, edge_at, g0 = node_at.tolist(), edge_at.tolist(), 0
         for group in groups:
             g1 = g0 + len(group)
@@ -307,6 +316,7 @@ class GraphStore:
                 "x": x[n0:n1],
                 "pdg": pdg[n0:n1],
                 "edge_index": edge_index[:, e0:e1] - n0,
+                "mother_index": mothers[n0:n1] - n0,
                 **{name: value[g0:g1] for name, value in graph.items()},
                 "batch": batch[n0:n1] - g0,
                 "ptr": ptr[g0:g1 + 1] - n0,
@@ -341,8 +351,10 @@ def _assemble(attributes, edge_ptr):
     graph_ptr = torch.arange(n_graphs + 1)
     zeros = torch.zeros(n_graphs, dtype=torch.int64)
     out._num_graphs = n_graphs
-    out._slice_dict = {"x": ptr, "pdg": ptr, "edge_index": edge_ptr, **dict.fromkeys(GRAPH_ATTRS, graph_ptr)}
-    out._inc_dict = {"x": zeros, "pdg": zeros, "edge_index": ptr[:-1], **dict.fromkeys(GRAPH_ATTRS, zeros)}
+    out._slice_dict = {"x": ptr, "pdg": ptr, "edge_index": edge_ptr, "mother_index": ptr,
+                       **dict.fromkeys(GRAPH_ATTRS, graph_ptr)}
+    out._inc_dict = {"x": zeros, "pdg": zeros, "edge_index": ptr[:-1], "mother_index": ptr[:-1],
+                     **dict.fromkeys(GRAPH_ATTRS, zeros)}
     return out
 
 

@@ -49,15 +49,21 @@ class GraphStructure(NamedTuple):
     dst: torch.Tensor | None = None
 
 
-def graph_structure(edge_index, num_nodes):
-    """Prepare ``edge_index`` (2, E) for :class:`TreeGATConv` and :class:`TreeGATv2Conv`.
+def graph_structure(edge_index, num_nodes, mother_index=None):
+    """Prepare a graph for :class:`TreeGATConv` and :class:`TreeGATv2Conv`.
 
-    Self-loops are dropped (the layers add them analytically). If the edges are exactly the two
-    directions of a forest whose nodes each have at most one smaller-index neighbour, the
-    structure is given as a parent array (the fast path); any other graph keeps its edge list,
-    and messages flow src -> dst. The check is a few scatters and one host-device
-    synchronisation (the choice of path).
+    With ``mother_index`` (N,) (the decay tree of the batch contract, each node's mother or
+    the node itself for a root), the tree is taken from it and ``edge_index`` is not read: the
+    fast path, with no host-device synchronisation. Otherwise ``edge_index`` (2, E) is
+    checked: self-loops are dropped (the layers add them analytically); if the edges are
+    exactly the two directions of a forest whose nodes each have at most one smaller-index
+    neighbour, the structure is given as a parent array (the fast path); any other graph keeps
+    its edge list, and messages flow src -> dst. The check is a few scatters and one
+    host-device synchronisation (the choice of path).
     """
+    if mother_index is not None:
+        has_parent = (mother_index != torch.arange(num_nodes, device=mother_index.device))
+        return _tree(mother_index, has_parent[:, None].float())
     src, dst = edge_index
     down, up = src < dst, src > dst
     spare = num_nodes                 # the slot of edges that a count or the parents ignore
@@ -72,11 +78,15 @@ def graph_structure(edge_index, num_nodes):
     mirrored = ~up | (parent.index_select(0, torch.where(up, src, 0)) == dst)
     num_down, num_up = num_down[:num_nodes], num_up[:num_nodes]
     if bool((num_down <= 1).all() & (num_up == num_down).all() & mirrored.all()):
-        has_parent = num_down[:, None].float()
-        message_mask = torch.stack([torch.ones_like(has_parent), has_parent, has_parent])
-        return GraphStructure(parent=parent, message_mask=message_mask)
+        return _tree(parent, num_down[:, None].float())
     keep = src != dst
     return GraphStructure(src=src[keep], dst=dst[keep])
+
+
+def _tree(parent, has_parent):
+    """The :class:`GraphStructure` of a forest: ``parent`` (N,), ``has_parent`` (N, 1) 0/1."""
+    message_mask = torch.stack([torch.ones_like(has_parent), has_parent, has_parent])
+    return GraphStructure(parent=parent, message_mask=message_mask)
 
 
 class TreeAttentionConv(nn.Module):
@@ -298,8 +308,11 @@ class GATGAP(nn.Module):
         attention: ``"gat"`` (:class:`TreeGATConv`, as Belle II) or ``"gatv2"``
             (:class:`TreeGATv2Conv`).
 
-    Forward: a PyG ``Batch`` (contract: ``x`` (N, 8), ``pdg`` (N,), ``edge_index`` (2, E),
-    ``batch`` (N,), ``event_type`` (B,)) -> (B, S) logits.
+    Forward: a PyG ``Batch`` (contract: ``x`` (N, 8), ``pdg`` (N,), ``mother_index`` (N,) or
+    else ``edge_index`` (2, E), ``batch`` (N,), ``event_type`` (B,)) -> (B, S) logits. With
+    ``mother_index`` (every batch of :mod:`smartbkg.data.graphs` has it) the forward has no
+    host-device synchronisation; a graph without it pays one for the check of
+    :func:`graph_structure`.
     """
 
     def __init__(self, *, num_skims, num_event_types=7, vocab_size=None, units=32, heads=4,
@@ -331,7 +344,7 @@ class GATGAP(nn.Module):
         if self.event_embedding is not None:
             parts.append(self.event_embedding(batch.event_type)[batch.batch])
         h = torch.cat(parts, dim=1)
-        graph = graph_structure(batch.edge_index, batch.num_nodes)
+        graph = graph_structure(batch.edge_index, h.shape[0], batch.get("mother_index"))
         state = None
         for conv, pool, update in zip(self.convs, self.pools, self.updates):
             h = F.leaky_relu(conv(h, graph), self.activation_slope)

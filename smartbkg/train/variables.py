@@ -2,7 +2,7 @@
 decorrelate the network output from (``loss.disco_variable``).
 
 Computed per event from the batch contract (``x[:, 4:8]`` = (E, px, py, pz) in GeV, lab frame;
-``pdg`` tokens; mother->daughter edges). The *final state* is the set of particles without
+``pdg`` tokens; ``mother_index``). The *final state* is the set of particles without
 daughters in the (preprocessed) decay tree. Neutrinos are nu_e, nu_mu, nu_tau and their
 antiparticles; "visible" means "not a neutrino" (no detector acceptance is modelled).
 
@@ -59,7 +59,7 @@ def event_variable(batch, name):
     counts = torch.diff(batch.ptr)
     if name == "n_particles":
         return counts.float()
-    final = final_state(batch.edge_index, batch.num_nodes)
+    final = final_state(batch.get("mother_index"))
     if name == "n_final_state":
         return _per_event(final.double(), batch).float()
     if name != "total_energy":
@@ -72,25 +72,19 @@ def event_variable(batch, name):
     return m2.clamp_min(0).sqrt().float()
 
 
-def final_state(edge_index, num_nodes):
+def final_state(mother_index):
     """(N,) bool: True for particles without daughters.
 
-    Mothers are read from the node-major edge layout of :mod:`smartbkg.data.graphs`: without
-    self-loops the edges come in pairs (mother -> i, i -> mother), one pair per particle with a
-    mother. The layout is checked (each pair mirrored, each particle the daughter of one pair at
-    most); a batch built otherwise raises :class:`DataError`.
+    ``mother_index`` (N,) int64 of the batch contract (:mod:`smartbkg.data.graphs`): each
+    particle's mother, the particle itself for a root. A batch without it (one not built by
+    :mod:`smartbkg.data.graphs`) cannot tell mothers from daughters: :class:`DataError`.
     """
-    src, dst = edge_index
-    keep = src != dst
-    src, dst = src[keep], dst[keep]
-    mother, child = src[0::2], dst[0::2]
-    if (src.numel() % 2 or not torch.equal(mother, dst[1::2]) or not torch.equal(child, src[1::2])
-            or torch.unique(child).numel() != child.numel()):
-        raise DataError("cannot tell mothers from daughters: edge_index is not in the (mother -> i, i -> mother) "
-                        "pair layout of smartbkg.data.graphs", field="edge_index")
-    has_daughter = torch.zeros(num_nodes, dtype=torch.bool, device=edge_index.device)
-    has_daughter[mother] = True
-    return ~has_daughter
+    if mother_index is None:
+        raise DataError("the batch has no mother_index (the decay tree of the smartbkg.data.graphs batch contract), "
+                        "so mothers cannot be told from daughters", field="mother_index")
+    is_daughter = mother_index != torch.arange(len(mother_index), device=mother_index.device)
+    daughters = torch.zeros_like(mother_index).index_add_(0, mother_index, is_daughter.long())
+    return daughters == 0
 
 
 def _per_event(values, batch):

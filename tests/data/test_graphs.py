@@ -31,6 +31,7 @@ def test_event_data_contract():
     assert data.x.dtype == torch.float32 and data.x.shape == (3, 8)
     assert data.pdg.dtype == torch.int64 and data.pdg.tolist() == [5, 6, 7]
     assert data.edge_index.dtype == torch.int64 and edge_list(data.edge_index) == [(0, 1), (1, 0), (0, 2), (2, 0)]
+    assert data.mother_index.dtype == torch.int64 and data.mother_index.tolist() == [0, 0, 0]
     assert data.y.tolist() == [[1.0, 0.0]] and data.y.dtype == torch.float32
     assert data.event_type.tolist() == [3] and data.weight.tolist() == [0.5] and data.event_id.tolist() == [42]
 
@@ -47,7 +48,10 @@ def test_edges_match_networkx_trees(random_table, self_loops):
         expected = set(tree.edges) | set(tree.reverse().edges)
         if self_loops:
             expected |= {(n, n) for n in tree.nodes}
-        edges = edge_list(store.data(i).edge_index)
+        data = store.data(i)
+        roots = ev["mother"] < 0
+        assert data.mother_index.tolist() == np.where(roots, np.arange(len(roots)), ev["mother"]).tolist()
+        edges = edge_list(data.edge_index)
         assert len(edges) == len(set(edges)) == len(expected)
         assert set(edges) == expected
         # a forest: one weakly connected component per root
@@ -117,6 +121,10 @@ def test_batch_contract_shapes(small_table):
     np.testing.assert_array_equal(batch.x[5:, 4].numpy(), p["energy"])
     np.testing.assert_array_equal(batch.x[5:, 5:].numpy(), np.stack([p["px"], p["py"], p["pz"]], 1))
     assert int(batch.edge_index.min()) >= 0 and int(batch.edge_index.max()) < 13
+    # mother_index in batch numbering: each mother -> daughter edge is (mother_index[i], i)
+    child = torch.nonzero(batch.mother_index != torch.arange(13)).flatten()
+    assert set(edge_list(batch.edge_index)) == (set(zip(batch.mother_index[child].tolist(), child.tolist()))
+                                                | set(zip(child.tolist(), batch.mother_index[child].tolist())))
 
 
 def test_store_from_several_tables_equals_concatenated(random_table):

@@ -12,8 +12,9 @@ import torch
 def permute_particles(batch, seed):
     """The same events with the particles of every event in a random order.
 
-    Node-level tensors (``x``, ``pdg``) are reordered and ``edge_index`` is relabelled; the
-    event of every particle and all event-level tensors stay as they are.
+    Node-level tensors (``x``, ``pdg``) are reordered, ``edge_index`` and ``mother_index`` are
+    relabelled (so mothers often come after their daughters); the event of every particle and
+    all event-level tensors stay as they are.
     """
     generator = torch.Generator().manual_seed(seed)
     noise = torch.rand(batch.num_nodes, generator=generator, dtype=torch.float64)
@@ -24,6 +25,7 @@ def permute_particles(batch, seed):
     permuted = batch.clone()
     permuted.x, permuted.pdg = batch.x[order], batch.pdg[order]
     permuted.edge_index = new_position[batch.edge_index]
+    permuted.mother_index = new_position[batch.mother_index[order]]
     return permuted
 
 

@@ -141,11 +141,55 @@ def test_unknown_attention_is_a_config_error():
         build_model("gatgap", num_skims=1, attention="gatv3")
 
 
+def _without_mother_index(batch):
+    """The batch as a graph without the contract's ``mother_index``: the model reads ``edge_index``."""
+    batch = batch.clone()
+    del batch.mother_index
+    return batch
+
+
 def test_self_loops_in_edge_index_change_nothing():
     torch.manual_seed(0)
     batch = synthetic_batch(3, num_particles=10, vocab_size=64, seed=5)
     model = build_model("gatgap", num_skims=2, vocab_size=64, units=8, heads=2, layers=2)
-    with_loops = batch.clone()
+    with_loops = _without_mother_index(batch)
     loops = torch.arange(batch.num_nodes).repeat(2, 1)
     with_loops.edge_index = torch.cat([batch.edge_index, loops], dim=1)
+    assert graph_structure(with_loops.edge_index, with_loops.num_nodes).parent is not None
     torch.testing.assert_close(model(with_loops), model(batch))
+
+
+@pytest.mark.parametrize("attention", ["gat", "gatv2"])
+@pytest.mark.parametrize("shuffled", [False, True], ids=["mothers_first", "shuffled"])
+def test_mother_index_gives_the_edge_index_result(attention, shuffled):
+    """The tree taken from ``mother_index`` (no check, no synchronisation) is the graph of
+    ``edge_index``: same logits and gradients as the checked path, also when mothers come after
+    their daughters (there the check finds no parent order and ``edge_index`` is used as it is)."""
+    torch.manual_seed(0)
+    batch = synthetic_batch(6, num_particles=15, vocab_size=64, seed=8)
+    if shuffled:
+        batch = permute_particles(batch, seed=3)
+    edges_only = _without_mother_index(batch)
+    tree_path = graph_structure(edges_only.edge_index, edges_only.num_nodes).parent is not None
+    assert tree_path != shuffled
+    structure = graph_structure(batch.edge_index, batch.num_nodes, batch.mother_index)
+    assert structure.message_mask[1, :, 0].sum() == batch.edge_index.shape[1] // 2
+    model = build_model("gatgap", num_skims=2, vocab_size=64, units=8, heads=2, layers=3,
+                        attention=attention)
+    expected, actual = model(edges_only), model(batch)
+    torch.testing.assert_close(actual, expected, atol=1e-6, rtol=1e-5)
+    grads = [torch.autograd.grad(out.sum(), list(model.parameters())) for out in (expected, actual)]
+    for g_edges, g_mothers in zip(*grads):
+        torch.testing.assert_close(g_mothers, g_edges, atol=1e-5, rtol=1e-4)
+
+
+def test_forward_on_a_contract_batch_has_no_graph_break():
+    """With ``mother_index`` the forward is one graph for torch.compile (no data-dependent
+    branch or host-device synchronisation, which would break it); without, the check breaks it."""
+    batch = synthetic_batch(4, num_particles=12, vocab_size=64, seed=1)
+    model = build_model("gatgap", num_skims=2, vocab_size=64, units=8, heads=2, layers=2)
+    torch._dynamo.reset()
+    compiled = torch.compile(model, fullgraph=True, backend="eager")
+    torch.testing.assert_close(compiled(batch), model(batch))
+    with pytest.raises(torch._dynamo.exc.TorchDynamoException, match="data-dependent"):
+        compiled(_without_mother_index(batch))

@@ -34,7 +34,7 @@ def _batch(self_loops=False):
 @pytest.mark.parametrize("self_loops", [False, True])
 def test_variables_by_hand(self_loops):
     batch = _batch(self_loops)
-    assert final_state(batch.edge_index, batch.num_nodes).tolist() == [
+    assert final_state(batch.mother_index).tolist() == [
         False, False, False, True, True, True, True, True,  # event a
         True, False, False, True, True]  # event b: the root K_S0 has one daughter, it is not final
     expected = {
@@ -59,6 +59,16 @@ def test_unknown_variables_and_layouts_are_refused():
     batch = _batch()
     with pytest.raises(ConfigError, match="'mass' is not an event variable; choose one of n_particles"):
         event_variable(batch, "mass")
-    batch.edge_index = batch.edge_index.flip(1)  # (i -> mother, mother -> i) pairs
-    with pytest.raises(DataError, match="cannot tell mothers from daughters"):
+    del batch.mother_index  # a batch not built by smartbkg.data.graphs
+    with pytest.raises(DataError, match="no mother_index .* mothers cannot be told from daughters"):
         event_variable(batch, "visible_mass")
+
+
+def test_final_state_of_mothers_stored_after_their_daughters():
+    # pi0 (node 2) -> gamma gamma stored daughters first (nodes 0, 1), then a root photon (3)
+    event = _event([22, 22, 111, 22], [2, 2, -1, -1], [[1, 0, 0, 1], [1, 0, 0, -1], BIG, [2, 2, 0, 0]],
+                   event_id=1, self_loops=False)
+    batch = Batch.from_data_list([event, event])
+    assert final_state(batch.mother_index).tolist() == [True, True, False, True] * 2
+    # the final state sums to (E, px, py, pz) = (4, 2, 0, 0); the pi0 (BIG) is not in it
+    torch.testing.assert_close(event_variable(batch, "visible_mass"), torch.full((2,), math.sqrt(12.0)))

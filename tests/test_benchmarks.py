@@ -1,0 +1,104 @@
+"""The benchmark scripts run end to end at tiny sizes and write what they promise.
+
+Not benchmarks: nothing here looks at how fast anything is (figures on a loaded CI machine
+mean nothing). The tests keep the scripts from rotting between the sessions that measure with
+them: every model builds and steps, bf16 autocast and torch.compile run, and the JSON holds
+finite positive rates, the machine and the command.
+"""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from smartbkg.models import build_model
+from smartbkg.models.layers import count_parameters, default_vocab_size
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def run_script(name, *args):
+    """Run ``benchmarks/<name>.py`` with ``args``; returns its stdout (fails with its stderr)."""
+    done = subprocess.run([sys.executable, str(BENCHMARKS / f"{name}.py"), *map(str, args)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def positive(value):
+    return isinstance(value, float) and math.isfinite(value) and value > 0
+
+
+def test_models_benchmark_every_model_with_bf16_and_compile(tmp_path):
+    out = tmp_path / "models.json"
+    run_script("models", "--events", 40, "--batch-size", 16, "--train-batch-size", 16,
+               "--particles", 20, "--repeat", 1, "--max-seconds", 0.01, "--source", "synthetic",
+               "--bf16", "--compile", "deepsets", "--out", out)
+    result = json.loads(out.read_text())
+    assert result["machine"]["device"] == "cpu" and result["options"]["bf16"] is True
+    [sample] = result["samples"]
+    assert sample["events"] == 40
+    runs = {(r["model"], r["compiled"]): r for r in sample["results"]}
+    names = {"gatgap32", "ref_pyg_gatgap32", "gatgap32_gatv2", "gatgap128", "deepsets",
+             "transformer", "lorentz", "ref_part"}
+    assert set(runs) == {(name, False) for name in names} | {("deepsets", True)}
+    for run in runs.values():
+        for mode in ("infer", "train"):
+            assert positive(run[f"{mode}_events_per_s"]), (run["model"], mode)
+            assert run[f"{mode}_ms_per_event"] == pytest.approx(1e3 / run[f"{mode}_events_per_s"])
+    compiled = runs["deepsets", True]
+    assert compiled["infer_graphs_compiled"] >= 1 and compiled["train_graphs_compiled"] >= 1
+    assert compiled["infer_recompiles_while_timed"] == compiled["train_recompiles_while_timed"] == 0
+    # the package models are the registry's, at the sizes the README names
+    assert runs["transformer", False]["parameters"] == count_parameters(
+        build_model("transformer", num_skims=1, vocab_size=default_vocab_size()))
+    assert runs["gatgap32", False]["parameters"] == runs["ref_pyg_gatgap32", False]["parameters"]
+    assert runs["transformer", False]["parameters"] == runs["ref_part", False]["parameters"]
+
+
+def test_models_benchmark_refuses_to_compile_a_model_it_does_not_run(tmp_path):
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "models.py"), "--models", "deepsets",
+                           "--compile", "gatgap32", "--out", str(tmp_path / "x.json")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "--compile names models that are not run: ['gatgap32']" in done.stderr
+
+
+def test_data_pipeline_benchmark(tmp_path):
+    out = tmp_path / "data.json"
+    run_script("data_pipeline", "--events", 3000, "--pyg-events", 300, "--batch-size", 64,
+               "--row-group", 512, "--buffer-events", 1024, "--repeat", 1, "--out", out)
+    figures = json.loads(out.read_text())["figures"]
+    assert figures["events"] == 3000
+    for name in ("pipeline_stream", "pipeline_memory", "collate_fast", "collate_pyg"):
+        assert figures[name], name
+    assert positive(figures["collate_ratio"])
+
+
+def test_generate_benchmark(tmp_path):
+    out = tmp_path / "generate.json"
+    run_script("generate", "--events", 140, "--out", out)
+    result = json.loads(out.read_text())
+    assert result["events"] == 140
+    assert all(positive(float(v)) for v in result["events_per_s_per_core"].values())
+    assert len(result["per_type"]) == 7
+
+
+def test_train_benchmark(tmp_path):
+    out = tmp_path / "train.json"
+    run_script("train", "--models", "deepsets", "--events", 400, "--epochs", 2, "--threads", 1,
+               "--cache-dir", tmp_path / "cache", "--out", out)
+    run = json.loads(out.read_text())["models"]["deepsets"]
+    assert run["train_events"] + run["val_events"] == 400
+    assert [epoch["epoch"] for epoch in run["epochs"]] == [1, 2]
+    assert positive(run["train_events_per_s"]) and 0 <= run["best_val_auc"] <= 1
+
+
+def test_readers_benchmark(tmp_path):
+    out = tmp_path / "readers.json"
+    run_script("readers", "--events", 300, "--hepmc-events", 50, "--repeat", 1, "--out", out)
+    results = json.loads(out.read_text())["results"]
+    assert len(results) == 5
+    assert all(r["events_per_s"] > 0 and r["particles_per_event"] > 0 for r in results.values())

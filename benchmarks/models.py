@@ -24,10 +24,10 @@ On CPU (default) torch uses ``--threads`` threads (1: figures are per core). On 
 ``torch.compile(model, dynamic=True)``, as extra results next to their eager ones (``compiled``
 true/false in the JSON), each with its own cache of compiled graphs
 (``isolate_recompiles``); a model that reaches the recompile limit stops the benchmark rather
-than being timed in eager mode under a "compiled" label. ``dynamic=True`` makes every size symbolic from the first compile, so
-batches with other event counts, node counts and padded lengths (they change from batch to
-batch) reuse the compiled graphs instead of recompiling: one compile per model and mode
-(training mode is a second one). The JSON records, per compiled result, the graphs compiled in
+than being timed in eager mode under a "compiled" label. ``dynamic=True`` makes every size
+symbolic from the first compile, so batches with other event counts, node counts and padded
+lengths (they change from batch to batch) reuse the compiled graphs instead of recompiling:
+one compile per model and mode (training mode is a second one). The JSON records, per compiled result, the graphs compiled in
 warm-up and those compiled during the timed passes (``recompiles_while_timed``, expected 0).
 
 Every model and mode first makes one untimed warm-up pass over all batches (no time limit), so

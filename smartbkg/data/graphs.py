@@ -105,6 +105,11 @@ def mother_index(distance):
     return torch.arange(len(distance), dtype=torch.int64) - distance
 
 
+def has_mother(mother_index):
+    """(N,) bool, True for the nodes that have a mother, from ``mother_index`` (N,) int64."""
+    return mother_index != torch.arange(len(mother_index), device=mother_index.device)
+
+
 def edge_counts(n_roots, counts, self_loops=False):
     """(B,) edges per graph: two per non-root node, plus one per node with self-loops.
 

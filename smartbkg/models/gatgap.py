@@ -28,6 +28,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..data.graphs import has_mother
 from ..errors import ConfigError
 from . import register_model
 from .layers import Linear, NodeFeatureEncoding, default_vocab_size, linear, reset_all
@@ -62,8 +63,7 @@ def graph_structure(edge_index, num_nodes, mother_index=None):
     host-device synchronisation (the choice of path).
     """
     if mother_index is not None:
-        has_parent = (mother_index != torch.arange(num_nodes, device=mother_index.device))
-        return _tree(mother_index, has_parent[:, None].float())
+        return _tree(mother_index, has_mother(mother_index)[:, None].float())
     src, dst = edge_index
     down, up = src < dst, src > dst
     spare = num_nodes                 # the slot of edges that a count or the parents ignore

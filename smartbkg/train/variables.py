@@ -29,6 +29,7 @@ make them vary.
 import numpy as np
 import torch
 
+from ..data.graphs import has_mother
 from ..data.vocab import pdg_to_token
 from ..errors import ConfigError, DataError
 
@@ -82,8 +83,7 @@ def final_state(mother_index):
     if mother_index is None:
         raise DataError("the batch has no mother_index (the decay tree of the smartbkg.data.graphs batch contract), "
                         "so mothers cannot be told from daughters", field="mother_index")
-    is_daughter = mother_index != torch.arange(len(mother_index), device=mother_index.device)
-    daughters = torch.zeros_like(mother_index).index_add_(0, mother_index, is_daughter.long())
+    daughters = torch.zeros_like(mother_index).index_add_(0, mother_index, has_mother(mother_index).long())
     return daughters == 0
 
 

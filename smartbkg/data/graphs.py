@@ -110,6 +110,18 @@ def has_mother(mother_index):
     return mother_index != torch.arange(len(mother_index), device=mother_index.device)
 
 
+def host_offsets(batch):
+    """(B+1,) int64 node offsets of a ``Batch``, on the CPU where the batch allows.
+
+    PyG keeps a batch's slices per attribute (``_slice_dict``, what ``to_data_list`` reads) on
+    the CPU when the batch moves to a GPU, and those of ``x`` are its node offsets: sizes taken
+    from them need no host-device synchronisation. A batch without them gives ``batch.ptr``.
+    """
+    slices = getattr(batch, "_slice_dict", None) or {}
+    offsets = slices.get("x")
+    return offsets if offsets is not None and offsets.device.type == "cpu" else batch.ptr
+
+
 def edge_counts(n_roots, counts, self_loops=False):
     """(B,) edges per graph: two per non-root node, plus one per node with self-loops.
 

@@ -16,8 +16,11 @@ the later to the earlier particle.
 Batches are made dense and padded per batch with :func:`torch_geometric.utils.to_dense_batch`;
 padded keys are masked out of every attention (``-inf`` in the float mask) and padded queries
 are never read, so padding never changes the logits. The padded length and the number of real
-pairs are read once per forward from ``batch.ptr`` (:func:`dense_layout`, the forward's only
-host-device synchronisation on a GPU); every later shape follows from them.
+pairs are read once per forward from the node offsets (:func:`dense_layout`); every later shape
+follows from them. The offsets come from the batch's CPU bookkeeping
+(:func:`smartbkg.data.graphs.host_offsets`), so a batch built on the CPU and moved to a GPU (as
+the data layer's are) costs no host-device synchronisation; one without that bookkeeping costs
+one, reading ``batch.ptr``.
 
 Pair features are computed in float32 with autocast off (see
 :mod:`smartbkg.data.pair_features`); under bf16 autocast only their embedding MLP and the
@@ -29,6 +32,7 @@ import torch
 from torch import nn
 from torch_geometric.utils import to_dense_batch
 
+from ..data.graphs import host_offsets
 from ..data.pair_features import PAIR_FEATURES, dense_adjacency, pair_features
 from ..errors import ConfigError
 from . import register_model
@@ -39,8 +43,8 @@ from .layers import (MLP, ClassAttentionBlock, Linear, NodeFeatureEncoding, Self
 def dense_layout(ptr):
     """Padded length L and number P of unordered pairs i <= j of real particles of a batch.
 
-    ``ptr`` (B+1,) node offsets -> (L, P) Python ints: one host-device synchronisation on a GPU
-    (none on CPU), after which every shape of the dense batch is known.
+    ``ptr`` (B+1,) node offsets -> (L, P) Python ints: one host-device synchronisation if
+    ``ptr`` is on a GPU (none on the CPU), after which every shape of the dense batch is known.
     """
     lengths = ptr.diff()
     return torch.stack([lengths.max(), (lengths * (lengths + 1)).sum() // 2]).tolist()
@@ -157,7 +161,7 @@ class ParticleTransformer(nn.Module):
     # ----------------------------------------------------------------------------- forward
     def forward(self, batch):
         num_graphs = batch.num_graphs
-        length, num_pairs = dense_layout(batch.ptr)
+        length, num_pairs = dense_layout(host_offsets(batch))
         x, mask = to_dense_batch(batch.x, batch.batch, batch_size=num_graphs,
                                  max_num_nodes=length)
         pdg, _ = to_dense_batch(batch.pdg, batch.batch, batch_size=num_graphs,

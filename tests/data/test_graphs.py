@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch_geometric.data import Batch, Data
 
-from smartbkg.data.graphs import GraphStore, event_data, mother_distance, node_features, tree_edges
+from smartbkg.data.graphs import GraphStore, event_data, host_offsets, mother_distance, node_features, tree_edges
 from smartbkg.data.table import EventTable
 from smartbkg.data.vocab import pdg_to_token
 from smartbkg.errors import DataError
@@ -175,3 +175,16 @@ def test_data_items_are_copies(small_table):
 def test_pyg_data_interoperates():
     data = event_data(np.zeros((2, 8), np.float32), [1, 2], [-1, 0], y=[1], event_type=0)
     assert isinstance(data, Data) and data.num_nodes == 2 and data.num_edges == 2
+
+
+def test_host_offsets_stay_on_the_cpu_when_the_batch_moves(small_table):
+    """A batch moved to another device (here ``meta``, whose values cannot be read, as a GPU's
+    cannot without a synchronisation) still has its node offsets on the CPU."""
+    store = GraphStore(small_table)
+    for batch in (store.batch([2, 0]), Batch.from_data_list([store.data(2), store.data(0)])):
+        moved = batch.to("meta")
+        assert moved.ptr.device.type == "meta"
+        offsets = host_offsets(moved)
+        assert offsets.device.type == "cpu" and offsets.tolist() == [0, 5, 13]
+    plain = Batch(x=torch.zeros(3, 8), batch=torch.tensor([0, 1, 1]), ptr=torch.tensor([0, 1, 3]))
+    assert host_offsets(plain) is plain.ptr  # no slices: the batch's own ptr

@@ -5,10 +5,12 @@ import torch
 from torch_geometric.utils import to_dense_batch
 
 from batches import synthetic_batch
+from smartbkg.data.graphs import host_offsets
 from smartbkg.data.pair_features import dense_adjacency
 from smartbkg.errors import ConfigError
 from smartbkg.models import build_model
 from smartbkg.models.layers import ClassAttentionBlock, SelfAttentionBlock, attention_mask
+from smartbkg.models import transformer
 from smartbkg.models.transformer import dense_layout, real_pairs
 
 
@@ -111,3 +113,17 @@ def test_bf16_autocast_keeps_pair_features_in_float32():
     assert seen[1].dtype == torch.float32 and torch.equal(seen[1], seen[0])
     assert actual.dtype == torch.bfloat16
     torch.testing.assert_close(actual.float(), expected, atol=1e-2, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["transformer", "lorentz"])
+def test_sizes_come_from_the_host_offsets(name, monkeypatch):
+    """The padded length and pair count are read from the CPU copy of the offsets (no
+    host-device synchronisation for a batch moved to a GPU), not from ``batch.ptr``."""
+    batch = synthetic_batch(3, num_particles=9, vocab_size=50, seed=4)
+    batch.ptr = batch.ptr.clone()  # as after a move to a GPU: ptr is not the CPU offsets' tensor
+    seen = []
+    monkeypatch.setattr(transformer, "dense_layout", lambda ptr: seen.append(ptr) or dense_layout(ptr))
+    model = build_model(name, num_skims=1, vocab_size=50, dim=16, heads=2, blocks=1, cls_blocks=1,
+                        pair_hidden=8)
+    model(batch)
+    assert len(seen) == 1 and seen[0] is host_offsets(batch) and seen[0] is not batch.ptr

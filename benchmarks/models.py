@@ -193,7 +193,7 @@ def load_batches(args, source):
 
 def _sync(device):
     if device.startswith("cuda"):
-        torch.cuda.synchronize()
+        torch.cuda.synchronize(device)  # the device itself, not the current one (cuda:0)
 
 
 def timed_pass(step, batches, device, max_seconds=math.inf):

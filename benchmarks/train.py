@@ -116,7 +116,8 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
     overrides = json.loads(args.model_options)
-    device = torch.device("cuda" if args.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
+    # the Trainer's device (train.device): auto is the GPU when there is one
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
     out = Path(args.out or Path(__file__).parent / "results" / f"train_{'gpu' if device.type == 'cuda' else 'cpu'}.json")
     run_root = Path(tempfile.mkdtemp(prefix="smartbkg-bench-train-"))
     results = {"command": "python benchmarks/train.py " + " ".join(sys.argv[1:] if argv is None else argv),

@@ -97,22 +97,32 @@ def _load_error(path, exc):
     return f"cannot read checkpoint: truncated or corrupt torch file ({first[:160]})"
 
 
-def rng_state():
-    """The random states of python, numpy's legacy global generator, torch and CUDA (plain types)."""
+def _on_gpu(device):
+    return device is not None and torch.device(device).type == "cuda"
+
+
+def rng_state(device=None):
+    """The random states of python, numpy's legacy global generator, torch and, for a CUDA
+    ``device`` (this process's GPU), that GPU's generator (plain types; ``cuda`` None otherwise).
+
+    One GPU per process: a run saved on several GPUs resumes on any number of them, each rank
+    restoring its own state (the states of every visible GPU would not fit a smaller machine).
+    """
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     return {
         "python": random.getstate(),
         "numpy": [kind, torch.from_numpy(keys.copy()), int(pos), int(has_gauss), float(cached)],
         "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "cuda": torch.cuda.get_rng_state(device) if _on_gpu(device) else None,
     }
 
 
-def set_rng_state(state):
-    """Restore what :func:`rng_state` returned."""
+def set_rng_state(state, device=None):
+    """Restore what :func:`rng_state` returned; the GPU state goes to the CUDA ``device``, if
+    one is given and the state has one."""
     random.setstate(state["python"])
     kind, keys, pos, has_gauss, cached = state["numpy"]
     np.random.set_state((kind, keys.numpy(), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if isinstance(state["cuda"], torch.Tensor) and _on_gpu(device):
+        torch.cuda.set_rng_state(state["cuda"], device)

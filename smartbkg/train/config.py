@@ -127,8 +127,9 @@ class TrainConfig:
         calibrate_every_epoch: fit the sampling calibration on the validation set every epoch
             (else only for the final model).
         seed: seeds model initialisation, shuffling and dropout.
-        device: ``auto`` (GPU of the local rank when available), ``cpu`` or ``cuda``.
-        amp: ``auto`` (bf16 autocast on GPU, off on CPU), ``bf16`` or ``off``.
+        device: ``auto`` (GPU of the local rank when available), ``cpu``, ``cuda`` (the GPU of
+            the local rank) or ``cuda:N`` (one process only).
+        amp: ``auto`` (bf16 autocast on GPUs with native bf16, else off), ``bf16`` or ``off``.
         init_from: checkpoint to start from (fine-tuning); the model architecture is taken from it.
         reset_head: re-initialise the output head (``None``: when the skims differ from the
             checkpoint's).

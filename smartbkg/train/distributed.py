@@ -53,6 +53,9 @@ def setup_distributed(device="auto"):
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", str(rank)))
+    if world_size > 1 and device.startswith("cuda:"):
+        raise ConfigError(f"option train.device = {device!r} puts all {world_size} ranks on one GPU; "
+                          "use cuda or auto, and each rank takes the GPU of its LOCAL_RANK")
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda"):

@@ -99,7 +99,10 @@ class Trainer:
         config.data.retention = {skim: float(self.retention[skim]) for skim in self.skims}
         config.loss.options = {k: v for k, v in self.loss.config.items() if k != "name" and k not in SAMPLING_CONTEXT}
         self.early = EarlyStopping(self.monitor_mode, t.patience, t.min_delta)
-        self.amp = t.amp == "bf16" or (t.amp == "auto" and self.device.type == "cuda")
+        # auto: bf16 where the GPU computes it natively (Ampere and later); older GPUs emulate it
+        # slowly, so they train in float32
+        self.amp = t.amp == "bf16" or (t.amp == "auto" and self.device.type == "cuda"
+                                       and torch.cuda.is_bf16_supported(including_emulation=False))
         self.epoch = 0
         self.step = 0
         self.skipped_steps = 0
@@ -170,7 +173,8 @@ class Trainer:
         """Continue the run in ``run_dir`` from ``checkpoints/last.pt``.
 
         Model, optimiser, scheduler, early stopping, RNG states, history and epoch are restored,
-        so the continued run ends exactly as an uninterrupted one would. A run killed before its
+        so the continued run ends exactly as an uninterrupted one would (bit for bit on CPU; to
+        float rounding on a GPU, whose atomic scatters are not deterministic). A run killed before its
         first checkpoint (only ``config.yaml`` written) starts again from its configuration.
 
         Args:
@@ -210,7 +214,8 @@ class Trainer:
         # raised continues where it had stopped (the same decision as saved when it is unchanged).
         self.skipped_steps, self.stopped = state["skipped_steps"], self.early.should_stop
         self.history = list(state["history"])
-        set_rng_state(state["rng"][self.ctx.rank] if self.ctx.rank < len(state["rng"]) else state["rng"][0])
+        set_rng_state(state["rng"][self.ctx.rank] if self.ctx.rank < len(state["rng"]) else state["rng"][0],
+                      self.ctx.device)
 
     def state_dict(self, rng_states):
         """Everything needed to resume (see :mod:`smartbkg.train.checkpoint`)."""
@@ -486,7 +491,7 @@ def _check_skim(skim, skims):
 
 def _gather_rng(ctx):
     """The RNG states of every rank (a list indexed by rank), on the main rank."""
-    state = rng_state()
+    state = rng_state(ctx.device)
     if not ctx.distributed:
         return [state]
     import torch.distributed as dist

@@ -47,6 +47,21 @@ def test_rng_state_survives_the_file(tmp_path):
     assert random.random() == expected[2]
 
 
+def test_gpu_rng_state_is_that_of_the_process_device(monkeypatch):
+    """Each process saves and restores its own GPU's generator only, so a run saved on 4 GPUs
+    resumes on 1. No GPU here: torch.cuda's two generator functions are replaced by a record of
+    their calls (the rest of the state is real)."""
+    assert rng_state()["cuda"] is None and rng_state(torch.device("cpu"))["cuda"] is None
+    calls = []
+    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device: calls.append(("get", device)) or torch.ones(3))
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, device: calls.append(("set", device, state.tolist())))
+    state = rng_state(torch.device("cuda:3"))
+    set_rng_state(state, torch.device("cuda:0"))   # resumed on another machine's first GPU
+    set_rng_state(state)                            # or on a CPU: the GPU state is not used
+    set_rng_state({**state, "cuda": []})            # a checkpoint of an older format
+    assert calls == [("get", torch.device("cuda:3")), ("set", torch.device("cuda:0"), [1.0, 1.0, 1.0])]
+
+
 def test_failed_write_keeps_previous_checkpoint(tmp_path):
     path = tmp_path / "last.pt"
     save_checkpoint({"format": 1, "model": {"w": torch.ones(2)}}, path)

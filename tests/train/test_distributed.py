@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
+from smartbkg.errors import ConfigError
 from smartbkg.losses import build_loss
 from smartbkg.train.distributed import DistContext, cleanup_distributed, gather_rows, global_loss, setup_distributed
 
@@ -115,3 +116,12 @@ def test_training_on_two_ranks_equals_one_process(tiny_config, tmp_path):
     w2 = torch.load(tmp_path / "two" / "checkpoints" / "last.pt", weights_only=True)["model"]
     for name in w1:
         torch.testing.assert_close(w2[name], w1[name], rtol=1e-4, atol=1e-5)
+
+
+def test_one_named_gpu_for_several_ranks_is_refused(monkeypatch):
+    """Under torchrun, cuda:N would put every rank on GPU N (NCCL then fails on a duplicate GPU):
+    refused before any device or process group is touched."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    with pytest.raises(ConfigError, match="'cuda:1' puts all 2 ranks on one GPU; use cuda or auto"):
+        setup_distributed("cuda:1")

@@ -22,36 +22,27 @@ calibration         (best checkpoint, after training) the fitted sampling calibr
 ==================  ================================================================
 """
 
-import os
 import random
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..errors import DataError
+from ..files import atomic_write
 
 FORMAT_VERSION = 1
 
 
 def save_checkpoint(state, path):
-    """Write ``state`` to ``path`` atomically (temp file in the same folder, fsync, rename).
+    """Write ``state`` to ``path`` atomically (temp file in the same folder, fsync, rename;
+    :func:`smartbkg.files.atomic_write`).
 
-    A run killed while writing leaves the previous checkpoint intact.
+    A run killed while writing leaves the previous checkpoint intact; the file gets the usual
+    permissions (0666 less the umask).
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, "wb") as f:
+        torch.save(state, f)
 
 
 def load_checkpoint(path, map_location="cpu"):

@@ -14,7 +14,6 @@
 """
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from ..data.dataset import EventGraphDataset
 from ..data.loader import GraphLoader, plan_batches
 from ..data.preprocess import PreprocessConfig
 from ..errors import ConfigError, DataError
+from ..files import make_temp_dir
 from .distributed import barrier
 
 #: Skim trained on when none is named and the data is the embedded sample: the one with the
@@ -188,8 +188,7 @@ def embedded_sample(data_cfg, run_dir, *, ctx, quiet=False):
     cache = Path(d.cache_dir) if d.cache_dir else Path(run_dir) / "data"
     folder = cache / tag
     if ctx.is_main and not (folder / "metadata.json").is_file():
-        cache.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{tag}.", dir=cache))
+        tmp = make_temp_dir(cache, tag)
         if not quiet:
             print(f"generating the embedded sample: {d.generate_events} events (seed {d.generate_seed}) -> {folder}")
         workers = max(1, min(os.cpu_count() or 1, d.generate_events // 20_000))

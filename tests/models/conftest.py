@@ -2,7 +2,7 @@
 
 import pytest
 
-from batches import synthetic_batch
+from tests.models.batches import synthetic_batch
 
 VOCAB = 50
 

@@ -9,8 +9,8 @@ from torch_geometric.data import Batch, Data
 from torch_geometric.nn import GATConv, GATv2Conv
 from torch_geometric.nn.aggr import AttentionalAggregation
 
-from batches import synthetic_batch
-from invariance import permute_particles
+from tests.models.batches import synthetic_batch
+from tests.models.invariance import permute_particles
 from smartbkg.models import build_model
 from smartbkg.errors import ConfigError
 from smartbkg.models.gatgap import (GlobalAttentionPooling, TreeGATConv, TreeGATv2Conv,

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from batches import synthetic_batch
-from invariance import assert_invariant, lorentz_matrix, transform_momenta
+from tests.models.batches import synthetic_batch
+from tests.models.invariance import assert_invariant, lorentz_matrix, transform_momenta
 from smartbkg.models import build_model
 from smartbkg.models.layers import Attention, attention_mask
 from smartbkg.models.lorentz import update_vectors

@@ -4,8 +4,8 @@ finite gradients, and the capacity to fit a tiny sample. Parametrised over all m
 import torch
 from torch_geometric.data import Batch
 
-from batches import synthetic_batch
-from invariance import assert_invariant, permute_particles
+from tests.models.batches import synthetic_batch
+from tests.models.invariance import assert_invariant, permute_particles
 
 
 def test_logits_shape_and_finite(tiny_model, events):

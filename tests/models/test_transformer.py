@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch_geometric.utils import to_dense_batch
 
-from batches import synthetic_batch
+from tests.models.batches import synthetic_batch
 from smartbkg.data.graphs import host_offsets
 from smartbkg.data.pair_features import dense_adjacency
 from smartbkg.errors import ConfigError

@@ -33,6 +33,10 @@ from ..errors import ConfigError, DataError
 #: The seven Belle II generic background types, in the order of their integer codes.
 EVENT_TYPES = ("charged", "mixed", "uubar", "ddbar", "ssbar", "ccbar", "taupair")
 
+#: Event-type codes of the data the readers give by default: the seven types above and
+#: "unknown" (code 7), the type of events whose file names none (``default_event_type``).
+NUM_EVENT_TYPES = len(EVENT_TYPES) + 1
+
 #: Per-particle float fields, in storage order.
 FLOAT_FIELDS = ("prodTime", "x", "y", "z", "px", "py", "pz", "energy")
 

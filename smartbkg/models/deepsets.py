@@ -12,8 +12,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..data.table import NUM_EVENT_TYPES
 from . import register_model
-from .layers import MLP, Linear, NodeFeatureEncoding, default_vocab_size, init_embedding, reset_all
+from .layers import MLP, Linear, NodeFeatureEncoding, default_vocab_size, embed, init_embedding, reset_all
 
 
 @register_model("deepsets")
@@ -21,8 +22,9 @@ class DeepSets(nn.Module):
     """Sum-pooled per-particle MLP with event-type conditioning.
 
     Args:
-        num_skims: S, number of outputs.
-        num_event_types: number of event-type codes.
+        num_skims: S, number of outputs (default 1).
+        num_event_types: number of event-type codes (default 8: the seven generic types and
+            "unknown", :data:`smartbkg.data.table.NUM_EVENT_TYPES`).
         vocab_size: number of PDG tokens (default: the shipped vocabulary).
         pdg_dim: width of the PDG embedding.
         hidden: width of the hidden layers of phi and rho.
@@ -35,7 +37,7 @@ class DeepSets(nn.Module):
     -> (B, S) logits.
     """
 
-    def __init__(self, *, num_skims, num_event_types=7, vocab_size=None, pdg_dim=16,
+    def __init__(self, *, num_skims=1, num_event_types=NUM_EVENT_TYPES, vocab_size=None, pdg_dim=16,
                  hidden=128, layers=3):
         super().__init__()
         self.encode = NodeFeatureEncoding()
@@ -52,7 +54,8 @@ class DeepSets(nn.Module):
         init_embedding(self.event_embedding)
 
     def forward(self, batch):
-        h = self.phi(torch.cat([self.encode(batch.x), self.pdg_embedding(batch.pdg)], dim=1))
+        pdg = embed(self.pdg_embedding, batch.pdg, "vocab_size")
+        h = self.phi(torch.cat([self.encode(batch.x), pdg], dim=1))
         pooled = h.new_zeros(batch.num_graphs, h.shape[1]).index_add_(0, batch.batch, h)
-        state = self.rho(F.gelu(pooled + self.event_embedding(batch.event_type)))
+        state = self.rho(F.gelu(pooled + embed(self.event_embedding, batch.event_type, "num_event_types")))
         return self.head(F.gelu(state))

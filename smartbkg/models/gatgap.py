@@ -29,9 +29,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..data.graphs import has_mother
+from ..data.table import NUM_EVENT_TYPES
 from ..errors import ConfigError
 from . import register_model
-from .layers import Linear, NodeFeatureEncoding, default_vocab_size, linear, reset_all
+from .layers import Linear, NodeFeatureEncoding, default_vocab_size, embed, linear, reset_all
 
 
 class GraphStructure(NamedTuple):
@@ -293,8 +294,9 @@ class GATGAP(nn.Module):
     """Graph attention network with global attention pooling (Belle II smartBKG ``GATGAPModel``).
 
     Args:
-        num_skims: S, number of outputs (one logit per skim).
-        num_event_types: number of event-type codes (used when ``event_dim`` > 0).
+        num_skims: S, number of outputs (one logit per skim; default 1).
+        num_event_types: number of event-type codes (used when ``event_dim`` > 0; default 8:
+            the seven generic types and "unknown", :data:`smartbkg.data.table.NUM_EVENT_TYPES`).
         vocab_size: number of PDG tokens (default: the shipped vocabulary).
         units: U, units per head and width of the global state.
         heads: H, attention heads per layer.
@@ -315,7 +317,7 @@ class GATGAP(nn.Module):
     :func:`graph_structure`.
     """
 
-    def __init__(self, *, num_skims, num_event_types=7, vocab_size=None, units=32, heads=4,
+    def __init__(self, *, num_skims=1, num_event_types=NUM_EVENT_TYPES, vocab_size=None, units=32, heads=4,
                  layers=6, pdg_dim=8, event_dim=0, negative_slope=0.2, activation_slope=0.01,
                  attention="gat"):
         super().__init__()
@@ -340,9 +342,9 @@ class GATGAP(nn.Module):
         reset_all(self)
 
     def forward(self, batch):
-        parts = [self.pdg_embedding(batch.pdg), self.encode(batch.x)]
+        parts = [embed(self.pdg_embedding, batch.pdg, "vocab_size"), self.encode(batch.x)]
         if self.event_embedding is not None:
-            parts.append(self.event_embedding(batch.event_type)[batch.batch])
+            parts.append(embed(self.event_embedding, batch.event_type, "num_event_types")[batch.batch])
         h = torch.cat(parts, dim=1)
         graph = graph_structure(batch.edge_index, h.shape[0], batch.get("mother_index"))
         state = None

@@ -19,6 +19,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..errors import ConfigError
+
 #: Scales s_k of the node features [prodTime ns, x, y, z cm, E, px, py, pz GeV].
 NODE_SCALES = (1e-3, 1e-2, 1e-2, 1e-2, 1.0, 1.0, 1.0, 1.0)
 
@@ -218,6 +220,27 @@ def init_embedding(embedding, std=0.02):
     nn.init.normal_(weight, std=std)
 
 
+def embed(embedding, codes, option):
+    """``embedding(codes)``, with a one-line error naming the constructor ``option`` that sets
+    the table size when a code falls outside it.
+
+    ``codes`` (n,) int64 -> (n, dim). The check runs on the CPU, outside tracing, compiling and
+    ONNX export (on a GPU it would wait for the device; there an out-of-range code stops the
+    process with a device-side assertion).
+
+    Raises:
+        ConfigError: a code < 0 or >= ``embedding.num_embeddings``.
+    """
+    if (codes.device.type == "cpu" and codes.numel() and not torch.jit.is_tracing()
+            and not torch.onnx.is_in_onnx_export() and not torch.compiler.is_compiling()):
+        low, high = int(codes.min()), int(codes.max())
+        size = embedding.num_embeddings
+        if low < 0 or high >= size:
+            raise ConfigError(f"{option}={size} but the batch has code {low if low < 0 else high}: build the model "
+                              f"with {option} >= {high + 1} (the data's number of codes)")
+    return embedding(codes)
+
+
 def count_parameters(module):
     """Number of trainable parameters of ``module``."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
@@ -225,5 +248,5 @@ def count_parameters(module):
 
 __all__ = ["NODE_SCALES", "INVARIANT_SCALE", "linear", "Linear", "NodeFeatureEncoding",
            "encode_invariant", "MLP", "attention_mask", "Attention", "SelfAttentionBlock",
-           "ClassAttentionBlock", "reset_all", "init_embedding", "count_parameters",
+           "ClassAttentionBlock", "reset_all", "init_embedding", "embed", "count_parameters",
            "default_vocab_size"]

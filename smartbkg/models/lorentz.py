@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from ..data.pair_features import minkowski_mass2, pair_features
+from ..data.table import NUM_EVENT_TYPES
 from . import register_model
 from .layers import Linear, encode_invariant
 from .transformer import ParticleTransformer
@@ -54,7 +55,7 @@ class LorentzTransformer(ParticleTransformer):
     Forward: a PyG ``Batch`` (contract) -> (B, S) logits.
     """
 
-    def __init__(self, *, num_skims, num_event_types=7, vocab_size=None, dim=128, heads=8,
+    def __init__(self, *, num_skims=1, num_event_types=NUM_EVENT_TYPES, vocab_size=None, dim=128, heads=8,
                  blocks=8, cls_blocks=2, mlp_ratio=4, pair_hidden=64, pair_bias="shared",
                  adjacency=True, invariant=True, vector_update=False, dropout=0.0):
         self.invariant, self.vector_update = invariant, vector_update

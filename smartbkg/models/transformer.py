@@ -34,10 +34,11 @@ from torch_geometric.utils import to_dense_batch
 
 from ..data.graphs import host_offsets
 from ..data.pair_features import PAIR_FEATURES, dense_adjacency, pair_features
+from ..data.table import NUM_EVENT_TYPES
 from ..errors import ConfigError
 from . import register_model
 from .layers import (MLP, ClassAttentionBlock, Linear, NodeFeatureEncoding, SelfAttentionBlock,
-                     attention_mask, default_vocab_size, init_embedding, reset_all)
+                     attention_mask, default_vocab_size, embed, init_embedding, reset_all)
 
 
 def dense_layout(ptr):
@@ -67,8 +68,9 @@ class ParticleTransformer(nn.Module):
     """Transformer over the particles of an event with pair-feature attention biases.
 
     Args:
-        num_skims: S, number of outputs.
-        num_event_types: number of event-type codes (embedding rows).
+        num_skims: S, number of outputs (default 1).
+        num_event_types: number of event-type codes (embedding rows; default 8: the seven
+            generic types and "unknown", :data:`smartbkg.data.table.NUM_EVENT_TYPES`).
         vocab_size: number of PDG tokens (default: the shipped vocabulary).
         dim: D, token width.
         heads: H, attention heads (D divisible by H).
@@ -85,7 +87,7 @@ class ParticleTransformer(nn.Module):
     Forward: a PyG ``Batch`` (contract) -> (B, S) logits.
     """
 
-    def __init__(self, *, num_skims, num_event_types=7, vocab_size=None, dim=128, heads=8,
+    def __init__(self, *, num_skims=1, num_event_types=NUM_EVENT_TYPES, vocab_size=None, dim=128, heads=8,
                  blocks=8, cls_blocks=2, mlp_ratio=4,
                  pair_features=("adjacency", "ln_m2", "angle"), pair_hidden=64,
                  pair_bias="shared", dropout=0.0):
@@ -170,8 +172,8 @@ class ParticleTransformer(nn.Module):
         adjacency = (dense_adjacency(batch.edge_index, batch.batch, batch.ptr, length)
                      if "adjacency" in self.pair_names else None)
         pairs = real_pairs(mask, num_pairs) if self.pair_embedding is not None else None
-        event = self.event_embedding(batch.event_type)[:, None]
-        h = self.node_embedding(self.node_inputs(x, p4)) + self.pdg_embedding(pdg) + event
+        event = embed(self.event_embedding, batch.event_type, "num_event_types")[:, None]
+        h = self.node_embedding(self.node_inputs(x, p4)) + embed(self.pdg_embedding, pdg, "vocab_size") + event
         h = self.encode_particles(h, p4, mask, adjacency, pairs)
         cls = self.cls_token.expand(num_graphs, -1, -1) + event
         cls_mask = torch.cat([mask.new_ones(num_graphs, 1), mask], dim=1)[:, None, None, :]

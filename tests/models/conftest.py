@@ -2,6 +2,7 @@
 
 import pytest
 
+from smartbkg.data.table import EVENT_TYPES
 from tests.models.batches import synthetic_batch
 
 VOCAB = 50
@@ -42,7 +43,8 @@ def tiny_model(request):
     import torch
 
     torch.manual_seed(0)
-    return name, build_model(name, num_skims=2, vocab_size=VOCAB, **cfg)
+    # The data's sizes, as the trainer passes them: the synthetic events have the 7 generic types.
+    return name, build_model(name, num_skims=2, num_event_types=len(EVENT_TYPES), vocab_size=VOCAB, **cfg)
 
 
 @pytest.fixture(scope="session")

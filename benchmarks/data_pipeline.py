@@ -5,7 +5,7 @@ One run, the same events for every figure (``--source synthetic``: seeded random
 embedded Pythia sample), one CPU thread (torch and pyarrow), so the numbers are per core. Measured (events per second):
 
 * ``pipeline_stream``: streaming loader over parquet shards, i.e. read row groups + validate +
-  preprocess + PDG tokens + batches (``EventGraphDataset(..., in_memory=False)`` + ``GraphLoader``);
+  preprocess + PDG tokens + batches (``StreamingEventGraphDataset(...)`` + ``GraphLoader``);
 * ``pipeline_memory``: the same work through the in-memory dataset (read all, preprocess,
   build the flat tensors once) followed by one shuffled epoch of batches;
 * ``collate_fast``: batches cut by ``GraphStore.batches`` from the flat tensors, as the loader
@@ -42,7 +42,7 @@ import pyarrow as pa
 import torch
 from torch_geometric.data import Batch
 
-from smartbkg.data.dataset import EventGraphDataset
+from smartbkg.data.dataset import EventGraphDataset, StreamingEventGraphDataset
 from smartbkg.data.graphs import GraphStore
 from smartbkg.data.loader import GraphLoader
 from smartbkg.data.parquet import write_parquet
@@ -140,7 +140,7 @@ def main(argv=None):
         figures["shard_bytes_per_event"] = shard.stat().st_size / len(table)
 
         def stream():
-            dataset = EventGraphDataset([shard], in_memory=False, buffer_events=args.buffer_events)
+            dataset = StreamingEventGraphDataset([shard], buffer_events=args.buffer_events)
             return sum(b.num_graphs for b in GraphLoader(dataset, args.batch_size, shuffle=True, seed=1))
 
         def memory():

@@ -2,9 +2,10 @@
 
 :class:`EventGraphDataset` is a PyG ``Dataset`` (``len``, indexing -> ``Data``, works with
 ``torch_geometric.loader.DataLoader``) that holds all events as flat tensors
-(:class:`~smartbkg.data.graphs.GraphStore`). With ``in_memory=False`` it returns a
-:class:`StreamingEventGraphDataset` instead, an ``IterableDataset`` that reads parquet row groups
-one buffer at a time, for samples that do not fit in memory.
+(:class:`~smartbkg.data.graphs.GraphStore`). :class:`StreamingEventGraphDataset` is a torch
+``IterableDataset`` of PyG ``Data`` (PyG has no iterable dataset class) that reads parquet row
+groups one buffer at a time, for samples that do not fit in memory. One class per behaviour:
+each is an instance of what it is.
 
 The in-memory dataset reads every format :func:`~smartbkg.data.read_events` knows or takes an
 :class:`~smartbkg.data.table.EventTable`; streaming reads parquet shards (smartbkg or Belle II
@@ -106,8 +107,6 @@ class EventGraphDataset(Dataset):
         preprocess: :class:`PreprocessConfig` (default Belle II), or None for raw particles.
         strict: raise :class:`~smartbkg.errors.DataError` on the first bad event instead of
             skipping and counting it.
-        in_memory: False returns a :class:`StreamingEventGraphDataset` (parquet sources only);
-            the remaining keyword arguments are passed on to it.
         self_loops: add i->i edges to every graph.
         transform: PyG transform applied to items (``dataset[i]``; the fast
             :class:`~smartbkg.data.loader.GraphLoader` refuses datasets with a transform).
@@ -124,13 +123,8 @@ class EventGraphDataset(Dataset):
         table: the preprocessed :class:`EventTable`; store: its :class:`GraphStore`.
     """
 
-    def __new__(cls, *args, in_memory=True, **kwargs):
-        if not in_memory:
-            return StreamingEventGraphDataset(*args, **kwargs)
-        return super().__new__(cls)
-
-    def __init__(self, source, skims=None, *, preprocess=PreprocessConfig(), strict=False, in_memory=True,
-                 self_loops=False, transform=None, read_options=None):
+    def __init__(self, source, skims=None, *, preprocess=PreprocessConfig(), strict=False, self_loops=False,
+                 transform=None, read_options=None):
         super().__init__(None, transform)
         self.preprocess_config = preprocess
         if isinstance(source, EventTable):
@@ -232,8 +226,8 @@ class StreamingEventGraphDataset(torch.utils.data.IterableDataset):
         if buffer_events < 1:
             raise ConfigError(f"buffer_events must be at least 1, got {buffer_events}")
         if isinstance(source, EventTable):
-            raise ConfigError("streaming (in_memory=False) reads parquet paths, not an EventTable: keep the table "
-                              "in memory, or write it with write_parquet first")
+            raise ConfigError("StreamingEventGraphDataset reads parquet paths, not an EventTable: keep the table "
+                              "in memory (EventGraphDataset), or write it with write_parquet first")
         self.paths = parquet_paths(source)
         skims = skim_names(skims)
         self.preprocess_config, self.strict, self.self_loops = preprocess, strict, self_loops

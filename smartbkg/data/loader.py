@@ -9,10 +9,11 @@ How an epoch is cut (:func:`plan_batches`):
 * all ranks shuffle the same way (seed, epoch) and rank r takes the slice
   ``[r*N//W, (r+1)*N//W)`` of the epoch's event sequence: the ranks' events are disjoint and
   together cover every event exactly once;
-* every rank gets the same number of batches, ``ceil(ceil(N/W) / batch_size)``, and cuts its
-  events into batches whose sizes differ by at most one (at most ``batch_size`` each). There is
-  no runt last batch, which matters for losses computed on a whole batch (speedup), and DDP
-  needs no ``Join`` context because no rank runs out of batches before the others;
+* batches hold ``batch_size`` events and the last batch of the epoch holds the rest, as with
+  torch's and PyG's ``DataLoader`` (300 events in batches of 32: nine of 32 and one of 12);
+* every rank gets the same number of batches, ``ceil(ceil(N/W) / batch_size)``, so DDP needs no
+  ``Join`` context: a rank whose slice is one event shorter than the longest has one event less
+  in its last batch, or, where that would leave it empty, in the one before;
 * with ``drop_last=True`` every batch has exactly ``batch_size`` events and each rank uses the
   first ``(N//W // batch_size) * batch_size`` events of its slice (a different set each epoch
   when shuffling).
@@ -32,18 +33,24 @@ from .dataset import EventGraphDataset, StreamingEventGraphDataset, resolve_shar
 from .preprocess import PreprocessStats
 
 
-def plan_batches(n_events, batch_size, rank=0, world_size=1, drop_last=False):
+def plan_batches(n_events, batch_size, rank=0, world_size=1, drop_last=False, min_size=1):
     """Cut one epoch's sequence of events into this rank's batches.
 
     Args:
         n_events: events in the epoch (all ranks together).
-        batch_size: largest batch (events per rank and step).
+        batch_size: events per batch (per rank and step); the last batch holds the rest.
         rank, world_size: this rank and the number of ranks.
         drop_last: exactly ``batch_size`` events per batch, leaving out the rest.
+        min_size: fewest events of a batch: the last batches take events from the ones before
+            to reach it (e.g. the number of ranks that share each batch).
 
     Returns:
         (n_batches + 1,) int64 positions in the epoch's sequence; batch k is
         ``[cuts[k], cuts[k + 1])``. ``n_batches`` is the same on every rank.
+
+    Raises:
+        ConfigError: ``batch_size`` < 1, or too few events for every rank's batches to hold
+            ``min_size`` events.
     """
     if batch_size < 1:
         raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
@@ -54,11 +61,13 @@ def plan_batches(n_events, batch_size, rank=0, world_size=1, drop_last=False):
     largest = -(-n_events // world_size)  # events of the largest rank slice
     n_batches = -(-largest // batch_size)
     count = hi - lo
-    if count < n_batches:
-        raise ConfigError(f"cannot give all {world_size} ranks the same number of batches of {n_events} events "
-                          f"with batch_size {batch_size}; use a batch_size of 2 or more, or drop_last=True")
+    if count < n_batches * min_size:
+        raise ConfigError(f"cannot give all {world_size} rank(s) the same number ({n_batches}) of batches of at least "
+                          f"{min_size} event(s) out of {n_events} events with batch_size {batch_size}; use a larger "
+                          "batch_size or more events, or drop_last=True")
+    # Full batches first; the last ones give up events so that each keeps min_size.
     k = np.arange(n_batches + 1, dtype=np.int64)
-    return lo + k * (count // max(n_batches, 1)) + np.minimum(k, count % max(n_batches, 1))
+    return lo + np.minimum(k * batch_size, count - (n_batches - k) * min_size)
 
 
 class GraphLoader:
@@ -66,7 +75,8 @@ class GraphLoader:
 
     Args:
         dataset: in-memory (or an index subset of one, e.g. ``dataset[train_idx]``) or streaming.
-        batch_size: largest number of events per batch on this rank.
+        batch_size: events per batch on this rank; the last batch of an epoch holds the rest
+            (:func:`plan_batches`).
         shuffle: shuffle events every epoch (seed, epoch); streaming datasets shuffle row-group
             order and events within buffers.
         seed: shuffling seed (the same on every rank).

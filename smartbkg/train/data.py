@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.dataset import EventGraphDataset
+from ..data.dataset import EventGraphDataset, StreamingEventGraphDataset
 from ..data.loader import GraphLoader, plan_batches
 from ..data.preprocess import PreprocessConfig
 from ..errors import ConfigError, DataError
@@ -92,7 +92,7 @@ def build_splits(data_cfg, run_dir, *, ctx, quiet=False):
         val = full[np.sort(order[:n_val])] if n_val else None
         test = full[np.sort(order[n_val:n_val + n_test])] if n_test else None
     else:
-        full = train = EventGraphDataset(paths, skims=skims, preprocess=preprocess, in_memory=False)
+        full = train = StreamingEventGraphDataset(paths, skims=skims, preprocess=preprocess)
         skims, val, test = train.skims, None, None
         if d.event_types is not None:
             raise ConfigError("data.event_types is not supported for streaming training data; "
@@ -132,9 +132,10 @@ def make_loader(dataset, data_cfg, seed, ctx, *, train):
 class GlobalBatchLoader:
     """Batches of an in-memory dataset that are the same whatever the number of DDP ranks.
 
-    Each epoch the events are shuffled by (seed, epoch) and cut into global batches of at most
-    ``batch_size`` events (sizes differing by at most one, :func:`smartbkg.data.loader.plan_batches`);
-    rank r of K takes events ``[n*r//K, n*(r+1)//K)`` of each global batch of n events.
+    Each epoch the events are shuffled by (seed, epoch) and cut into global batches of
+    ``batch_size`` events, the last one holding the rest but at least K events
+    (:func:`smartbkg.data.loader.plan_batches`); rank r of K takes events ``[n*r//K, n*(r+1)//K)``
+    of each global batch of n events.
 
     Args:
         dataset: :class:`~smartbkg.data.dataset.EventGraphDataset` or an index subset of one.
@@ -146,13 +147,13 @@ class GlobalBatchLoader:
     def __init__(self, dataset, batch_size, *, shuffle, seed, ctx):
         self.loader = GraphLoader(dataset, batch_size, shuffle=shuffle, seed=seed, rank=0, world_size=1)
         self.rank, self.world_size = ctx.rank, ctx.world_size
-        smallest = int(np.diff(self._cuts()).min(initial=self.world_size))
-        if smallest < self.world_size:
-            raise ConfigError(f"batches of {smallest} events cannot be shared by {self.world_size} ranks; "
-                              "use a larger data.batch_size or more events")
+        if batch_size < self.world_size:
+            raise ConfigError(f"batches of {batch_size} events cannot be shared by {self.world_size} ranks; "
+                              f"use a data.batch_size of at least {self.world_size}")
+        self._cuts()  # fail early on too few events
 
     def _cuts(self):
-        return plan_batches(len(self.loader.dataset), self.loader.batch_size)
+        return plan_batches(len(self.loader.dataset), self.loader.batch_size, min_size=self.world_size)
 
     @property
     def dataset(self):

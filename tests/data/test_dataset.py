@@ -3,6 +3,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
+import torch_geometric
 from torch_geometric.loader import DataLoader as PyGDataLoader
 
 from smartbkg.data.dataset import EventGraphDataset, StreamingEventGraphDataset
@@ -118,20 +119,28 @@ def test_missing_or_wrong_input(tmp_path, small_table):
     with pytest.raises(DataError, match="no such file"):
         EventGraphDataset(tmp_path / "nope.parquet")
     with pytest.raises(DataError, match="no such file"):
-        EventGraphDataset(tmp_path / "nope.parquet", in_memory=False)
+        StreamingEventGraphDataset(tmp_path / "nope.parquet")
     write_hdf5(small_table, tmp_path / "events.h5")
     assert len(EventGraphDataset(tmp_path / "events.h5")) == 3
     with pytest.raises(ConfigError, match="parquet shards only"):
-        EventGraphDataset(tmp_path / "events.h5", in_memory=False)
+        StreamingEventGraphDataset(tmp_path / "events.h5")
+
+
+def test_each_class_is_what_it_does(shards):
+    paths, table = shards
+    memory, stream = EventGraphDataset(paths), StreamingEventGraphDataset(paths)
+    assert isinstance(memory, torch_geometric.data.Dataset) and type(memory) is EventGraphDataset
+    assert isinstance(stream, torch.utils.data.IterableDataset) and not isinstance(stream, EventGraphDataset)
+    assert isinstance(next(iter(stream)), torch_geometric.data.Data)
 
 
 def test_api_misuse_gets_clear_answers(shards):
     paths, table = shards
-    with pytest.raises(ConfigError, match="streaming .* reads parquet paths, not an EventTable"):
-        EventGraphDataset(table, in_memory=False)
+    with pytest.raises(ConfigError, match="StreamingEventGraphDataset reads parquet paths, not an EventTable"):
+        StreamingEventGraphDataset(table)
     # One skim name is a skim, not a list of letters, for tables, files and streams alike.
     for ds in (EventGraphDataset(table, "leptonic"), EventGraphDataset(paths, skims="leptonic"),
-               EventGraphDataset(paths, skims="leptonic", in_memory=False)):
+               StreamingEventGraphDataset(paths, skims="leptonic")):
         assert ds.skims == ("leptonic",) and ds.label_counts == {"leptonic": int(table.labels[:, 1].sum())}
 
 
@@ -145,7 +154,7 @@ def test_without_preprocessing_keeps_all_particles(shards):
 def test_streaming_equals_in_memory(shards, shuffle):
     paths, _ = shards
     memory = EventGraphDataset(paths, self_loops=True)
-    stream = EventGraphDataset(paths, in_memory=False, self_loops=True, buffer_events=9, shuffle=shuffle, seed=2)
+    stream = StreamingEventGraphDataset(paths, self_loops=True, buffer_events=9, shuffle=shuffle, seed=2)
     assert isinstance(stream, StreamingEventGraphDataset)
     assert stream.num_events == 60 and stream.skims == memory.skims and stream.event_types == memory.event_types
     expected = items_by_id(memory[i] for i in range(len(memory)))
@@ -169,25 +178,25 @@ def test_streaming_skips_and_counts_events_that_cannot_be_built(tmp_path, random
     pq.write_table(data.set_column(0, "particles", particles).replace_schema_metadata(None), tmp_path / "t.parquet",
                    row_group_size=7)
     memory = EventGraphDataset(tmp_path / "t.parquet")
-    stream = EventGraphDataset(tmp_path / "t.parquet", in_memory=False, buffer_events=9, seed=1)
+    stream = StreamingEventGraphDataset(tmp_path / "t.parquet", buffer_events=9, seed=1)
     items = list(stream)
     assert len(items) == len(memory) == 28
     assert_same_items(items_by_id(items), items_by_id(memory[i] for i in range(len(memory))))
     assert stream.report.skipped == memory.report.skipped == {"duplicate particle index": 2}
     assert stream.report.read == memory.report.read == 30
     with pytest.raises(DataError, match=r"t\.parquet: event 3005: field 'index': duplicate particle index"):
-        list(EventGraphDataset(tmp_path / "t.parquet", in_memory=False, shuffle=False, strict=True))
+        list(StreamingEventGraphDataset(tmp_path / "t.parquet", shuffle=False, strict=True))
 
 
 def test_streaming_without_shuffle_keeps_file_order(shards):
     paths, _ = shards
     memory = EventGraphDataset(paths)
-    stream = EventGraphDataset(paths, in_memory=False, shuffle=False)
+    stream = StreamingEventGraphDataset(paths, shuffle=False)
     assert [int(d.event_id) for d in stream] == memory.table.event_id.tolist()
 
 
 def test_streaming_shuffle_depends_on_seed_and_epoch(shards):
-    stream = EventGraphDataset(shards[0], in_memory=False, buffer_events=20, seed=1)
+    stream = StreamingEventGraphDataset(shards[0], buffer_events=20, seed=1)
     order = lambda: [int(d.event_id) for d in stream]  # noqa: E731
     first = order()
     assert order() == first
@@ -197,14 +206,14 @@ def test_streaming_shuffle_depends_on_seed_and_epoch(shards):
 
 
 def test_streaming_with_pyg_dataloader_workers(shards):
-    stream = EventGraphDataset(shards[0], in_memory=False, buffer_events=10)
+    stream = StreamingEventGraphDataset(shards[0], buffer_events=10)
     ids = [int(i) for b in PyGDataLoader(stream, batch_size=4, num_workers=2) for i in b.event_id]
     assert sorted(ids) == sorted(EventGraphDataset(shards[0]).table.event_id.tolist())
 
 
 def test_streaming_label_counts_before_preprocessing(shards):
     paths, table = shards
-    stream = EventGraphDataset(paths, in_memory=False)
+    stream = StreamingEventGraphDataset(paths)
     assert stream.label_counts == dict(zip(table.skims, table.labels.sum(0).tolist()))
     weight = np.concatenate([np.ones(25), table.weight[25:]])
     assert stream.retention["hadronic"] == pytest.approx((weight * table.labels[:, 0]).sum() / weight.sum())
@@ -218,7 +227,7 @@ def test_events_with_bad_weights_are_skipped_and_left_out_of_the_retention(tmp_p
     write_parquet(table, tmp_path / "w.parquet")
     usable = np.isfinite(weight) & (weight >= 0)  # events 0, 1, 3, 5, 7: weights 1 2 1 1 3
     memory = EventGraphDataset(tmp_path / "w.parquet", preprocess=None)
-    stream = EventGraphDataset(tmp_path / "w.parquet", preprocess=None, in_memory=False)
+    stream = StreamingEventGraphDataset(tmp_path / "w.parquet", preprocess=None)
     assert dict(memory.report.skipped) == {"non-finite weight": 2, "negative weight": 1}
     np.testing.assert_array_equal(memory.table.event_id, table.event_id[usable])
     for ds in (memory, stream):
@@ -233,7 +242,7 @@ def test_event_types_are_merged_by_name(tmp_path, random_table):
     write_parquet(b, tmp_path / "b.parquet")
     paths = [tmp_path / "a.parquet", tmp_path / "b.parquet"]
     memory = EventGraphDataset(paths, preprocess=PreprocessConfig())
-    stream = EventGraphDataset(paths, in_memory=False, shuffle=False)
+    stream = StreamingEventGraphDataset(paths, shuffle=False)
     assert memory.event_types == stream.event_types and "signal" in memory.event_types
     signal = memory.event_types.index("signal")
     assert [int(d.event_type) for d in stream] == memory.store.event_type.tolist()
@@ -248,6 +257,6 @@ def test_unknown_pdg_ids_are_noted(tmp_path, small_table):
     key = "particles with unknown PDG id 777777"
     assert EventGraphDataset(table).report.notes[key] == 2
     assert EventGraphDataset(tmp_path / "u.parquet").report.notes[key] == 2
-    loader = GraphLoader(EventGraphDataset(tmp_path / "u.parquet", in_memory=False), 2)
+    loader = GraphLoader(StreamingEventGraphDataset(tmp_path / "u.parquet"), 2)
     tokens = torch.cat([b.pdg for b in loader])
     assert loader.report.notes[key] == 2 and int((tokens == 0).sum()) == 2

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from smartbkg.data.dataset import EventGraphDataset
+from smartbkg.data.dataset import EventGraphDataset, StreamingEventGraphDataset
 from smartbkg.data.loader import GraphLoader, plan_batches
 from smartbkg.data.parquet import write_parquet
 from smartbkg.errors import ConfigError
@@ -24,8 +24,10 @@ def test_plan_covers_every_event_once_with_equal_batch_counts(n, batch_size, wor
     for p in plans:
         sizes = np.diff(p)
         assert np.all(sizes <= batch_size) and np.all(sizes >= 1)
-        assert len(sizes) == 0 or np.ptp(sizes) <= 1
+        assert np.all(sizes[:-2] == batch_size)  # full batches but the last (or, one event short, the last two)
         assert len(sizes) == -(-(-(-n // world)) // batch_size)  # ceil(ceil(n / world) / batch_size)
+    longest = plans[-1]  # the last rank's slice is never shorter than another's
+    assert np.all(np.diff(longest)[:-1] == batch_size)
 
 
 @pytest.mark.parametrize("n, batch_size, world", [(100, 16, 3), (7, 2, 2), (5, 8, 1)])
@@ -38,10 +40,24 @@ def test_plan_drop_last(n, batch_size, world):
 
 
 def test_plan_by_hand():
-    np.testing.assert_array_equal(plan_batches(1000, 256), [0, 250, 500, 750, 1000])
-    np.testing.assert_array_equal(plan_batches(10, 4, rank=1, world_size=2), [5, 8, 10])
-    with pytest.raises(ConfigError, match="batch_size of 2"):
+    # As torch's and PyG's loaders: full batches, the rest in the last one.
+    np.testing.assert_array_equal(plan_batches(300, 32), [*range(0, 300, 32), 300])
+    np.testing.assert_array_equal(plan_batches(1000, 256), [0, 256, 512, 768, 1000])
+    np.testing.assert_array_equal(plan_batches(10, 4, rank=1, world_size=2), [5, 9, 10])
+    # 65 events on 2 ranks: rank 1 has 33 (32 + 1), rank 0 has 32, cut 31 + 1 to keep 2 batches.
+    np.testing.assert_array_equal(plan_batches(65, 32, rank=0, world_size=2), [0, 31, 32])
+    np.testing.assert_array_equal(plan_batches(65, 32, rank=1, world_size=2), [32, 64, 65])
+    # min_size: the last batch takes events from the one before.
+    np.testing.assert_array_equal(plan_batches(289, 32, min_size=4), [*range(0, 288, 32), 285, 289])
+    with pytest.raises(ConfigError, match="larger batch_size"):
         plan_batches(3, 1, rank=0, world_size=2)
+
+
+def test_loader_batches_are_full_but_the_last(random_table):
+    dataset = EventGraphDataset(random_table(300, seed=2, max_particles=3))
+    sizes = [b.num_graphs for b in GraphLoader(dataset, batch_size=32, seed=1)]
+    assert sizes == [32] * 9 + [12]
+    assert [b.num_graphs for b in GraphLoader(dataset, batch_size=32, drop_last=True)] == [32] * 9
 
 
 @pytest.fixture
@@ -109,7 +125,7 @@ def shard_paths(tmp_path, random_table):
 
 @pytest.mark.parametrize("world, workers", [(1, 0), (2, 2), (3, 0), (3, 2)])
 def test_streaming_ranks_and_workers_cover_every_event_once(shard_paths, world, workers):
-    stream = EventGraphDataset(shard_paths, in_memory=False, buffer_events=12)
+    stream = StreamingEventGraphDataset(shard_paths, buffer_events=12)
     expected = sorted(EventGraphDataset(shard_paths).table.event_id.tolist())
     for epoch in (0, 1):
         seen, counts = [], []
@@ -126,7 +142,7 @@ def test_streaming_ranks_and_workers_cover_every_event_once(shard_paths, world, 
 
 
 def test_streaming_is_deterministic_for_seed_epoch_and_workers(shard_paths):
-    stream = EventGraphDataset(shard_paths, in_memory=False, buffer_events=12)
+    stream = StreamingEventGraphDataset(shard_paths, buffer_events=12)
     loader = GraphLoader(stream, 6, seed=3, num_workers=2)
     first = ids(loader)
     assert ids(loader) == first

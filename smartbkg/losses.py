@@ -25,6 +25,10 @@ Names:
 
 Any of them takes ``disco_lambda`` (> 0 adds lambda * DisCo) and ``disco_subset``
 ("fail": background only, the default; "pass"; "all").
+
+A loss of your own is a function registered with :func:`register_loss` (or published in the
+``smartbkg.losses`` entry-point group, see :mod:`smartbkg.registry`); ``smartbkg-train --import
+MODULE --loss NAME`` trains with it.
 """
 
 import inspect
@@ -35,6 +39,7 @@ import torch.nn.functional as F
 
 from .errors import ConfigError
 from .metrics import T_FAST, T_NN, T_SLOW, _check_eps, _check_timings, speedup_formula
+from .registry import Registry
 
 #: The subsets of events a DisCo term can be computed on, as functions of the skim flags.
 DISCO_SUBSETS = {"fail": lambda y: 1 - y, "pass": lambda y: y, "all": torch.ones_like}
@@ -215,34 +220,67 @@ def _entropeedup(logits, y, *, weight, epoch, tau, class_weights, **speedup_opti
 
 
 def _signature_defaults(function, skip):
+    """{option: default} of the keyword-only parameters of ``function`` not in ``skip`` (None
+    for a parameter without default)."""
     return {
-        name: par.default
+        name: None if par.default is par.empty else par.default
         for name, par in inspect.signature(function).parameters.items()
         if par.kind is par.KEYWORD_ONLY and name not in skip
     }
 
 
-_SPEEDUP_OPTIONS = {"eps": None, **_signature_defaults(speedup_loss, {"weight"})}
+def _adopt(name, function):
+    register_loss(name)(function)
+
 
 #: name -> (function(logits, y, *, weight, epoch, **options), default options).
-_LOSSES = {
-    "entropy": (
-        lambda logits, y, *, weight, epoch, **o: entropy_loss(logits, y, weight=weight, **o),
-        _signature_defaults(entropy_loss, {"weight"}),
-    ),
-    "extreme": (
-        lambda logits, y, *, weight, epoch, **o: extreme_loss(logits, y, weight=weight, **o),
-        _signature_defaults(extreme_loss, {"weight"}),
-    ),
-    "speedup": (
-        lambda logits, y, *, weight, epoch, **o: speedup_loss(logits, y, weight=weight, **o),
-        _SPEEDUP_OPTIONS,
-    ),
-    "entropeedup": (_entropeedup, {"tau": 10.0, "class_weights": None, **_SPEEDUP_OPTIONS}),
-}
+_REGISTRY = Registry("loss", "smartbkg.losses", adopt=_adopt)
 
-#: The names :func:`build_loss` accepts.
-LOSS_NAMES = tuple(_LOSSES)
+
+def register_loss(name, defaults=None):
+    """Function decorator: make ``function`` buildable as ``build_loss(name, **options)``.
+
+    ``function(logits, y, *, weight, epoch, **options) -> scalar tensor`` takes ``logits`` and
+    ``y`` (B, S), ``weight`` (B,) event weights or None (no weights: all ones) and the 0-based
+    ``epoch``; ``defaults`` is {option: default value} of the options it takes (default:
+    its keyword-only parameters but ``weight`` and ``epoch``, with their defaults; None for one
+    without). Of the sampling context (:data:`SAMPLING_CONTEXT`) it receives the options it
+    names (e.g. ``eps``, the true retention per skim). The DisCo term (``disco_lambda``) is added
+    by :class:`Loss` for any loss. Example::
+
+        @register_loss("focal")
+        def focal(logits, y, *, weight, epoch, gamma=2.0):
+            p = torch.sigmoid(logits)
+            ...
+
+    Raises:
+        ValueError: ``name`` is taken by another loss.
+    """
+    def register(function):
+        options = _signature_defaults(function, {"weight", "epoch"}) if defaults is None else dict(defaults)
+        _REGISTRY.register(name, (function, options))
+        return function
+    return register
+
+
+_SPEEDUP_OPTIONS = {"eps": None, **_signature_defaults(speedup_loss, {"weight"})}
+
+register_loss("entropy", _signature_defaults(entropy_loss, {"weight"}))(
+    lambda logits, y, *, weight, epoch, **o: entropy_loss(logits, y, weight=weight, **o))
+register_loss("extreme", _signature_defaults(extreme_loss, {"weight"}))(
+    lambda logits, y, *, weight, epoch, **o: extreme_loss(logits, y, weight=weight, **o))
+register_loss("speedup", _SPEEDUP_OPTIONS)(
+    lambda logits, y, *, weight, epoch, **o: speedup_loss(logits, y, weight=weight, **o))
+register_loss("entropeedup", {"tau": 10.0, "class_weights": None, **_SPEEDUP_OPTIONS})(_entropeedup)
+
+#: The losses shipped with smartbkg (:func:`list_losses` adds the registered ones).
+LOSS_NAMES = ("entropy", "extreme", "speedup", "entropeedup")
+
+
+def list_losses():
+    """Names of the registered losses (and of those the ``smartbkg.losses`` entry points offer), sorted."""
+    return _REGISTRY.names()
+
 
 #: Options every loss accepts (the speedup losses use them, the others ignore them).
 SAMPLING_CONTEXT = ("eps", "t_fast", "t_nn", "t_slow", "max_weight")
@@ -257,7 +295,7 @@ class Loss:
 
     def __init__(self, name, options, disco_lambda, disco_subset):
         self.name = name
-        self._function = _LOSSES[name][0]
+        self._function = _REGISTRY.get(name)[0]
         self._options = options
         self.disco_lambda = float(disco_lambda)
         self.disco_subset = disco_subset
@@ -277,7 +315,7 @@ class Loss:
         """
         if self.name != "entropeedup":
             return self
-        speedup_options = {k: v for k, v in self._options.items() if k in _LOSSES["speedup"][1]}
+        speedup_options = {k: v for k, v in self._options.items() if k in _SPEEDUP_OPTIONS}
         return Loss("speedup", speedup_options, self.disco_lambda, self.disco_subset)
 
     def __call__(self, logits, y, *, weight=None, epoch=0, disco_var=None):
@@ -296,7 +334,7 @@ class Loss:
 
 
 def build_loss(name, *, disco_lambda=0.0, disco_subset="fail", **options):
-    """Build a loss by name (:data:`LOSS_NAMES`) with its options.
+    """Build a loss by name (:func:`list_losses`; :func:`register_loss` adds one) with its options.
 
     Options: entropy / extreme: ``class_weights`` (extreme also ``p_min``, default 0.001);
     speedup: ``eps`` (required: the true retention rate, scalar or one per skim, e.g. the pass
@@ -312,9 +350,7 @@ def build_loss(name, *, disco_lambda=0.0, disco_subset="fail", **options):
     Raises:
         ConfigError: unknown name or option, missing ``eps``, impossible values.
     """
-    if name not in _LOSSES:
-        raise ConfigError(f"unknown loss {name!r}; choose one of {', '.join(LOSS_NAMES)}")
-    defaults = _LOSSES[name][1]
+    defaults = _REGISTRY.get(name)[1]
     unknown = sorted(set(options) - set(defaults) - set(SAMPLING_CONTEXT))
     if unknown:
         raise ConfigError(
@@ -328,7 +364,8 @@ def build_loss(name, *, disco_lambda=0.0, disco_subset="fail", **options):
                 f"the {name} loss needs eps, the true retention rate of each skim (e.g. the training pass fraction)"
             )
         options["eps"] = torch.as_tensor(options["eps"], dtype=torch.float64).tolist()
-        _check_options(**{k: options[k] for k in ("eps", "t_fast", "t_nn", "t_slow", "max_weight", "form")})
+        if set(_SPEEDUP_OPTIONS) <= set(options):  # the speedup losses
+            _check_options(**{k: options[k] for k in ("eps", "t_fast", "t_nn", "t_slow", "max_weight", "form")})
     if options.get("tau", 1) <= 0:
         raise ConfigError(f"tau must be > 0, got {options['tau']}")
     if options.get("class_weights") is not None and len(options["class_weights"]) != 2:

@@ -17,6 +17,8 @@ A component is added in one of two ways:
 """
 
 import importlib
+import os
+import sys
 from importlib.metadata import entry_points
 
 from .errors import ConfigError
@@ -72,11 +74,16 @@ class Registry:
 
 
 def import_modules(names):
-    """Import the modules ``names`` (dotted names on ``sys.path``), e.g. to register components.
+    """Import the modules ``names`` (dotted names), e.g. to register components.
+
+    They are looked up on ``sys.path`` and then in the working directory (a console script's
+    ``sys.path`` does not hold it), as ``python -m`` would find them.
 
     Raises:
         ConfigError: a module that cannot be imported (missing, or failing on import).
     """
+    if names and os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())
     for name in names or ():
         try:
             importlib.import_module(name)

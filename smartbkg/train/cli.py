@@ -5,6 +5,11 @@ Every option of :class:`~smartbkg.train.config.RunConfig` can be set in a YAML f
 YAML values) overrides anything, e.g. ``--set model.options.units=64``. Precedence: defaults <
 config file < flags < ``--set``.
 
+A model or loss of your own trains through the same command: register it in a module
+(:func:`smartbkg.models.register_model`, :func:`smartbkg.losses.register_loss`) and name the
+module with ``--import MODULE`` (it must be importable: on ``sys.path`` or installed), or publish
+it in the ``smartbkg.models`` / ``smartbkg.losses`` entry-point group of an installed package.
+
 Multi-GPU / multi-node: ``torchrun --nproc-per-node K $(which smartbkg-train) ...`` (or
 ``torchrun ... -m smartbkg.train.cli ...``).
 """
@@ -44,13 +49,15 @@ FLAG_KEYS = {
     "lr_backbone": "train.lr_backbone",
     "lr_head": "train.lr_head",
     "quiet": "train.quiet",
+    "silent": "train.silent",
     "out": "out",
+    "imports": "imports",
 }
 
 #: Options a resumed run may change: they do not alter the epochs already run. More epochs
 #: extend a run (a cosine schedule follows the new number of epochs); a larger patience lets an
 #: early-stopped run continue.
-RESUMABLE = ("train.epochs", "train.patience", "train.quiet", "train.device", "data.num_workers",
+RESUMABLE = ("train.epochs", "train.patience", "train.quiet", "train.silent", "train.device", "data.num_workers",
              "data.cache_dir")
 
 
@@ -94,7 +101,12 @@ def build_parser():
                    help="set any config option, e.g. model.options.units=64 (repeatable)")
     p.add_argument("--out", metavar="RUN_DIR", help="run folder (default runs/MODEL-LOSS-TIME)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
-    p.add_argument("--quiet", action="store_true", default=None, help="no progress bar or epoch lines")
+    p.add_argument("--quiet", action="store_true", default=None,
+                   help="no progress bar or epoch lines (the final result line and warnings are printed)")
+    p.add_argument("--silent", action="store_true", default=None, help="print nothing, not even the final line")
+    p.add_argument("--import", action="append", metavar="MODULE", dest="imports",
+                   help="import this module first, e.g. one that registers a model or loss of yours with "
+                        "smartbkg.models.register_model / smartbkg.losses.register_loss (repeatable)")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     return p
 

@@ -136,7 +136,9 @@ class TrainConfig:
         freeze_backbone: train only the head (``lr_backbone`` must then be unset).
         lr_backbone, lr_head: separate learning rates (ParT fine-tuning: 1e-4 and 5e-3).
         find_unused_parameters: passed to DistributedDataParallel.
-        quiet: no progress bar.
+        quiet: no progress bar or epoch lines (the final result line and warnings are still
+            printed).
+        silent: print nothing at all (implies ``quiet``).
     """
 
     epochs: int = 10
@@ -169,20 +171,29 @@ class TrainConfig:
     lr_head: float | None = None
     find_unused_parameters: bool = False
     quiet: bool = False
+    silent: bool = False
 
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "loss": LossConfig, "train": TrainConfig}
+#: Options outside the sections: the run folder and the modules to import.
+TOP_LEVEL = ("out", "imports")
 
 
 @dataclass
 class RunConfig:
-    """Everything a run needs; ``out`` is the run folder."""
+    """Everything a run needs; ``out`` is the run folder.
+
+    ``imports`` names Python modules imported before the run is built, e.g. ones that register
+    a model or loss of the user's (:func:`smartbkg.models.register_model`,
+    :func:`smartbkg.losses.register_loss`); a resumed run imports them again.
+    """
 
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     out: str | None = None
+    imports: list[str] = field(default_factory=list)
 
     def __post_init__(self):
         self.validate()
@@ -196,17 +207,19 @@ class RunConfig:
     def from_dict(cls, values):
         """Build from a nested dict; unknown sections or options raise :class:`ConfigError`."""
         values = dict(values or {})
-        unknown = [k for k in values if k not in (*SECTIONS, "out")]
+        unknown = [k for k in values if k not in (*SECTIONS, *TOP_LEVEL)]
         if unknown:
-            raise ConfigError(f"unknown config section(s) {unknown}; known: {[*SECTIONS, 'out']}")
+            raise ConfigError(f"unknown config section(s) {unknown}; known: {[*SECTIONS, *TOP_LEVEL]}")
         sections = {}
         for name, section_cls in SECTIONS.items():
             section = values.get(name) or {}
             if not isinstance(section, dict):
                 raise ConfigError(f"config section {name!r} must be a mapping, got {section!r}")
             sections[name] = _build_section(section_cls, name, section)
-        out = values.get("out")
-        return cls(**sections, out=None if out is None else str(out))
+        out, imports = values.get("out"), values.get("imports") or []
+        if isinstance(imports, str) or not all(isinstance(name, str) for name in imports):
+            raise ConfigError(f"option imports must be a list of module names, got {imports!r}")
+        return cls(**sections, out=None if out is None else str(out), imports=list(imports))
 
     def to_yaml(self, path=None):
         """YAML text; written to ``path`` when given."""
@@ -311,12 +324,16 @@ def read_config_file(path):
 
 
 def apply_override(values, key, value):
-    """Set ``values[section][option] = value`` for a dotted ``key`` (``out`` has no section).
+    """Set ``values[section][option] = value`` for a dotted ``key`` (``out`` and ``imports`` have
+    no section).
 
     Options that are mappings (``model.options``, ``loss.options``, ``data.preprocess``,
     ``data.retention``) take deeper keys: ``model.options.hidden=64``.
     """
     parts = key.split(".")
+    if parts == ["imports"]:
+        values["imports"] = value
+        return
     if parts == ["out"]:
         if value is None or not str(value).strip():
             raise ConfigError(f"option out = {value!r} must name the run folder")

@@ -14,6 +14,7 @@
 """
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,11 @@ from .distributed import barrier
 #: Skim trained on when none is named and the data is the embedded sample: the one with the
 #: most passing events (about 16 %), so that a small demo sample has enough of them.
 EMBEDDED_DEFAULT_SKIMS = ("tau_generic",)
+
+#: Fewest passing events per skim that a split should hold. With fewer, the AUC, the
+#: calibration fitted on the validation set and the speedup measured on the test set carry
+#: statistical errors of 10 % or more (1/sqrt(100)); a run on so few events is a smoke test.
+MIN_PASSING_EVENTS = 100
 
 
 @dataclass
@@ -50,6 +56,19 @@ class Splits:
     vocab_size: int
     retention: dict
 
+    def few_passing_warnings(self, minimum=MIN_PASSING_EVENTS):
+        """One message per split and skim with fewer than ``minimum`` passing events."""
+        messages = []
+        for name, dataset in (("training", self.train), ("validation", self.val), ("test", self.test)):
+            if dataset is None:
+                continue
+            for skim, count in dataset.label_counts.items():
+                if count < minimum:
+                    messages.append(f"the {name} set has {count} events passing {skim}, fewer than {minimum}: "
+                                    "what is measured on it has statistical errors of 10 % or more; use more "
+                                    "events (--events, or more data)")
+        return messages
+
 
 def labels(dataset):
     """(n, S) bool skim labels of an in-memory dataset (or index subset of one)."""
@@ -66,7 +85,8 @@ def build_splits(data_cfg, run_dir, *, ctx, quiet=False):
             main rank only).
 
     Returns:
-        :class:`Splits`.
+        :class:`Splits`; unless ``quiet``, a warning is printed (stderr) for every split with
+        fewer than :data:`MIN_PASSING_EVENTS` events passing a skim.
     """
     d = data_cfg
     skims = d.skims
@@ -115,7 +135,11 @@ def build_splits(data_cfg, run_dir, *, ctx, quiet=False):
         if not 0 < eps < 1:
             raise DataError(f"skim {skim!r} has retention {eps} in the training set: training needs passing and "
                             "failing events (choose skims with --skims, use more events, or set data.retention)")
-    return Splits(train, val, test, tuple(skims), tuple(full.event_types), full.vocab_size, retention)
+    splits = Splits(train, val, test, tuple(skims), tuple(full.event_types), full.vocab_size, retention)
+    if not quiet:
+        for warning in splits.few_passing_warnings():
+            print(f"warning: {warning}", file=sys.stderr)
+    return splits
 
 
 def make_loader(dataset, data_cfg, seed, ctx, *, train):

@@ -1,4 +1,4 @@
-"""Run records: metrics per epoch as JSON and CSV, TensorBoard scalars, PR curves and hparams.
+"""Run records: metrics per epoch as JSON and CSV, TensorBoard scalars, PR and ROC curves, hparams.
 
 Metric names are flat strings ``"split/metric"`` or ``"split/metric/skim"``
 (e.g. ``train/loss``, ``val/auc/hadronic``); the same names are the TensorBoard tags, the JSON
@@ -17,9 +17,13 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..files import write_text_atomic
+
+
+_TINY = 1e-30
 
 
 class RunLogger:
@@ -58,10 +62,34 @@ class RunLogger:
         write_history(self.run_dir, history)
 
     def pr_curve(self, tag, labels, scores, weights, epoch):
-        """A precision-recall curve of ``scores`` in [0, 1] against 0/1 ``labels`` ((n,) tensors)."""
+        """A precision-recall curve of ``scores`` in [0, 1] against 0/1 ``labels`` ((n,) tensors,
+        ``weights`` (n,) or None), and next to it the ROC curve (:meth:`roc_curve`; the tag with
+        ``/pr/`` replaced by ``/roc/``, e.g. ``val/roc/tau_generic``)."""
         if self.enabled and len(labels):
             self.writer.add_pr_curve(tag, labels.int().numpy(), scores.float().clamp(0, 1).numpy(), epoch,
                                      weights=None if weights is None else weights.float().numpy())
+            self.roc_curve(tag.replace("/pr/", "/roc/"), labels, scores, weights, epoch)
+
+    def roc_curve(self, tag, labels, scores, weights, epoch, num_thresholds=127):
+        """The weighted ROC curve of ``scores`` in [0, 1] against 0/1 ``labels`` ((n,) tensors).
+
+        TensorBoard has no ROC plot, so the curve goes to its PR-curve plugin with the true
+        positive rate in place of precision and the false positive rate in place of recall: in
+        the PR curves tab it reads TPR (vertical axis) against FPR (horizontal axis), one curve
+        per epoch on the step slider. Thresholds ``k / (num_thresholds - 1)``; at threshold k
+        the events with score >= threshold are selected (TP, FP; the counts are weighted).
+        """
+        if not (self.enabled and len(labels)):
+            return
+        y = labels.bool().numpy()
+        w = np.ones(len(y)) if weights is None else weights.double().numpy()
+        k = np.floor(scores.double().clamp(0, 1).numpy() * (num_thresholds - 1)).astype(np.int64)
+        # selected at threshold k: the events of bins >= k
+        tp, fp = (np.bincount(k, weights=w * mask, minlength=num_thresholds)[::-1].cumsum()[::-1]
+                  for mask in (y, ~y))
+        n_pass, n_fail = tp[0], fp[0]
+        tpr, fpr = tp / max(n_pass, _TINY), fp / max(n_fail, _TINY)
+        self.writer.add_pr_curve_raw(tag, tp, fp, n_fail - fp, n_pass - tp, tpr, fpr, epoch, num_thresholds)
 
     def hparams(self, config_dict, final_metrics):
         """Record the run's hyperparameters with its final metrics (TensorBoard HPARAMS tab)."""

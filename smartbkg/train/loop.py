@@ -21,7 +21,8 @@ Run folder (``config.out``)::
     checkpoints/best.pt    the best model by the monitor (+ its calibration after training)
     tensorboard/           scalars per epoch, PR curves, hparams with the final metrics
     calibration.json       the sampling calibration of the best model, per skim
-    summary.json           final metrics (AUC, speedup, perfect limit, N_eff ...) and run facts
+    summary.json           final metrics (AUC, speedup, perfect limit, N_eff ...), run facts and
+                           warnings (splits with too few passing events)
 """
 
 import contextlib
@@ -35,8 +36,9 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError, DataError
-from ..losses import LOSS_NAMES, SAMPLING_CONTEXT, build_loss
+from ..losses import SAMPLING_CONTEXT, build_loss, list_losses
 from ..models import build_model, list_models
+from ..registry import import_modules
 from .checkpoint import FORMAT_VERSION, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import MONITORS, ModelConfig, RunConfig
 from .data import build_splits, dataset_size, labels, make_loader
@@ -113,7 +115,8 @@ class Trainer:
     # ------------------------------------------------------------------ construction
     @property
     def quiet(self):
-        return self.config.train.quiet or not self.ctx.is_main
+        """No progress bar or epoch lines (``train.quiet`` or ``train.silent``, or not the main rank)."""
+        return self.config.train.quiet or self.config.train.silent or not self.ctx.is_main
 
     def _build_model(self, model_info=None):
         """The model: from ``model_info`` (resume), from ``train.init_from`` (fine-tuning) or fresh.
@@ -438,6 +441,7 @@ class Trainer:
             "world_size": self.ctx.world_size,
             **final,
             f"{evaluated_on}_loss": pred.loss,
+            "warnings": self.splits.few_passing_warnings(),
         }
         calibration = {skim: c.to_dict() for skim, c in calibrations.items()}
         if self.ctx.is_main:
@@ -450,7 +454,9 @@ class Trainer:
                 self.logger.pr_curve(f"{evaluated_on}/pr/{skim}", pred.y[:, j],
                                      torch.sigmoid(pred.logits[:, j]), pred.weight, max(best_epoch, 1))
             self.logger.hparams(self.config.to_dict(), final)
-        if not self.config.train.quiet and self.ctx.is_main:
+        if not self.config.train.silent and self.ctx.is_main:
+            for warning in summary["warnings"]:
+                print(f"warning: {warning}", file=sys.stderr)
             print(final_line(summary))
         barrier(self.ctx)
         return summary
@@ -475,11 +481,13 @@ def _instantiate(info):
 
 
 def _check_names(config):
-    """Unknown model, loss or DisCo variable names fail before any data is read."""
+    """Import the run's modules (``imports``); then unknown model, loss or DisCo variable names
+    fail before any data is read."""
+    import_modules(config.imports)
     if config.train.init_from is None and config.model.name not in list_models():
         raise ConfigError(f"unknown model {config.model.name!r}; known: {', '.join(list_models())}")
-    if config.loss.name not in LOSS_NAMES:
-        raise ConfigError(f"unknown loss {config.loss.name!r}; known: {', '.join(LOSS_NAMES)}")
+    if config.loss.name not in list_losses():
+        raise ConfigError(f"unknown loss {config.loss.name!r}; known: {', '.join(list_losses())}")
     if config.loss.disco_variable is not None:
         check_variable(config.loss.disco_variable)
 
@@ -514,9 +522,12 @@ def _epoch_line(record, skims, monitor, improved):
 
 
 def final_line(summary):
-    """One line with the final AUC and speedup of each skim."""
+    """One line with the final AUC and speedup of each skim, saying so where the filter is not
+    better than no filter (calibrated speedup <= 1: simulating every event is as fast)."""
     split = summary["evaluated_on"]
     per_skim = [f"{s}: AUC {summary[f'auc/{s}']:.4f}, speedup {summary[f'speedup/{s}']:.3g} "
                 f"(perfect {summary[f'speedup_perfect/{s}']:.3g}, limit {summary[f'speedup_limit/{s}']:.3g}), "
-                f"N_eff/N_pass {summary[f'a_eff/{s}']:.3f}" for s in summary["skims"]]
+                f"N_eff/N_pass {summary[f'a_eff/{s}']:.3f}"
+                + (" - NOT better than no filter" if not summary[f"speedup/{s}"] > 1 else "")
+                for s in summary["skims"]]
     return f"final ({split} set, best epoch {summary['best_epoch']}): " + "; ".join(per_skim)

@@ -14,7 +14,7 @@ from smartbkg.metrics import auc, distance_correlation
 from smartbkg.train.config import RunConfig
 from smartbkg.train.data import labels
 from smartbkg.train.logging import finite_or_null
-from smartbkg.train.loop import Trainer
+from smartbkg.train.loop import Trainer, final_line
 
 
 @pytest.mark.parametrize("model", ["gatgap", "deepsets", "transformer", "lorentz"])
@@ -72,7 +72,8 @@ def test_run_folder(tiny_config, tmp_path):
 
 def _check_tensorboard(out, history, summary, config):
     """Read the run's event files back: scalars per epoch equal metrics.json, PR curves count the
-    validation events, hparams hold the config and the final metrics of the summary."""
+    validation events, ROC curves end at (1, 1) and enclose the AUC, hparams hold the config and
+    the final metrics of the summary."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.plugins.hparams import plugin_data_pb2
     from tensorboard.util import tensor_util
@@ -97,6 +98,16 @@ def _check_tensorboard(out, history, summary, config):
         assert tensor_util.make_ndarray(test_curve[0].tensor_proto)[:2, 0].sum() == summary["events"]["test"]
         if skim == "tau_generic":
             val_pass = table[0, 0]
+        # ROC curve next to the PR curve: TPR in the precision row, FPR in the recall row
+        roc = epochs.Tensors(f"val/roc/{skim}")
+        assert [e.step for e in roc] == [1, 2, 3]
+        tp, fp, tn, fn, tpr, fpr = tensor_util.make_ndarray(roc[-1].tensor_proto)
+        np.testing.assert_allclose(tp[0] + fp[0], n_val)
+        np.testing.assert_allclose([tpr[0], fpr[0]], [1.0, 1.0])
+        assert np.all(np.diff(tpr) <= 0) and np.all(np.diff(fpr) <= 0) and np.all(tp + fn == tp[0])
+        area = -np.trapezoid(np.r_[tpr, 0.0], np.r_[fpr, 0.0])  # 127 thresholds: close to the exact AUC
+        assert area == pytest.approx(history[-1][f"val/auc/{skim}"], abs=0.03)
+        assert [e.step for e in epochs.Tensors(f"test/roc/{skim}")] == [summary["best_epoch"]]
     assert 0 < val_pass < n_val
 
     hparams = EventAccumulator(str(out / "tensorboard" / "hparams"), size_guidance={"scalars": 0}).Reload()
@@ -390,3 +401,14 @@ def test_bf16_autocast(tiny_config, tmp_path):
     assert logits.dtype == torch.bfloat16  # the model ran in bf16, losses and metrics stay float32
     summary = trainer.fit()
     assert math.isfinite(summary["test_loss"]) and summary["auc"] > 0.6
+
+
+def test_final_line_says_when_the_filter_is_not_better_than_none():
+    summary = {"evaluated_on": "test", "best_epoch": 2, "skims": ["tau", "charm"]}
+    for skim, auc_value, speedup_value in (("tau", 0.43, 0.98), ("charm", 0.91, 2.5)):
+        summary.update({f"auc/{skim}": auc_value, f"speedup/{skim}": speedup_value, f"speedup_perfect/{skim}": 6.0,
+                        f"speedup_limit/{skim}": 7.0, f"a_eff/{skim}": 0.9})
+    tau, charm = final_line(summary).split("; ")
+    assert tau == ("final (test set, best epoch 2): tau: AUC 0.4300, speedup 0.98 (perfect 6, limit 7), "
+                   "N_eff/N_pass 0.900 - NOT better than no filter")
+    assert charm == "charm: AUC 0.9100, speedup 2.5 (perfect 6, limit 7), N_eff/N_pass 0.900"

@@ -4,9 +4,12 @@ Usage::
 
     pip install -e ".[notebooks]"
     python notebooks/build_notebooks.py            # writes and executes every notebook in place
+    python notebooks/build_notebooks.py --full     # the same at full size (long)
 
-Each notebook is defined below as a list of (kind, source) cells, so its code lives in one
-reviewable place; the ``.ipynb`` files next to this script are the executed results.
+Each notebook is a function below that returns its (kind, source) cells, with a parameter ``full``
+(the full-size settings; its first code cell says ``FULL = True``), and one entry in
+:data:`NOTEBOOKS`; so its code lives in one reviewable place. The ``.ipynb`` files next to this
+script are the executed results of the small settings, which the test suite executes too.
 """
 
 import argparse
@@ -16,19 +19,30 @@ import nbformat
 
 HERE = Path(__file__).resolve().parent
 
-CALIBRATION = [
-    ("markdown", """# Calibration, importance sampling and speedup: a walk-through
+def calibration_and_speedup(full=False):
+    """The calibration walk-through; ``full`` trains on 40,000 events for the full-size figures
+    (about 40 minutes on 2 cores), else on 6,000 (a few minutes)."""
+    return [
+        ("markdown", """# Calibration, importance sampling and speedup: a walk-through
 
 A filter network predicts, from the generator-level decay tree, whether an event will pass a skim.
 Its output becomes a **sampling probability** p: the event is kept (and sent through the slow
 detector simulation) with probability p and carries the weight 1/p. This notebook trains a small
 filter on the embedded Pythia 8 sample, turns its logits into sampling probabilities by the
 calibration f(x) = min(exp(a (x - b)), 1) (floored at 1/max_weight), and checks on held-out events
-that the filter is fast (**speedup** at equal effective sample size) and unbiased (**closure**)."""),
-    ("code", """import tempfile
+that the filter is fast (**speedup** at equal effective sample size) and unbiased (**closure**).
+
+`FULL = False` runs a small sample in a few minutes; `FULL = True` gives the full-size figures
+(40,000 training events, 8 epochs: about 40 minutes on 2 cores)."""),
+        ("code", f"""FULL = {full}
+N_TRAIN, N_VAL, N_TEST, EPOCHS = (40_000, 10_000, 20_000, 8) if FULL else (6_000, 3_000, 6_000, 3)
+
+import tempfile
 import warnings
 from pathlib import Path
 
+import matplotlib.pyplot as plt
+import mplhep as hep
 import numpy as np
 import torch
 
@@ -38,37 +52,37 @@ from smartbkg.sampling import Calibration, closure, sample
 from smartbkg.simulation import produce
 from smartbkg.train import RunConfig, Trainer
 
+hep.style.use("ROOT")
 torch.manual_seed(0)
 work = Path(tempfile.mkdtemp(prefix="smartbkg-notebook-"))
-SKIM = "leptonic_untagged"   # lepton p* > 2 GeV and >= 3 tracks: about 2 % of generic events
-for name, n_events, seed in (("train", 40_000, 1), ("val", 10_000, 2), ("test", 20_000, 3)):
+SKIM = "tau_generic"   # one-prong tau-pair candidates: about 16 % of generic events
+for name, n_events, seed in (("train", N_TRAIN, 1), ("val", N_VAL, 2), ("test", N_TEST, 3)):
     meta = produce(work / name, n_events, seed=seed)
-    print(f"{name:5s} {n_events:6d} events, {SKIM} retention {meta['retention'][SKIM]['all']:.4f}")"""),
-    ("markdown", """## Train a filter
+    print(f"{{name:5s}} {{n_events:6d}} events, {{SKIM}} retention {{meta['retention'][SKIM]['all']:.4f}}")"""),
+        ("markdown", """## Train a filter
 
 The Belle II architecture (`gatgap`: 6 graph-attention layers, 4 heads, 32 units, global attention
 pooling) with the entropy loss, through the package's one training loop. The validation speedup is
 logged every epoch; early stopping follows the validation loss."""),
-    ("code", """config = RunConfig.from_dict({
+        ("code", """config = RunConfig.from_dict({
     "data": {"path": [str(work / "train")], "val_path": [str(work / "val")],
              "test_path": [str(work / "test")], "skims": [SKIM], "batch_size": 256},
     "model": {"name": "gatgap"},
     "loss": {"name": "entropy"},
-    "train": {"epochs": 8, "lr": 2e-3, "quiet": True, "seed": 0},
+    "train": {"epochs": EPOCHS, "lr": 2e-3, "quiet": True, "seed": 0},
     "out": str(work / "run"),
 })
 trainer = Trainer(config)
 summary = trainer.fit()
 for r in trainer.history:
     print(f"epoch {r['epoch']}: train loss {r['train/loss']:.4f}, val loss {r['val/loss']:.4f}, "
-          f"AUC {r['val/auc']:.4f}, speedup {r['val/speedup']:.3f} (perfect {r['val/speedup_perfect']:.2f})")
-print(f"best epoch {summary['best_epoch']}")"""),
-    ("markdown", """## From logits to sampling probabilities
+          f"AUC {r['val/auc']:.4f}, speedup {r['val/speedup']:.3f} (perfect {r['val/speedup_perfect']:.2f})")"""),
+        ("markdown", """## From logits to sampling probabilities
 
 The raw sigmoid of the logit is a *classification* probability; used directly as a sampling
 probability it keeps far too many failing events, or gives passing events huge weights. The
 calibration is fitted on the validation set to maximise the speedup and applied to the test set."""),
-    ("code", """val, test = trainer.predict(trainer.val_loader), trainer.predict(trainer.test_loader)
+        ("code", """val, test = trainer.predict(trainer.val_loader), trainer.predict(trainer.test_loader)
 x_val, y_val = val.logits[:, 0].numpy(), val.y[:, 0].numpy()
 x_test, y_test = test.logits[:, 0].numpy(), test.y[:, 0].numpy()
 eps = float(y_val.mean())
@@ -81,39 +95,83 @@ print(f"raw sigmoid:       speedup {metrics.speedup(raw, y_test, eps=eps, max_we
 calibration = Calibration.fit(x_val, y_val, eps=eps)
 p = calibration.apply(x_test)
 print(f"calibrated:        speedup {metrics.speedup(p, y_test, eps=eps):.3f}   params {calibration.params}")
-print(f"keep fraction {p.mean():.3f}, a_eff (N_eff per kept passing event) {metrics.a_eff(p, y_test):.3f}")"""),
-    ("markdown", """The fit chooses (a, b); among parameters of nearly equal speedup it prefers the narrower
-weight distribution. The speedup as a function of the shift b at the fitted slope a shows the
-trade-off: a low b keeps almost everything (no gain), a high b gives passing events large weights
-(a small effective sample)."""),
-    ("code", """a, b = calibration.params["a"], calibration.params["b"]
-for shift in (-4, -2, -1, 0, 1, 2, 4):
+print(f"keep fraction {p.mean():.3f}, a_eff (N_eff per kept passing event) {metrics.a_eff(p, y_test):.3f}")
+
+fpr, tpr, _ = metrics.roc_curve(y_test, x_test)
+fig, ax = plt.subplots(figsize=(7, 7))
+ax.plot(fpr, tpr, label=f"gatgap, test set (AUC {metrics.auc(y_test, x_test):.3f})")
+ax.plot([0, 1], [0, 1], ls="--", color="grey", label="no separation")
+ax.set(xlabel="false positive rate (failing events selected)", ylabel="true positive rate", xlim=(0, 1), ylim=(0, 1))
+ax.legend(loc="lower right", fontsize="small")
+plt.show()"""),
+        ("markdown", """The fit chooses (a, b); among parameters of nearly equal speedup it prefers the narrower
+weight distribution. The test-set speedup as a function of each parameter, the other held at its
+fitted value, shows the trade-off: a low shift b keeps almost everything (no gain), a high b gives
+passing events large weights (a small effective sample); the slope a sets how sharply the
+probability falls from 1 to the floor 1/max_weight."""),
+        ("code", """a, b = calibration.params["a"], calibration.params["b"]
+
+
+def test_speedup(a, b):
+    return metrics.speedup(Calibration("exp", {"a": a, "b": b}, max_weight=100).apply(x_test), y_test, eps=eps)
+
+
+shifts, slopes = b + np.linspace(-6, 6, 61), a * np.geomspace(0.1, 10, 61)
+fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5), sharey=True)
+left.plot(shifts, [test_speedup(a, x) for x in shifts])
+left.set(xlabel="shift b (logit)", ylabel="speedup on the test set")
+right.plot(slopes, [test_speedup(x, b) for x in slopes])
+right.set(xlabel="slope a (per unit logit)", xscale="log")
+for axis, fitted in ((left, b), (right, a)):
+    axis.axvline(fitted, color="C1", ls=":", label="fitted on the validation set")
+    axis.axhline(1, color="grey", ls="--", label="no filter")
+left.legend(fontsize="small")
+plt.show()
+for shift in (-4, -2, 0, 2, 4):
     trial = Calibration("exp", {"a": a, "b": b + shift}, max_weight=100).apply(x_test)
     print(f"b {b + shift:+6.2f}: keep {trial.mean():.3f}, a_eff {metrics.a_eff(trial, y_test):.3f}, "
           f"speedup {metrics.speedup(trial, y_test, eps=eps):.3f}")"""),
-    ("markdown", """## The filter and its closure
+        ("markdown", """## The filter and its closure
 
 `sample` keeps each test event with its probability p and weights the kept ones by 1/p. For the
 events that pass the skim, the weighted kept sample must reproduce the distribution of *all*
 passing events in any variable, here the number of particles in the decay tree and the event
-type; chi2/ndf ~ 1 says the filter is unbiased within its statistical precision."""),
-    ("code", """test_table = trainer.splits.test.table           # preprocessed test events, in loader order
+type; chi2/ndf ~ 1 says the filter is unbiased within its statistical precision. The error bars
+are the spread the random sampling gives (sqrt(sum w^2 (1 - p) / p) over the passing events of
+the bin); the ratio panels show kept-and-weighted over all."""),
+        ("code", """test_table = trainer.splits.test.table           # preprocessed test events, in loader order
 keep, weight = sample(p, seed=1)
 print(f"kept {keep.sum()} of {len(keep)} events ({keep.mean():.1%}); the slow simulation runs only for these")
 kept_passing = keep & (y_test == 1)
 print(f"passing events: {int(y_test.sum())}; kept {int(kept_passing.sum())}, "
       f"Kish N_eff {metrics.effective_sample_size(weight[kept_passing]):.1f}")
-n_particles = test_table.counts.astype(float)
-result = closure(n_particles, y_test, keep, p, bins=10)
-print(f"closure in particles per event: chi2/ndf = {result.chi2:.1f} / {result.ndf}")
-types = test_table.event_type.astype(float)
-result = closure(types, y_test, keep, p, bins=np.arange(len(test_table.event_types) + 1) - 0.5)
-for name, ref, smp, err in zip(test_table.event_types, result.reference, result.sampled, result.difference_err):
-    print(f"  {name:8s} all passing {ref:6.0f}   kept, weighted {smp:8.1f} +- {err:5.1f}")
-print(f"closure in event type: chi2/ndf = {result.chi2:.1f} / {result.ndf}")"""),
-]
+variables = {
+    "particles per event": closure(test_table.counts.astype(float), y_test, keep, p, bins=10),
+    "event type": closure(test_table.event_type.astype(float), y_test, keep, p,
+                          bins=np.arange(len(test_table.event_types) + 1) - 0.5),
+}
+fig, axes = plt.subplots(2, 2, figsize=(15, 8), sharex="col", gridspec_kw={"height_ratios": [3, 1]})
+fig.subplots_adjust(wspace=0.3, hspace=0.05)
+for (name, result), (top, bottom) in zip(variables.items(), axes.T):
+    hep.histplot(result.reference, result.edges, yerr=False, ax=top, label="all passing")
+    hep.histplot(result.sampled, result.edges, yerr=result.difference_err, ax=top, histtype="errorbar",
+                 label="kept, weighted 1/p")
+    top.set(ylabel="passing events")
+    top.legend(title=f"chi2/ndf = {result.chi2:.1f} / {result.ndf}", fontsize="small")
+    reference = np.where(result.reference > 0, result.reference, np.nan)
+    centres = (result.edges[1:] + result.edges[:-1]) / 2
+    bottom.errorbar(centres, result.sampled / reference, yerr=result.difference_err / reference, fmt="o", color="C1")
+    bottom.axhline(1, color="grey", ls="--")
+    bottom.set(xlabel=name, ylabel="kept / all", ylim=(0.5, 1.5))
+    print(f"closure in {name}: chi2/ndf = {result.chi2:.1f} / {result.ndf}")
+event_axis = axes[1, 1]
+event_axis.set_xticks(range(len(test_table.event_types)), test_table.event_types, rotation=30)
+plt.show()"""),
+    ]
 
-NOTEBOOKS = {"calibration_and_speedup.ipynb": CALIBRATION}
+
+#: File name -> function(full) returning the notebook's (kind, source) cells.
+NOTEBOOKS = {"calibration_and_speedup.ipynb": calibration_and_speedup}
 
 
 def build(name, cells):
@@ -129,11 +187,13 @@ def main(argv=None):
     parser.add_argument("names", nargs="*", default=list(NOTEBOOKS), help="notebooks to build")
     parser.add_argument("--out", type=Path, default=HERE, help="folder for the executed notebooks")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
+    parser.add_argument("--full", action="store_true",
+                        help="the full-size settings (long); the committed notebooks use the small ones")
     args = parser.parse_args(argv)
     from nbclient import NotebookClient  # the notebooks extra; the definitions above need only nbformat
 
     for name in args.names:
-        notebook = build(name, NOTEBOOKS[name])
+        notebook = build(name, NOTEBOOKS[name](full=args.full))
         NotebookClient(notebook, timeout=args.timeout, kernel_name="python3").execute()
         args.out.mkdir(parents=True, exist_ok=True)
         nbformat.write(notebook, args.out / name)

@@ -19,7 +19,7 @@ Run folder (``config.out``)::
     metrics.json/.csv      one record per epoch
     checkpoints/last.pt    everything needed to resume (written atomically every epoch)
     checkpoints/best.pt    the best model by the monitor (+ its calibration after training)
-    tensorboard/           scalars per epoch, PR curves, hparams with the final metrics
+    tensorboard/           scalars per epoch, PR and ROC curves, hparams with the final metrics
     calibration.json       the sampling calibration of the best model, per skim
     summary.json           final metrics (AUC, speedup, perfect limit, N_eff ...), run facts and
                            warnings (splits with too few passing events)

@@ -66,6 +66,7 @@ from torch_geometric.utils import to_dense_batch
 from smartbkg.data.graphs import GraphStore
 from smartbkg.data.pair_features import dense_adjacency, pair_features
 from smartbkg.data.synthetic import decay_trees
+from smartbkg.data.table import NUM_EVENT_TYPES
 from smartbkg.models import build_model
 from smartbkg.models.layers import MLP, NodeFeatureEncoding, count_parameters, default_vocab_size
 
@@ -114,7 +115,7 @@ class _ReferenceBlock(nn.Module):
 class ReferenceParT(nn.Module):
     """Padded particle transformer on ``nn.MultiheadAttention`` (reference for ``transformer``)."""
 
-    def __init__(self, num_skims, vocab_size, num_event_types=7, dim=128, heads=8, blocks=8,
+    def __init__(self, num_skims, vocab_size, num_event_types=NUM_EVENT_TYPES, dim=128, heads=8, blocks=8,
                  cls_blocks=2, mlp_ratio=4, pair_names=("adjacency", "ln_m2", "angle")):
         super().__init__()
         self.heads, self.pair_names = heads, pair_names

@@ -77,8 +77,14 @@ def _check_tensorboard(out, history, summary, config):
     from tensorboard.plugins.hparams import plugin_data_pb2
     from tensorboard.util import tensor_util
 
-    assert len(list((out / "tensorboard").rglob("events.out.tfevents.*"))) == 2  # epochs, hparams
+    assert len(list((out / "tensorboard").rglob("events.out.tfevents.*"))) == 3  # epochs, steps, hparams
     epochs = EventAccumulator(str(out / "tensorboard"), size_guidance={"scalars": 0, "tensors": 0}).Reload()
+    steps = EventAccumulator(str(out / "tensorboard" / "steps"), size_guidance={"scalars": 0}).Reload()
+    step_loss, step_lr = steps.Scalars("train/step_loss"), steps.Scalars("train/step_lr/all")
+    n_steps = len(step_loss)
+    assert n_steps % 3 == 0 and [e.step for e in step_loss] == [e.step for e in step_lr] == list(range(1, n_steps + 1))
+    per_epoch = np.array([e.value for e in step_loss]).reshape(3, -1).mean(axis=1)
+    np.testing.assert_allclose(per_epoch, [r["train/loss"] for r in history], rtol=1e-5)
     for tag in ("train/loss", "val/loss", "val/auc", "val/speedup", "val/auc/leptonic_untagged",
                 "val/speedup/tau_generic", "val/significance/tau_generic", "train/lr/all"):
         scalars = epochs.Scalars(tag)

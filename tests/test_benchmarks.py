@@ -8,11 +8,13 @@ finite positive rates, the machine and the command.
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from smartbkg.models import build_model
 from smartbkg.models.layers import count_parameters, default_vocab_size
@@ -102,3 +104,31 @@ def test_readers_benchmark(tmp_path):
     results = json.loads(out.read_text())["results"]
     assert len(results) == 5
     assert all(r["events_per_s"] > 0 and r["particles_per_event"] > 0 for r in results.values())
+
+
+def test_gpu_script_runs_every_step_at_tiny_size_on_cpu(tmp_path):
+    """benchmarks/gpu.sh, the one call for a lent GPU, with every step at a tiny size on the CPU."""
+    out = tmp_path / "gpu"
+    env = {**os.environ, "SMARTBKG_BENCH_DEVICE": "cpu", "SMARTBKG_BENCH_SIZE": "tiny", "PYTHON": sys.executable}
+    done = subprocess.run(["bash", str(BENCHMARKS / "gpu.sh"), str(out)], capture_output=True, text=True,
+                          timeout=600, env=env)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    steps = json.loads((out / "steps.json").read_text())
+    expected = {"models", "train", "feed"} | ({"filter"} if (BENCHMARKS / "filter.py").exists() else set())
+    assert {s["step"] for s in steps} == expected and all(s["status"] == 0 for s in steps)
+    environment = json.loads((out / "environment.json").read_text())
+    assert environment["device"] == "cpu" and environment["torch"] and "gpu.sh" in environment["command"]
+    feed = json.loads((out / "feed_cpu.json").read_text())
+    [result] = feed["results"]
+    assert positive(result["load_events_per_s"]) and positive(result["train_events_per_s"])
+    assert 0 <= result["bucketed_padding_fraction"] <= result["padding_fraction"] < 1
+    assert json.loads((out / "models_cpu.json").read_text())["samples"]
+    assert json.loads((out / "train_cpu.json").read_text())["models"]["deepsets"]["epochs"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without a GPU")
+def test_gpu_script_refuses_to_measure_the_cpu_as_a_gpu(tmp_path):
+    done = subprocess.run(["bash", str(BENCHMARKS / "gpu.sh"), str(tmp_path / "gpu")], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "PYTHON": sys.executable})
+    assert done.returncode == 1 and "no CUDA device visible" in done.stderr
+    assert not (tmp_path / "gpu").exists()

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
+from .bucketing import bucket_by_length
 from .checks import ReadReport
 from .dataset import EventGraphDataset, StreamingEventGraphDataset, resolve_shard
 from .preprocess import PreprocessStats
@@ -84,13 +85,19 @@ class GraphLoader:
         rank, world_size: this process's shard (default: torch.distributed when initialised,
             else 0 of 1).
         num_workers: DataLoader worker processes (streaming datasets only).
+        pin_memory: streamed batches come out in pinned host memory (for an asynchronous copy to
+            a CUDA device; the worker processes' DataLoader pins them).
+        bucket_window: None, or length bucketing of an in-memory dataset
+            (:func:`smartbkg.data.bucketing.bucket_by_length`): events are sorted by particle count
+            within windows of this many batches (0: the whole epoch), and the batches of a window
+            are shuffled when ``shuffle`` is set.
 
     Iterating yields ``Batch`` objects (see :mod:`smartbkg.data.graphs`); ``len`` is the number
     of batches per epoch on this rank; ``report`` is what the last streamed epoch read and skipped.
     """
 
     def __init__(self, dataset, batch_size, shuffle=True, seed=0, drop_last=False, rank=None, world_size=None,
-                 num_workers=0):
+                 num_workers=0, pin_memory=False, bucket_window=None):
         if isinstance(dataset, EventGraphDataset) and dataset.transform is not None:
             raise ConfigError("GraphLoader batches straight from flat tensors and skips per-item transforms; "
                               "use torch_geometric.loader.DataLoader for a dataset with a transform")
@@ -99,7 +106,10 @@ class GraphLoader:
         if num_workers and not isinstance(dataset, StreamingEventGraphDataset):
             raise ConfigError("num_workers is for streaming datasets; in-memory batches are built in the main process")
         self.dataset, self.batch_size, self.shuffle, self.seed = dataset, int(batch_size), shuffle, seed
-        self.drop_last, self.num_workers = drop_last, int(num_workers)
+        if bucket_window is not None and not isinstance(dataset, EventGraphDataset):
+            raise ConfigError("length bucketing is for in-memory datasets; streaming ones shuffle within buffers")
+        self.drop_last, self.num_workers, self.pin_memory = drop_last, int(num_workers), bool(pin_memory)
+        self.bucket_window = bucket_window
         self.rank, self.world_size = resolve_shard(rank, world_size)
         self.epoch = 0
         self.report, self.preprocess_stats = ReadReport(), PreprocessStats()
@@ -128,10 +138,13 @@ class GraphLoader:
     def epoch_order(self, epoch=None):
         """(N,) store indices of an in-memory dataset's events in the epoch's order."""
         events = self.dataset.events()
-        if not self.shuffle:
-            return events
-        epoch = self.epoch if epoch is None else epoch
-        return events[np.random.default_rng([self.seed, epoch]).permutation(len(events))]
+        rng = None
+        if self.shuffle:
+            rng = np.random.default_rng([self.seed, self.epoch if epoch is None else epoch])
+            events = events[rng.permutation(len(events))]
+        if self.bucket_window is not None:
+            events = bucket_by_length(events, self.dataset.store.counts, self.batch_size, self.bucket_window, rng)
+        return events
 
     def _in_memory(self):
         order = self.epoch_order()
@@ -144,7 +157,7 @@ class GraphLoader:
         stream = _BatchStream(self.dataset, self._cuts(self.epoch), self.epoch, self.shuffle, self.seed)
         if self.num_workers:
             batches = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=self.num_workers,
-                                                  collate_fn=_identity)
+                                                  collate_fn=_identity, pin_memory=self.pin_memory)
         else:
             batches = stream
         for batch, reports in batches:

@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from ..errors import ConfigError
+from ..losses import PER_EVENT_LOSSES
 from ..metrics import T_FAST, T_NN, T_SLOW
 
 #: What early stopping and the best checkpoint can follow, and whether larger is better.
@@ -50,6 +51,13 @@ class DataConfig:
             ``path`` is None (setting them together with ``path`` is an error).
         cache_dir: where the embedded sample is cached (default: ``<out>/data``; only without
             ``path``).
+        bucket_window: length bucketing (in-memory data; see :mod:`smartbkg.data.bucketing`):
+            ``None`` (default) cuts batches from the shuffled events as they come; an integer k
+            sorts the training events by particle count within windows of k batches (0: the
+            whole epoch) and shuffles the batches of each window, and sorts the validation and
+            test events by count. It cuts the padding of the transformer and ``lorentz`` models;
+            allowed with the per-event losses only (``entropy``, ``extreme``, without DisCo),
+            because batch-level losses depend on which events share a batch.
     """
 
     path: list[str] | None = None
@@ -70,6 +78,7 @@ class DataConfig:
     generate_seed: int = 1
     generate_types: list[str] | None = None
     cache_dir: str | None = None
+    bucket_window: int | None = None
 
 
 @dataclass
@@ -290,6 +299,13 @@ class RunConfig:
         _check(d.val_path is not None or d.val_fraction > 0, "data.val_fraction", d.val_fraction,
                "must be > 0 without data.val_path (validation drives early stopping and calibration)")
         _check(d.num_workers >= 0, "data.num_workers", d.num_workers, "must be >= 0")
+        if d.bucket_window is not None:
+            _check(d.bucket_window >= 0, "data.bucket_window", d.bucket_window, "must be >= 0 or null")
+            _check(d.in_memory, "data.bucket_window", d.bucket_window, "needs data.in_memory: true")
+            _check(self.loss.name in PER_EVENT_LOSSES and not self.loss.options.get("disco_lambda"),
+                   "data.bucket_window", d.bucket_window,
+                   f"needs a per-event loss ({', '.join(PER_EVENT_LOSSES)}) without DisCo: a batch-level "
+                   f"loss ({self.loss.name}) depends on which events share a batch")
         _check(d.generate_events >= 10, "data.generate_events", d.generate_events, "must be >= 10")
         if d.skims is not None:
             _check(len(d.skims) > 0 and len(set(d.skims)) == len(d.skims), "data.skims", d.skims,

@@ -146,11 +146,13 @@ def make_loader(dataset, data_cfg, seed, ctx, *, train):
     """The loader of a split: shuffled global batches for training, fixed order for evaluation."""
     batch_size = data_cfg.batch_size if train else (data_cfg.eval_batch_size or data_cfg.batch_size)
     if isinstance(dataset, EventGraphDataset):
-        return GlobalBatchLoader(dataset, batch_size, shuffle=train, seed=seed, ctx=ctx)
+        bucket = data_cfg.bucket_window if train or data_cfg.bucket_window is None else 0
+        return GlobalBatchLoader(dataset, batch_size, shuffle=train, seed=seed, ctx=ctx, bucket_window=bucket)
     if batch_size % ctx.world_size:
         raise ConfigError(f"data.batch_size {batch_size} must be divisible by the {ctx.world_size} ranks")
     return GraphLoader(dataset, batch_size // ctx.world_size, shuffle=train, seed=seed, rank=ctx.rank,
-                       world_size=ctx.world_size, num_workers=data_cfg.num_workers)
+                       world_size=ctx.world_size, num_workers=data_cfg.num_workers,
+                       pin_memory=ctx.device.type == "cuda")
 
 
 class GlobalBatchLoader:
@@ -166,10 +168,12 @@ class GlobalBatchLoader:
         batch_size: events per global batch (all ranks together), at least the number of ranks.
         shuffle, seed: shuffling of the events every epoch.
         ctx: :class:`~smartbkg.train.distributed.DistContext`.
+        bucket_window: length bucketing of the global batches (see :class:`GraphLoader`).
     """
 
-    def __init__(self, dataset, batch_size, *, shuffle, seed, ctx):
-        self.loader = GraphLoader(dataset, batch_size, shuffle=shuffle, seed=seed, rank=0, world_size=1)
+    def __init__(self, dataset, batch_size, *, shuffle, seed, ctx, bucket_window=None):
+        self.loader = GraphLoader(dataset, batch_size, shuffle=shuffle, seed=seed, rank=0, world_size=1,
+                                  bucket_window=bucket_window)
         self.rank, self.world_size = ctx.rank, ctx.world_size
         if batch_size < self.world_size:
             raise ConfigError(f"batches of {batch_size} events cannot be shared by {self.world_size} ranks; "

@@ -138,13 +138,14 @@ def global_loss(loss_fn, logits, targets, ctx):
     return value.detach(), surrogate
 
 
-def all_max(value, ctx):
-    """The maximum of a python number over ranks (e.g. a 'something went wrong' flag)."""
+def any_rank(flag, ctx):
+    """A () bool tensor, true where ``flag`` is true on any rank (e.g. a 'skip this step' flag);
+    reduced on the device, so the host does not wait for it."""
     if not ctx.distributed:
-        return value
-    tensor = torch.tensor([float(value)], dtype=torch.float64, device=ctx.device)
+        return flag
+    tensor = flag.to(torch.uint8)
     dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
-    return type(value)(tensor.item())
+    return tensor.bool()
 
 
 def all_sum(value, ctx):

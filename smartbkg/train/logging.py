@@ -34,16 +34,20 @@ class RunLogger:
         enabled: write anything at all (true on the main rank only).
         purge_step: on resume, the first epoch to be written again (TensorBoard drops any
             later events left by the interrupted run).
+        purge_optimizer_step: the same for the per-step scalars, which have their own writer
+            (``tensorboard/steps``, counted in optimiser steps).
     """
 
-    def __init__(self, run_dir, *, enabled=True, purge_step=None):
+    def __init__(self, run_dir, *, enabled=True, purge_step=None, purge_optimizer_step=None):
         self.run_dir = Path(run_dir)
         self.enabled = enabled
-        self.writer = None
+        self.writer = self.step_writer = None
         if enabled:
             from torch.utils.tensorboard import SummaryWriter
 
             self.writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=purge_step)
+            self.step_writer = SummaryWriter(str(self.run_dir / "tensorboard" / "steps"),
+                                             purge_step=purge_optimizer_step)
 
     def log_epoch(self, record, history):
         """Add one epoch's scalars to TensorBoard and rewrite the JSON/CSV files.
@@ -60,6 +64,24 @@ class RunLogger:
                 self.writer.add_scalar(name, value, epoch)
         self.writer.flush()
         write_history(self.run_dir, history)
+
+    def log_steps(self, first_step, losses, lrs, group_names):
+        """Per-step scalars of one epoch: ``train/step_loss`` (skipped steps left out) and
+        ``train/step_lr/<group>``, at the global optimiser steps ``first_step, first_step + 1, ...``.
+
+        Args:
+            losses: one float per step (nan for a skipped step).
+            lrs: one list per step, the learning rate of each parameter group.
+            group_names: the parameter groups' names, in the order of ``lrs``' lists.
+        """
+        if not self.enabled:
+            return
+        for k, (loss, rates) in enumerate(zip(losses, lrs)):
+            if math.isfinite(loss):
+                self.step_writer.add_scalar("train/step_loss", loss, first_step + k)
+            for name, lr in zip(group_names, rates):
+                self.step_writer.add_scalar(f"train/step_lr/{name}", lr, first_step + k)
+        self.step_writer.flush()
 
     def pr_curve(self, tag, labels, scores, weights, epoch):
         """A precision-recall curve of ``scores`` in [0, 1] against 0/1 ``labels`` ((n,) tensors,
@@ -102,8 +124,9 @@ class RunLogger:
         self.writer.flush()
 
     def close(self):
-        if self.writer is not None:
-            self.writer.close()
+        for writer in (self.writer, self.step_writer):
+            if writer is not None:
+                writer.close()
 
 
 def write_history(run_dir, history):

@@ -19,7 +19,8 @@ Run folder (``config.out``)::
     metrics.json/.csv      one record per epoch
     checkpoints/last.pt    everything needed to resume (written atomically every epoch)
     checkpoints/best.pt    the best model by the monitor (+ its calibration after training)
-    tensorboard/           scalars per epoch, PR and ROC curves, hparams with the final metrics
+    tensorboard/           scalars per epoch, PR and ROC curves, hparams with the final metrics;
+                           tensorboard/steps: loss and learning rate per optimiser step
     calibration.json       the sampling calibration of the best model, per skim
     summary.json           final metrics (AUC, speedup, perfect limit, N_eff ...), run facts and
                            warnings (splits with too few passing events)
@@ -42,12 +43,15 @@ from ..registry import import_modules
 from .checkpoint import FORMAT_VERSION, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import MONITORS, ModelConfig, RunConfig
 from .data import build_splits, dataset_size, labels, make_loader
-from .distributed import (all_max, all_sum, barrier, cleanup_distributed, gather_rows, global_loss,
+from .distributed import (all_sum, any_rank, barrier, cleanup_distributed, gather_rows, global_loss,
                           setup_distributed)
 from .evaluation import Predictions, Timings, check_both_classes, fit_calibrations, skim_metrics
 from .logging import RunLogger, write_json
 from .schedule import EarlyStopping, build_optimizer, build_scheduler
 from .variables import check_variable, event_variable
+
+#: Steps between two reads of the running loss for the progress bar (each read waits for the device).
+PROGRESS_EVERY = 100
 
 
 class Trainer:
@@ -250,7 +254,8 @@ class Trainer:
         if self.ctx.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self.config.to_yaml(self.run_dir / "config.yaml")
-        self.logger = RunLogger(self.run_dir, enabled=self.ctx.is_main, purge_step=self.epoch + 1)
+        self.logger = RunLogger(self.run_dir, enabled=self.ctx.is_main, purge_step=self.epoch + 1,
+                                purge_optimizer_step=self.step + 1)
         if self.epoch > 0 and (self.stopped or self.epoch >= t.epochs) and self.ctx.is_main:
             print(f"{self.run_dir}: {self._nothing_to_train()}", file=sys.stderr)
         try:
@@ -298,41 +303,64 @@ class Trainer:
             tqdm.write(_epoch_line(record, self.skims, t.monitor, improved))
 
     def train_epoch(self, epoch):
-        """One pass over the training set; returns {"train/loss", "train/lr", ...}."""
+        """One pass over the training set; returns {"train/loss", "train/lr", ...}.
+
+        The loop does not wait for the device: whether a step is finite is decided on the device
+        (a 0/1 flag, the maximum over ranks) and handed to the fused AdamW step, which leaves
+        parameters and optimiser state untouched when the flag is set (the mechanism of
+        ``torch.amp.GradScaler``). Losses and skip counts are summed on the device and read once
+        per epoch, together with the per-step losses that go to TensorBoard
+        (``train/step_loss``, ``train/step_lr``); the progress bar reads the running loss
+        every :data:`PROGRESS_EVERY` steps.
+        """
         t = self.config.train
         self.ddp_model.train()
         self.train_loader.set_epoch(epoch)
-        total, steps, events, skipped = 0.0, 0, 0, 0
+        zero = torch.zeros((), device=self.device)
+        total, steps, skipped, step_losses, step_lrs = zero, zero, zero, [], []
+        events, first_step = 0, self.step + 1
         start = time.perf_counter()
         bar = tqdm(self.train_loader, desc=f"epoch {epoch}/{t.epochs}", disable=self.quiet, leave=False,
                    dynamic_ncols=True)
         for batch in bar:
-            batch = batch.to(self.device, non_blocking=True)
+            batch = self._to_device(batch)
             with self._autocast():
                 logits = self.ddp_model(batch)
             value, surrogate = global_loss(_loss_fn(self.loss, epoch), logits.float(), self._targets(batch), self.ctx)
             self.optimizer.zero_grad(set_to_none=True)
             surrogate.backward()
             norm = torch.nn.utils.clip_grad_norm_(self.trainable, t.clip_grad_norm or math.inf)
-            bad = not (math.isfinite(value.item()) and math.isfinite(norm.item()))
-            if all_max(float(bad), self.ctx):
-                skipped += 1
-            else:
-                self.optimizer.step()
-                total += value.item()
-                steps += 1
+            bad = any_rank(~(torch.isfinite(value) & torch.isfinite(norm)), self.ctx)
+            self.optimizer.found_inf = bad.float()
+            self.optimizer.step()
+            value = torch.where(bad, torch.nan, value.detach().float())
+            total, steps, skipped = total + value.nan_to_num(0.0), steps + ~bad, skipped + bad
+            step_losses.append(value)
+            step_lrs.append([g["lr"] for g in self.optimizer.param_groups])
             self.step += 1
             if self.scheduler is not None and self.scheduler.per_step:
                 self.scheduler.step()
             events += batch.num_graphs
-            if steps:
-                bar.set_postfix(loss=f"{total / steps:.4g}", skipped=skipped, refresh=False)
+            if not self.quiet and self.step % PROGRESS_EVERY == 0:
+                bar.set_postfix(loss=f"{(total / steps.clamp(min=1)).item():.4g}", skipped=int(skipped.item()),
+                                refresh=False)
         elapsed = time.perf_counter() - start
+        total, steps, skipped = total.item(), int(steps.item()), int(skipped.item())
         self.skipped_steps += skipped
+        if self.logger is not None:  # set by fit(); a bare train_epoch() call logs nothing
+            self.logger.log_steps(first_step, torch.stack(step_losses).cpu().tolist() if step_losses else [],
+                                  step_lrs, [g["name"] for g in self.optimizer.param_groups])
         events = all_sum(events, self.ctx)
         lrs = {f"train/lr/{g['name']}": g["lr"] for g in self.optimizer.param_groups}
         return {"train/loss": total / steps if steps else math.nan, "train/skipped_steps": skipped,
                 "train/events_per_s": events / elapsed if elapsed > 0 else math.nan, **lrs}
+
+    def _to_device(self, batch):
+        """``batch`` on the training device; on CUDA from pinned host memory, so the copy is
+        asynchronous (the loader's worker processes pin streamed batches already)."""
+        if self.device.type == "cuda":
+            batch = batch.pin_memory()
+        return batch.to(self.device, non_blocking=True)
 
     @torch.no_grad()
     def predict(self, loader):
@@ -350,7 +378,7 @@ class Trainer:
         loss_fn = _loss_fn(self.validation_loss, epoch=1)
         parts, loss_sum = [], 0.0
         for batch in loader:
-            batch = batch.to(self.device, non_blocking=True)
+            batch = self._to_device(batch)
             with self._autocast():
                 logits = self.model(batch)
             logits = gather_rows(logits.float(), self.ctx)

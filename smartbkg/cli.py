@@ -39,3 +39,8 @@ def train_main(argv=None):
 def reweight_main(argv=None):
     """``smartbkg-reweight``: classifier weights that turn sample B into sample A, with a report."""
     sys.exit(_run("smartbkg.reweight.cli", argv))
+
+
+def classify_main(argv=None):
+    """``smartbkg-classify``: the H -> Z gamma classification example with significance-driven model selection."""
+    sys.exit(_run("smartbkg.hzgamma.cli", argv))

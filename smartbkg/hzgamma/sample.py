@@ -117,8 +117,8 @@ def generate(process, n_generated, seed):
         seed: seed of generation and smearing.
 
     Returns:
-        (dict of the selected events' objects, see :func:`select`, plus ``process``; the number
-        of generated events).
+        (dict of the selected events' objects, see :func:`select`; the number of generated
+        events; Pythia's leading-order cross section of the generated process [pb]).
     """
     if process not in PROCESSES:
         raise ConfigError(f"unknown process {process!r}; choose one of {', '.join(PROCESSES)}")
@@ -136,4 +136,4 @@ def generate(process, n_generated, seed):
         pdg = raw["id"][final]
         _, objects = select(np.r_[0, np.cumsum(counts)], pdg, smear(pdg, p4, rng))
         parts.append(objects)
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}, n_generated
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}, n_generated, generator.cross_section_pb()

@@ -167,6 +167,11 @@ class PythiaBatches:
             raise ConfigError(f"batch of {n_events} events outside 1..{self.max_batch}")
         return self._batch(n_events, seed)
 
+    def cross_section_pb(self):
+        """Pythia's estimate of the cross section of the events generated so far [pb] (leading
+        order, with the branching ratios of the decay channels left open)."""
+        return self._pythia.infoPython().sigmaGen() * 1e9
+
     def _batch(self, n_events, seed):
         self._pythia.rndm.init(int(seed))
         events = self._pythia.nextBatch(int(n_events), 2.0)

@@ -34,6 +34,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from ..data.features import FeatureDataset
 from ..errors import ConfigError, DataError
 from ..losses import LOSS_NAMES, SAMPLING_CONTEXT, build_loss
 from ..models import build_model, list_models
@@ -64,7 +65,7 @@ class Trainer:
         if config.out is None:
             raise ConfigError("option out (the run folder) is required")
         config = self.config = RunConfig.from_dict(config.to_dict())  # a private copy
-        _check_names(config)
+        _check_names(config, feature_data=isinstance(getattr(splits, "train", None), FeatureDataset))
         self.ctx = ctx or setup_distributed(config.train.device)
         self.device = self.ctx.device
         self.run_dir = Path(config.out)
@@ -474,13 +475,14 @@ def _instantiate(info):
                        vocab_size=info["vocab_size"], **info["options"])
 
 
-def _check_names(config):
-    """Unknown model, loss or DisCo variable names fail before any data is read."""
+def _check_names(config, feature_data=False):
+    """Unknown model, loss or DisCo variable names fail before any data is read (the DisCo
+    variable of feature data is checked against the data's variables at the first batch)."""
     if config.train.init_from is None and config.model.name not in list_models():
         raise ConfigError(f"unknown model {config.model.name!r}; known: {', '.join(list_models())}")
     if config.loss.name not in LOSS_NAMES:
         raise ConfigError(f"unknown loss {config.loss.name!r}; known: {', '.join(LOSS_NAMES)}")
-    if config.loss.disco_variable is not None:
+    if config.loss.disco_variable is not None and not feature_data:
         check_variable(config.loss.disco_variable)
 
 

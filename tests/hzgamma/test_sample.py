@@ -53,8 +53,9 @@ def test_selection_picks_the_pair_closest_to_the_z_and_the_leading_isolated_phot
 
 
 def test_generated_signal_peaks_at_the_higgs_mass_and_background_does_not():
-    signal, n = generate("signal", 600, 1)
-    background, _ = generate("background", 1500, 2)
+    signal, n, sigma = generate("signal", 600, 1)
+    background, _, sigma_b = generate("background", 1500, 2)
+    assert 1e-4 < sigma < 1e-2 < sigma_b < 10  # pb: H -> Z gamma -> l l gamma is a few fb
     features, mass = event_features(signal)
     _, mass_b = event_features(background)
     assert set(features) == set(FEATURES) and 0.2 < len(mass) / n < 0.8

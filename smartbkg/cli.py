@@ -34,3 +34,13 @@ def generate_main(argv=None):
 def train_main(argv=None):
     """``smartbkg-train``: train a filter network."""
     sys.exit(_run("smartbkg.train.cli", argv))
+
+
+def reweight_main(argv=None):
+    """``smartbkg-reweight``: classifier weights that turn sample B into sample A, with a report."""
+    sys.exit(_run("smartbkg.reweight.cli", argv))
+
+
+def classify_main(argv=None):
+    """``smartbkg-classify``: the H -> Z gamma classification example with significance-driven model selection."""
+    sys.exit(_run("smartbkg.hzgamma.cli", argv))

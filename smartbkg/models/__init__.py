@@ -69,6 +69,6 @@ def build_model(name, **cfg):
     return cls(**cfg)
 
 
-from . import deepsets, gatgap, lorentz, transformer  # noqa: E402,F401  (registers the models)
+from . import deepsets, feature_tokens, gatgap, lorentz, transformer  # noqa: E402,F401  (registers the models)
 
 __all__ = ["build_model", "list_models", "register_model"]

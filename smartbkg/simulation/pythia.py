@@ -126,8 +126,62 @@ def _upsilon_lhe_file(e_cm, n_events):
         os.unlink(path)
 
 
-class PythiaGenerator:
-    """One initialised Pythia instance for one event type; reseeded for every batch.
+class PythiaBatches:
+    """One initialised Pythia instance with the given settings, reseeded for every batch.
+
+    The generic part of every generator of the package: the Belle II background types
+    (:class:`PythiaGenerator`) and other processes (e.g. the Z-pole samples of
+    :mod:`smartbkg.reweight.zpole`).
+
+    Args:
+        settings: Pythia ``readString`` settings.
+        max_batch: the largest batch :meth:`generate` will be asked for.
+        what: a name for error messages.
+    """
+
+    def __init__(self, settings, max_batch=10000, what="Pythia"):
+        import pythia8mc
+
+        self.settings, self.max_batch, self.what = list(settings), int(max_batch), what
+        self._pythia = pythia8mc.Pythia("", False)
+        for setting in self.settings:
+            if not setting.startswith("Beams:LHEF") and not self._pythia.readString(setting):
+                raise ConfigError(f"Pythia rejected the setting {setting!r}")
+
+    def initialise(self):
+        if not self._pythia.init():
+            raise RuntimeError(f"Pythia initialisation failed for {self.what}")
+        return self
+
+    def generate(self, n_events, seed):
+        """Generate a batch of events.
+
+        Args:
+            n_events: number of events (<= ``max_batch``).
+            seed: Pythia seed in [1, 900_000_000].
+
+        Returns:
+            (offsets (n_events + 1,) int64, dict of flat Pythia columns: see :func:`decode_batch`).
+        """
+        if not 0 < n_events <= self.max_batch:
+            raise ConfigError(f"batch of {n_events} events outside 1..{self.max_batch}")
+        return self._batch(n_events, seed)
+
+    def cross_section_pb(self):
+        """Pythia's estimate of the cross section of the events generated so far [pb] (leading
+        order, with the branching ratios of the decay channels left open)."""
+        return self._pythia.infoPython().sigmaGen() * 1e9
+
+    def _batch(self, n_events, seed):
+        self._pythia.rndm.init(int(seed))
+        events = self._pythia.nextBatch(int(n_events), 2.0)
+        if len(events) != n_events:
+            raise RuntimeError(f"Pythia gave {len(events)} of {n_events} {self.what} events")
+        return decode_batch(events)
+
+
+class PythiaGenerator(PythiaBatches):
+    """The Pythia generator of one Belle II background type.
 
     The Upsilon(4S) types read their events from a Les Houches file that exists only while
     Pythia is initialised and a batch is generated (Pythia re-opens it for every batch without
@@ -143,52 +197,27 @@ class PythiaGenerator:
     LHE_PLACEHOLDER = "<temporary file of identical e+e- -> Upsilon(4S) Les Houches events>"
 
     def __init__(self, event_type, e_cm, max_batch=10000):
-        import pythia8mc
-
         self.event_type = event_type
         self.e_cm = float(e_cm)
-        self.max_batch = int(max_batch)
         self.upsilon = EVENT_TYPE_SPECS[event_type].process == "upsilon4s"
-        self.settings = pythia_settings(event_type, e_cm, self.LHE_PLACEHOLDER if self.upsilon else None)
-        self._pythia = pythia8mc.Pythia("", False)
-        for setting in self.settings:
-            if not setting.startswith("Beams:LHEF") and not self._pythia.readString(setting):
-                raise RuntimeError(f"Pythia rejected the setting {setting!r}")
-        if self.upsilon:
-            with _upsilon_lhe_file(self.e_cm, 1) as path:
-                ok = self._pythia.readString(f"Beams:LHEF = {path}") and self._pythia.init()
-        else:
-            ok = self._pythia.init()
-        if not ok:
-            raise RuntimeError(f"Pythia initialisation failed for {event_type}")
-
-    def generate(self, n_events, seed):
-        """Generate a batch of events.
-
-        Args:
-            n_events: number of events (<= ``max_batch``).
-            seed: Pythia seed in [1, 900_000_000].
-
-        Returns:
-            (offsets (n_events + 1,) int64, dict of flat Pythia columns: see :func:`decode_batch`).
-        """
-        if not 0 < n_events <= self.max_batch:
-            raise ConfigError(f"batch of {n_events} events outside 1..{self.max_batch}")
+        super().__init__(pythia_settings(event_type, e_cm, self.LHE_PLACEHOLDER if self.upsilon else None),
+                         max_batch, event_type)
         if not self.upsilon:
-            return self._batch(n_events, seed)
+            self.initialise()
+            return
+        with _upsilon_lhe_file(self.e_cm, 1) as path:
+            self._pythia.readString(f"Beams:LHEF = {path}")
+            self.initialise()
+
+    def _batch(self, n_events, seed):
+        if not self.upsilon:
+            return super()._batch(n_events, seed)
         # Room for retries of failed events (nextBatch tries at most twice the batch).
         with _upsilon_lhe_file(self.e_cm, 2 * n_events + 10) as path:
             self._pythia.readString(f"Beams:LHEF = {path}")
             self._pythia.readString("Beams:newLHEFsameInit = on")
             self._pythia.init()
-            return self._batch(n_events, seed)
-
-    def _batch(self, n_events, seed):
-        self._pythia.rndm.init(int(seed))
-        events = self._pythia.nextBatch(int(n_events), 2.0)
-        if len(events) != n_events:
-            raise RuntimeError(f"Pythia gave {len(events)} of {n_events} {self.event_type} events")
-        return decode_batch(events)
+            return super()._batch(n_events, seed)
 
 
 def decode_batch(events):

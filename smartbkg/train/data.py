@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from ..data.dataset import EventGraphDataset, StreamingEventGraphDataset
+from ..data.features import FeatureDataset, FeatureLoader
 from ..data.loader import GraphLoader, plan_batches
 from ..data.preprocess import PreprocessConfig
 from ..errors import ConfigError, DataError
@@ -72,6 +73,8 @@ class Splits:
 
 def labels(dataset):
     """(n, S) bool skim labels of an in-memory dataset (or index subset of one)."""
+    if isinstance(dataset, FeatureDataset):
+        return dataset.labels()
     return dataset.table.labels[dataset.events()]
 
 
@@ -145,6 +148,8 @@ def build_splits(data_cfg, run_dir, *, ctx, quiet=False):
 def make_loader(dataset, data_cfg, seed, ctx, *, train):
     """The loader of a split: shuffled global batches for training, fixed order for evaluation."""
     batch_size = data_cfg.batch_size if train else (data_cfg.eval_batch_size or data_cfg.batch_size)
+    if isinstance(dataset, FeatureDataset):
+        return FeatureLoader(dataset, batch_size, shuffle=train, seed=seed, rank=ctx.rank, world_size=ctx.world_size)
     if isinstance(dataset, EventGraphDataset):
         bucket = data_cfg.bucket_window if train or data_cfg.bucket_window is None else 0
         return GlobalBatchLoader(dataset, batch_size, shuffle=train, seed=seed, ctx=ctx, bucket_window=bucket)

@@ -36,6 +36,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from ..data.features import FeatureDataset
 from ..errors import ConfigError, DataError
 from ..losses import SAMPLING_CONTEXT, build_loss, list_losses
 from ..models import build_model, list_models
@@ -70,7 +71,7 @@ class Trainer:
         if config.out is None:
             raise ConfigError("option out (the run folder) is required")
         config = self.config = RunConfig.from_dict(config.to_dict())  # a private copy
-        _check_names(config)
+        _check_names(config, feature_data=isinstance(getattr(splits, "train", None), FeatureDataset))
         self.ctx = ctx or setup_distributed(config.train.device)
         self.device = self.ctx.device
         self.run_dir = Path(config.out)
@@ -508,15 +509,16 @@ def _instantiate(info):
                        vocab_size=info["vocab_size"], **info["options"])
 
 
-def _check_names(config):
+def _check_names(config, feature_data=False):
     """Import the run's modules (``imports``); then unknown model, loss or DisCo variable names
-    fail before any data is read."""
+    fail before any data is read (the DisCo variable of feature data is checked against the
+    data's variables at the first batch)."""
     import_modules(config.imports)
     if config.train.init_from is None and config.model.name not in list_models():
         raise ConfigError(f"unknown model {config.model.name!r}; known: {', '.join(list_models())}")
     if config.loss.name not in list_losses():
         raise ConfigError(f"unknown loss {config.loss.name!r}; known: {', '.join(list_losses())}")
-    if config.loss.disco_variable is not None:
+    if config.loss.disco_variable is not None and not feature_data:
         check_variable(config.loss.disco_variable)
 
 

@@ -29,6 +29,7 @@ make them vary.
 import numpy as np
 import torch
 
+from ..data.features import FeatureBatch
 from ..data.graphs import has_mother
 from ..data.vocab import pdg_to_token
 from ..errors import ConfigError, DataError
@@ -53,7 +54,16 @@ def check_variable(name):
 
 
 def event_variable(batch, name):
-    """The variable ``name`` of every event of ``batch``: (B,) float32 on the batch's device."""
+    """The variable ``name`` of every event of ``batch``: (B,) float32 on the batch's device.
+
+    A :class:`~smartbkg.data.features.FeatureBatch` carries its own per-event variables
+    (``batch.variables``); graph batches have those of :data:`EVENT_VARIABLES`.
+    """
+    if isinstance(batch, FeatureBatch):
+        if name not in batch.variables:
+            raise ConfigError(f"loss.disco_variable {name!r} is not a variable of the feature data; it has "
+                              f"{', '.join(batch.variables) or 'none'}")
+        return batch.variables[name].float()
     check_variable(name)
     if name in ATTRIBUTES:
         return getattr(batch, name).float()

@@ -8,7 +8,6 @@ printed at the end. User errors (missing input, bad option, existing output) end
 on stderr and exit status 2.
 """
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import yaml
 from tqdm import tqdm
 
+from ..cli_args import ArgumentParser, add_list_argument, integer
 from ..errors import ConfigError
 from .checks import ReadReport
 from .parquet import write_parquet
@@ -27,19 +27,19 @@ SUMMARY = "summary.json"
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="smartbkg-convert",
         description="Convert parquet, Belle II HDF5 or HepMC3 events to smartbkg parquet shards.")
     parser.add_argument("inputs", nargs="+", type=Path, metavar="IN",
                         help="input files or directories (format detected from the content)")
     parser.add_argument("--out", required=True, type=Path, help="output directory")
     parser.add_argument("--format", choices=FORMATS, help="input format of every file (default: detect)")
-    parser.add_argument("--skims", type=_names, help="comma-separated label columns to keep (default: all)")
-    parser.add_argument("--rename-skim", action="append", default=[], metavar="OLD=NEW",
-                        help="rename a skim (repeatable), e.g. label=feiHadronic")
+    add_list_argument(parser, "--skims", metavar="SKIM", help="label columns to keep (default: all)")
+    add_list_argument(parser, "--rename-skim", default=[], metavar="OLD=NEW",
+                      help="rename skims, e.g. label=feiHadronic")
     parser.add_argument("--event-type", default="unknown", metavar="NAME",
                         help="event type of events whose input records none (default: unknown)")
-    parser.add_argument("--events-per-shard", type=int, default=100_000, metavar="N")
+    parser.add_argument("--events-per-shard", type=integer(1), default=100_000, metavar="N")
     parser.add_argument("--strict", action="store_true", help="fail on the first bad event instead of skipping")
     parser.add_argument("--preprocess", nargs="?", const="", default=None, metavar="CONFIG",
                         help="apply the Belle II preprocessing; optional YAML/JSON file of PreprocessConfig fields")
@@ -52,10 +52,6 @@ def build_parser():
     hepmc = parser.add_argument_group("HepMC3 inputs")
     hepmc.add_argument("--labels", type=Path, help="CSV side file: event_number,<skim>,...[,event_type]")
     return parser
-
-
-def _names(text):
-    return [name.strip() for name in text.split(",") if name.strip()]
 
 
 def _rename(pairs):
@@ -98,8 +94,6 @@ def prepare_output(out, overwrite):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    if args.events_per_shard < 1:
-        raise ConfigError(f"--events-per-shard must be positive, got {args.events_per_shard}")
     rename = _rename(args.rename_skim)
     config = _preprocess_config(args.preprocess) if args.preprocess is not None else None
     options = {name: getattr(args, name) for name in ("key", "mother_index", "missing_mother", "labels")

@@ -5,6 +5,7 @@ that counts every skipped event by reason, and in strict mode raises a :class:`D
 naming the file, the event and the field instead.
 """
 
+import json
 import warnings
 from collections import Counter
 from contextlib import contextmanager
@@ -231,3 +232,47 @@ def reject_events(rejections, *, event_id, report, strict=False, source=None, ta
             report.read += n
             report.skipped[reason] += n
     return keep
+
+
+def parse_metadata(raw, path=None):
+    """The smartbkg metadata of a file (JSON text, bytes or str) as a dict.
+
+    Raises:
+        DataError: not UTF-8, not JSON, not an object, or ``skims`` / ``event_types`` that are
+            not lists of names.
+    """
+    try:
+        meta = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise DataError(f"malformed smartbkg metadata ({str(exc).splitlines()[0]})", path=path,
+                        field="smartbkg") from None
+    if not isinstance(meta, dict):
+        raise DataError(f"smartbkg metadata must be a JSON object, got {type(meta).__name__}", path=path,
+                        field="smartbkg")
+    for key in ("skims", "event_types"):
+        names = meta.get(key, [])
+        if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+            raise DataError(f"smartbkg metadata {key!r} must be a list of names, got {names!r:.60}", path=path,
+                            field="smartbkg")
+    return meta
+
+
+def label_values(values, path=None, field=None):
+    """Skim decisions from a label column: booleans, or numbers that are 0 or 1.
+
+    Args:
+        values: (n,) array of a label column.
+
+    Returns:
+        ((n,) bool decisions, (n,) bool mask of values that are no decision: other numbers, NaN).
+
+    Raises:
+        DataError: a column that holds neither booleans nor numbers (e.g. strings).
+    """
+    values = np.asarray(values)
+    if values.dtype == np.bool_:
+        return values, np.zeros(len(values), dtype=bool)
+    if values.dtype.kind not in "iuf":
+        raise DataError(f"labels must be booleans or 0/1, got values of type {values.dtype}", path=path,
+                        field=field)
+    return values == 1, (values != 0) & (values != 1)

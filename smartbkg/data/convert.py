@@ -16,7 +16,7 @@ import yaml
 from tqdm import tqdm
 
 from ..cli_args import ArgumentParser, add_list_argument, integer
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from .checks import ReadReport
 from .parquet import write_parquet
 from .readers import FORMATS, expand_paths, iter_events
@@ -84,12 +84,16 @@ def prepare_output(out, overwrite):
     """Create the output directory; refuse to mix with an earlier conversion unless ``overwrite``."""
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} exists and is not a directory")
-    old = sorted(out.glob("part-*.parquet")) + ([out / SUMMARY] if (out / SUMMARY).exists() else [])
-    if old and not overwrite:
-        raise ConfigError(f"--out {out} already holds {len(old)} converted file(s); pass --overwrite to replace them")
-    for path in old:
-        path.unlink()
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        old = sorted(out.glob("part-*.parquet")) + ([out / SUMMARY] if (out / SUMMARY).exists() else [])
+        if old and not overwrite:
+            raise ConfigError(f"--out {out} already holds {len(old)} converted file(s); pass --overwrite to replace "
+                              "them")
+        for path in old:
+            path.unlink()
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create --out {out} ({exc.strerror or exc})") from None
 
 
 def main(argv=None):
@@ -105,9 +109,13 @@ def main(argv=None):
     prepare_output(args.out, args.overwrite)
     try:
         stats = _convert(chunks, config, args, shards)
+        if not shards:
+            raise DataError(f"no events to write: {report.skip_summary(report.read) if report.skipped else 'the inputs hold none'}")
+    except OSError as exc:
+        _remove(args.out, shards)
+        raise ConfigError(f"cannot write to --out {args.out} ({exc.strerror or exc})") from None
     except BaseException:
-        for shard in shards:  # leave no partial conversion behind
-            (args.out / shard["file"]).unlink(missing_ok=True)
+        _remove(args.out, shards)
         raise
     if stats is not None:
         stats.add_to_report(report)
@@ -128,6 +136,12 @@ def main(argv=None):
         print(report.format())
         print(f"events written: {summary['events_written']} in {len(shards)} shard(s) to {args.out}")
     return 0
+
+
+def _remove(out, shards):
+    """Leave no partial conversion behind."""
+    for shard in shards:
+        (out / shard["file"]).unlink(missing_ok=True)
 
 
 def _convert(chunks, config, args, shards):

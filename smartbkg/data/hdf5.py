@@ -51,7 +51,7 @@ import numpy as np
 from particle.pdgid import charge as pdg_charge
 
 from ..errors import ConfigError, DataError
-from .checks import _any_per_event, located, reject_events, reporting
+from .checks import _any_per_event, label_values, located, parse_metadata, reject_events, reporting
 from .table import EVENT_TYPES, FLOAT_FIELDS, EventTable, skim_names
 
 #: Columns of the Belle II table, in the order the original writer used.
@@ -116,12 +116,16 @@ def read_columns(path, key=None):
             else:
                 columns = {name: node[name] for name in node.dtype.names}
             raw = node.attrs.get(ATTRIBUTE)
-    except OSError as exc:
+    except OSError as exc:  # damaged data (a failed checksum included) or file system errors
         raise DataError(f"cannot read HDF5 file ({str(exc).strip().splitlines()[0]})", path=path) from None
+    except (KeyError, IndexError, ValueError, TypeError, UnicodeDecodeError, AttributeError) as exc:
+        # h5py and the layouts' parsing on damaged structure (a missing block, a bad attribute)
+        raise DataError(f"damaged HDF5 table ({type(exc).__name__}: {str(exc).strip()[:120]})", path=path) from None
     lengths = {len(v) for v in columns.values()}
     if len(lengths) > 1:
         raise DataError(f"columns have different lengths {sorted(lengths)}", path=path)
-    return columns, (json.loads(_text(raw)) if raw is not None else {})
+    return columns, (parse_metadata(raw if isinstance(raw, (bytes, str)) else str(raw), path) if raw is not None
+                     else {})
 
 
 def _find_table(f, key, path):
@@ -195,8 +199,20 @@ def _fixed_columns(group, path):
         values = dataset[()]
         if _text(dataset.attrs.get("kind", b"")) == "bool":
             values = values.astype(bool)
-        columns[name] = values[group[codes][()]] if codes else values
+        columns[name] = _level_values(values, group[codes][()], path) if codes else values
     return columns
+
+
+def _level_values(levels, codes, path):
+    """A MultiIndex level's values per row; code -1 (pandas' missing value) becomes NaN."""
+    codes = np.asarray(codes)
+    if codes.dtype.kind not in "iu" or len(codes) and (codes.min() < -1 or codes.max() >= len(levels)):
+        raise DataError(f"damaged index: codes outside the {len(levels)} level values", path=path)
+    if not (codes == -1).any():
+        return levels[codes]
+    values = levels[np.maximum(codes, 0)].astype(np.float64)
+    values[codes == -1] = np.nan
+    return values
 
 
 class _NoGlobalsUnpickler(pickle.Unpickler):
@@ -253,13 +269,14 @@ def _table_from_columns(columns, meta, *, path, skims, mother_index, missing_mot
     skims = _resolve_skims(columns, meta, skims, path)
     labels = np.zeros((len(counts), len(skims)), dtype=bool)
     inconsistent = np.zeros(len(counts), dtype=bool)
+    not_label = np.zeros(n_rows, dtype=bool)
     for j, skim in enumerate(skims):
         values = arranged(columns[skim])
-        if values.dtype.kind == "f":
-            bad_rows |= ~np.isfinite(values)
-        first, differ = per_event(values)
+        decisions, invalid = label_values(values, path, skim)
+        not_label |= invalid
+        first, differ = per_event(decisions)
         inconsistent |= differ
-        labels[:, j] = first.astype(bool)
+        labels[:, j] = first
 
     index = ints["arrayIndex"]
     mother, missing_links = _mothers(ints, event_of, offsets, mother_index, report)
@@ -285,6 +302,7 @@ def _table_from_columns(columns, meta, *, path, skims, mother_index, missing_mot
     keep = reject_events([
         (_any_per_event(bad_rows, event_of, len(counts)), "null or non-integer value", "particles"),
         (_any_per_event(duplicate, event_of, len(counts)), "duplicate particle index", "arrayIndex"),
+        (_any_per_event(not_label, event_of, len(counts)), "label is not 0/1", "labels"),
         (inconsistent, "label differs between particles of one event", "labels"),
         (type_differs, "event type differs between particles of one event", "event_type"),
         (weight_differs, "weight differs between particles of one event", "weight"),

@@ -441,22 +441,28 @@ class LabelFile:
     def __init__(self, path):
         self.path = Path(path)
         try:
-            with open(self.path, newline="") as f:
+            with open(self.path, newline="", encoding="utf-8") as f:
                 rows = list(csv.reader(f))
         except OSError as exc:
             raise DataError(f"cannot read label file ({exc.strerror})", path=path) from None
+        except UnicodeDecodeError as exc:
+            raise DataError(f"label file is not UTF-8 text (byte {exc.start})", path=path) from None
+        except csv.Error as exc:
+            raise DataError(f"malformed label file ({exc})", path=path) from None
         if not rows or not rows[0] or rows[0][0].strip() != "event_number":
             raise DataError("a label file starts with the header 'event_number,<skim>,...'", path=path)
         header = [h.strip() for h in rows[0]]
         body = [r for r in rows[1:] if r]
+        if not body:
+            raise DataError("the label file lists no events", path=path)
         bad = next((i for i, r in enumerate(body) if len(r) != len(header)), None)
         if bad is not None:
             raise DataError(f"line {bad + 2} has {len(body[bad])} fields, the header {len(header)}", path=path)
         table = np.array(body, dtype=str).reshape(len(body), len(header))
         try:
             numbers = table[:, 0].astype(np.int64)
-        except ValueError:
-            raise DataError("event numbers must be integers", path=path, field="event_number") from None
+        except (ValueError, OverflowError):
+            raise DataError("event numbers must be 64-bit integers", path=path, field="event_number") from None
         order = np.argsort(numbers, kind="stable")
         self.event_number = numbers[order]
         if np.any(self.event_number[1:] == self.event_number[:-1]):

@@ -124,7 +124,7 @@ def test_labels_from_side_file(tmp_path):
     ("event_number,a\n1,1\n1,0\n", "event number listed twice"),
     ("event_number,a\n1,yes\n", "label 'yes' is not 0/1/true/false"),
     ("event_number,a\n1,1,1\n", "line 2 has 3 fields"),
-    ("event_number,a\nx,1\n", "event numbers must be integers"),
+    ("event_number,a\nx,1\n", "event numbers must be 64-bit integers"),
 ])
 def test_bad_label_files(tmp_path, text, message):
     (tmp_path / "l.csv").write_text(text)

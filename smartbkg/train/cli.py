@@ -18,7 +18,7 @@ from pathlib import Path
 from ..cli_args import ArgumentParser, add_list_argument
 from ..errors import ConfigError
 from ..locking import locked_folder
-from .checkpoint import load_checkpoint
+from .checkpoint import RESUME_KEYS, load_checkpoint
 from .config import MONITORS, SCHEDULES, RunConfig, apply_override, parse_assignment, read_config_file
 
 #: Flag destination -> config key.
@@ -163,6 +163,9 @@ def main(argv=None):
         from .loop import Trainer  # the heavy imports only when there is work to do
 
         if args.resume:
+            last = Path(args.resume) / "checkpoints" / "last.pt"
+            if last.is_file():
+                load_checkpoint(last, require=RESUME_KEYS)  # a damaged entry is one line, not a traceback
             trainer = Trainer.resume(args.resume, overrides=overrides)
         else:
             if (Path(config.out) / "checkpoints" / "last.pt").exists():

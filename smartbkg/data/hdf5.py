@@ -67,6 +67,9 @@ MISSING_MOTHER = ("root", "error")
 STATUS_PRIMARY, STATUS_STABLE, STATUS_INITIAL = 1, 2, 32
 ATTRIBUTE = "smartbkg"
 LAYOUTS = ("table", "fixed", "compound")
+#: HDF5 file format of written files: the 1.10 format has checksums on the file's own structures
+#: (superblock, object headers, chunk indices); readable by HDF5 1.10 and later.
+LIBVER = ("v110", "latest")
 
 
 # ---------------------------------------------------------------------------------------- reading
@@ -118,7 +121,7 @@ def read_columns(path, key=None):
             raw = node.attrs.get(ATTRIBUTE)
     except OSError as exc:  # damaged data (a failed checksum included) or file system errors
         raise DataError(f"cannot read HDF5 file ({str(exc).strip().splitlines()[0]})", path=path) from None
-    except (KeyError, IndexError, ValueError, TypeError, UnicodeDecodeError, AttributeError) as exc:
+    except (KeyError, IndexError, ValueError, TypeError, UnicodeDecodeError, AttributeError, RuntimeError) as exc:
         # h5py and the layouts' parsing on damaged structure (a missing block, a bad attribute)
         raise DataError(f"damaged HDF5 table ({type(exc).__name__}: {str(exc).strip()[:120]})", path=path) from None
     lengths = {len(v) for v in columns.values()}
@@ -455,11 +458,11 @@ def write_hdf5(table, path, *, key="mc_information", layout="table", mother_inde
     meta = json.dumps({"version": 1, "skims": list(table.skims), "event_types": list(table.event_types)})
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    with h5py.File(tmp, "w") as f:
+    with h5py.File(tmp, "w", libver=LIBVER) as f:
         for name, value in _PYTABLES_FILE_ATTRS.items():
             f.attrs[name] = value
         if layout == "compound":
-            node = f.create_dataset(key, data=_structured(columns))
+            node = f.create_dataset(key, data=_structured(columns), chunks=True, maxshape=(None,), fletcher32=True)
         elif layout == "table":
             node = _write_pandas_table(f, key, columns)
         else:
@@ -556,7 +559,7 @@ def _write_pandas_table(f, key, columns):
     for k, (dtype, names) in enumerate(blocks):
         data[f"values_block_{k}"] = np.stack([columns[c] for c in names], axis=1) if n else 0
     group = f.create_group(key)
-    table = group.create_dataset("table", data=data, maxshape=(None,), chunks=True)
+    table = group.create_dataset("table", data=data, maxshape=(None,), chunks=True, fletcher32=True)
     for name, value in _PANDAS_GROUP_ATTRS.items():
         group.attrs[name] = value
     value_names = [f"values_block_{k}" for k in range(len(blocks))]

@@ -1,4 +1,4 @@
-"""Checkpoints: written atomically, read with ``torch.load(weights_only=True)``.
+"""Checkpoints: written atomically, read with ``torch.load(weights_only=True)`` after their checksums.
 
 A checkpoint is a dict of tensors and plain containers (dicts, lists, tuples, numbers,
 strings) only, so it loads with the safe unpickler. Contents written by the trainer:
@@ -26,6 +26,7 @@ import os
 import random
 import re
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -105,6 +106,7 @@ def load_checkpoint(path, map_location="cpu", require=("model_info",)):
     path = Path(path)
     if not path.is_file():
         raise DataError("checkpoint not found", path=path)
+    _verify_checksums(path)
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt files (pickle, zip, runtime)
@@ -122,6 +124,24 @@ def load_checkpoint(path, map_location="cpu", require=("model_info",)):
         raise DataError(f"checkpoint format {state['format']} is newer than this smartbkg "
                         f"({FORMAT_VERSION})", path=path)
     return state
+
+
+def _verify_checksums(path):
+    """Check the CRC-32 of every record of a zip checkpoint (``torch.load`` does not): a changed
+    byte is a :class:`DataError`, not a changed weight. Files that are no zip archive are left to
+    ``torch.load``."""
+    with open(path, "rb") as f:
+        if f.read(4) != _ZIP_MAGIC:
+            return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
+        raise DataError(f"cannot read checkpoint: damaged zip archive ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})",
+                        path=path) from None
+    if bad is not None:
+        raise DataError(f"cannot read checkpoint: record {bad!r} fails its checksum (the file changed after it was "
+                        "written)", path=path)
 
 
 def load_model_state(model, weights, path):

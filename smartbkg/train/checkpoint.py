@@ -137,8 +137,8 @@ def _verify_checksums(path):
         with zipfile.ZipFile(path) as archive:
             bad = archive.testzip()
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
-        raise DataError(f"cannot read checkpoint: damaged zip archive ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})",
-                        path=path) from None
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(f"cannot read checkpoint: truncated or corrupt zip archive ({reason})", path=path) from None
     if bad is not None:
         raise DataError(f"cannot read checkpoint: record {bad!r} fails its checksum (the file changed after it was "
                         "written)", path=path)

@@ -105,7 +105,7 @@ def test_bad_checkpoints_raise_data_error(tmp_path):
     good = tmp_path / "good.pt"
     save_checkpoint(_state(), good)
     good.write_bytes(good.read_bytes()[:200])  # truncated
-    with pytest.raises(DataError, match="truncated or corrupt torch file"):
+    with pytest.raises(DataError, match="truncated or corrupt zip archive"):
         load_checkpoint(good)
 
 

@@ -7,6 +7,7 @@ naming the file, the event and the field instead.
 
 import json
 import warnings
+import zlib
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -234,26 +235,45 @@ def reject_events(rejections, *, event_id, report, strict=False, source=None, ta
     return keep
 
 
+def metadata_json(version, skims, event_types):
+    """The smartbkg metadata of a written file as JSON text, with a CRC-32 of its content.
+
+    File formats keep such metadata where they have no checksum (the parquet footer, HDF5
+    attributes in dense storage): the CRC lets :func:`parse_metadata` tell a damaged name from a
+    real one.
+    """
+    meta = {"version": version, "skims": list(skims), "event_types": list(event_types)}
+    return json.dumps({**meta, "crc32": _crc(meta)})
+
+
+def _crc(meta):
+    return zlib.crc32(json.dumps(meta, sort_keys=True).encode())
+
+
 def parse_metadata(raw, path=None):
     """The smartbkg metadata of a file (JSON text, bytes or str) as a dict.
 
     Raises:
-        DataError: not UTF-8, not JSON, not an object, or ``skims`` / ``event_types`` that are
-            not lists of names.
+        DataError: not UTF-8, not JSON, not an object, without ``version``, ``skims`` and
+            ``event_types`` (lists of names), or whose ``crc32`` does not match its content.
     """
+    def fail(message):
+        return DataError(message, path=path, field="smartbkg")
+
     try:
         meta = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
     except (UnicodeDecodeError, ValueError) as exc:
-        raise DataError(f"malformed smartbkg metadata ({str(exc).splitlines()[0]})", path=path,
-                        field="smartbkg") from None
+        raise fail(f"malformed smartbkg metadata ({str(exc).splitlines()[0]})") from None
     if not isinstance(meta, dict):
-        raise DataError(f"smartbkg metadata must be a JSON object, got {type(meta).__name__}", path=path,
-                        field="smartbkg")
+        raise fail(f"smartbkg metadata must be a JSON object, got {type(meta).__name__}")
     for key in ("skims", "event_types"):
-        names = meta.get(key, [])
+        names = meta.get(key)
         if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
-            raise DataError(f"smartbkg metadata {key!r} must be a list of names, got {names!r:.60}", path=path,
-                            field="smartbkg")
+            raise fail(f"smartbkg metadata {key!r} must be a list of names, got {names!r:.60}")
+    if "crc32" in meta:
+        crc = meta.pop("crc32")
+        if crc != _crc(meta):
+            raise fail("smartbkg metadata fails its checksum (damaged)")
     return meta
 
 

@@ -42,7 +42,6 @@ mode); an event-type code that names none of the file's event types is a :class:
 """
 
 import io
-import json
 import pickle
 from pathlib import Path
 
@@ -51,7 +50,7 @@ import numpy as np
 from particle.pdgid import charge as pdg_charge
 
 from ..errors import ConfigError, DataError
-from .checks import _any_per_event, label_values, located, parse_metadata, reject_events, reporting
+from .checks import _any_per_event, label_values, located, metadata_json, parse_metadata, reject_events, reporting
 from .table import EVENT_TYPES, FLOAT_FIELDS, EventTable, skim_names
 
 #: Columns of the Belle II table, in the order the original writer used.
@@ -455,7 +454,7 @@ def write_hdf5(table, path, *, key="mc_information", layout="table", mother_inde
     if mother_index not in ("array", "one-based"):
         raise ConfigError(f"mother_index must be 'array' or 'one-based', got {mother_index!r}")
     columns = belle2_columns(table, mother_index=mother_index)
-    meta = json.dumps({"version": 1, "skims": list(table.skims), "event_types": list(table.event_types)})
+    meta = metadata_json(1, table.skims, table.event_types)
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     with h5py.File(tmp, "w", libver=LIBVER) as f:

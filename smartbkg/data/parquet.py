@@ -26,7 +26,6 @@ zstd for files about 10 % larger). In smartbkg shards ``index`` always equals th
 the event, so readers skip that column.
 """
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import DataError
-from .checks import label_values, located, parse_metadata, reject_events, reporting
+from .checks import label_values, located, metadata_json, parse_metadata, reject_events, reporting
 from .table import EVENT_TYPES, FLOAT_FIELDS, EventTable, skim_names
 
 FORMAT_VERSION = 1
@@ -73,10 +72,10 @@ def table_to_arrow(table):
     if table.weight is not None:
         columns["weight"] = pa.array(table.weight)
     columns["event_id"] = pa.array(table.event_id)
-    meta = {"version": FORMAT_VERSION, "skims": list(table.skims), "event_types": list(table.event_types)}
+    meta = metadata_json(FORMAT_VERSION, table.skims, table.event_types)
     schema = pa.schema([pa.field("particles", PARTICLES_TYPE, nullable=False)]
                        + [pa.field(name, column.type) for name, column in list(columns.items())[1:]],
-                       metadata={METADATA_KEY: json.dumps(meta).encode()})
+                       metadata={METADATA_KEY: meta.encode()})
     return pa.Table.from_arrays(list(columns.values()), schema=schema)
 
 

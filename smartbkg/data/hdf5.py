@@ -35,10 +35,16 @@ particle a root, as the basf2 smartBKG preprocessing does, counted as a note;
 ``evtNum`` (in order of first appearance), particles ordered by ``arrayIndex``.
 
 smartbkg additions (ignored by other readers): one boolean column per skim (Belle II files have
-``label``), ``event_type`` (int codes) and ``weight`` columns, and a JSON attribute ``smartbkg``
-with the skim and event-type names. These are per-event values repeated on every row: an event
+``label``), ``event_type`` (int codes) and ``weight`` columns, and a JSON attribute
+``smartbkg:<key>`` of the root group (files of earlier versions: ``smartbkg`` of the table) with
+the skim and event-type names. These are per-event values repeated on every row: an event
 whose rows disagree on a label, the event type or the weight is skipped (or fails in strict
 mode); an event-type code that names none of the file's event types is a :class:`DataError`.
+
+Integrity: files are written in the HDF5 1.10 format, whose superblock, object headers and chunk
+indices carry checksums, and the ``table`` and ``compound`` layouts' data with Fletcher-32
+checksums per chunk: damage there is a :class:`DataError`. The ``fixed`` layout stores its data
+contiguously, as pandas does, without a checksum.
 """
 
 import io
@@ -117,7 +123,7 @@ def read_columns(path, key=None):
                 columns = _fixed_columns(node, path)
             else:
                 columns = {name: node[name] for name in node.dtype.names}
-            raw = node.attrs.get(ATTRIBUTE)
+            raw = f.attrs.get(f"{ATTRIBUTE}:{node.name.strip('/')}", node.attrs.get(ATTRIBUTE))
     except OSError as exc:  # damaged data (a failed checksum included) or file system errors
         raise DataError(f"cannot read HDF5 file ({str(exc).strip().splitlines()[0]})", path=path) from None
     except (KeyError, IndexError, ValueError, TypeError, UnicodeDecodeError, AttributeError, RuntimeError) as exc:
@@ -466,7 +472,9 @@ def write_hdf5(table, path, *, key="mc_information", layout="table", mother_inde
             node = _write_pandas_table(f, key, columns)
         else:
             node = _write_pandas_fixed(f, key, columns, index=[*table.skims, "evtNum", "arrayIndex"])
-        node.attrs[ATTRIBUTE] = _str(meta)
+        # On the root group, whose few attributes HDF5 keeps in its checksummed object header (a
+        # pandas group's many attributes go to an unchecked heap, where a damaged name hides them).
+        f.attrs[f"{ATTRIBUTE}:{node.name.strip('/')}"] = _str(meta)
     tmp.replace(path)
 
 

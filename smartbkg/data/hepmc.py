@@ -105,7 +105,8 @@ def iter_hepmc(path, *, skims=None, labels=None, default_event_type="unknown", c
         :class:`EventTable` per chunk (at least one, possibly empty; not yet validated).
 
     Raises:
-        DataError: the file is missing, unreadable or no HepMC3 ASCII file.
+        DataError: the file is missing, unreadable or no HepMC3 ASCII file, or its gzip stream is
+            damaged (raised after the events before the damage were yielded).
     """
     with reporting(report) as report, located(path):
         side = LabelFile(labels) if labels is not None else None
@@ -134,6 +135,8 @@ def iter_hepmc(path, *, skims=None, labels=None, default_event_type="unknown", c
                 # read ahead are lost; reading starts again after them, at the next event line.
                 guard.resynchronise("cannot parse event")
                 _count_dropped(guard, builder, report, strict, path)
+        if guard.damaged:
+            raise DataError(guard.damaged, path=path)
         yield builder.build()
         _count_dropped(guard, builder, report, strict, path)
         _count_missing(guard, report, strict, path)
@@ -296,7 +299,8 @@ class _GuardedStream:
     the file, event number or None, reason, field). The events handed on are queued in ``passed``
     (:class:`_Passed`). ``footer`` tells whether the end-of-listing line came; ``declared`` is
     the event count a ``A smartbkg.events N`` header line declares (None without one); ``error``
-    says why the stream ended early (a corrupt gzip stream).
+    says why the stream ended early (a gzip stream cut short), ``damaged`` why none of it can be
+    trusted (compressed data that fails to decompress or its CRC-32).
     """
 
     BLOCK = 1 << 20
@@ -313,6 +317,7 @@ class _GuardedStream:
         self.declared = None
         self.footer = False
         self.error = None
+        self.damaged = None
 
     def readinto(self, buffer):
         while not len(self.ready):
@@ -340,8 +345,11 @@ class _GuardedStream:
     def _fill(self):
         try:
             block = self.raw.read(self.BLOCK)
-        except (OSError, EOFError, zlib.error) as exc:  # e.g. a truncated or corrupt gzip stream
-            self.error = f"cannot decompress ({exc})"
+        except EOFError:  # a gzip stream cut short: what came before is sound
+            self.error = "compressed file ends early (truncated)"
+            block = b""
+        except (OSError, zlib.error) as exc:  # damaged compressed data (or its CRC): the text may be wrong
+            self.damaged = f"corrupt gzip stream ({str(exc).strip() or type(exc).__name__}); no event of the file is used"
             block = b""
         data = self.pending + block
         if not block:

@@ -102,8 +102,7 @@ def test_crafted_hdf5(tmp_path, small_table):
         path = tmp_path / f"{layout}.h5"
         write_hdf5(small_table, path, layout=layout)
         with h5py.File(path, "r+") as f:
-            node = f["mc_information"]
-            node.attrs["smartbkg"] = np.bytes_(b"\xff{")
+            f.attrs["smartbkg:mc_information"] = np.bytes_(b"\xff{")
         _expect(_outcome(path), ("error", "malformed smartbkg metadata"), 3)
     path = tmp_path / "fixed.h5"
     write_hdf5(small_table, path, layout="fixed")

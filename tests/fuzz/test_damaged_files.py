@@ -181,6 +181,7 @@ def test_damaged_files_meet_the_contract_at_length(corpus, name, tmp_path):
     outcomes = Counter()
     given(damages)(_settings(SLOW_EXAMPLES)(lambda change: check_damaged_file(corpus, name, change, tmp_path,
                                                                                  outcomes)))()
+    print(f"{name}: {dict(sorted(outcomes.items()))}")  # the figures of docs/guide/input_contract.rst (pytest -s)
     if FORMATS[name][1]:
         assert not outcomes["changed"]
 

@@ -24,7 +24,7 @@ no weights at all gives a table without weights. An event whose weight line HepM
 
 HepMC reading is one C++ parse per event; everything after it (mothers, positions, units) is
 vectorised over chunks of events. HepMC3 crashes on some damage and reads other damage as valid
-values, so each event's text is checked before HepMC3 parses it (:class:`_GuardedStream`): a
+values, so each event's text is checked before HepMC3 parses it (``_GuardedStream``): a
 damaged event (a malformed event line, particle lines that do not match the count or the
 numbering 1..N, an unreadable line, a PDG id beyond 32 bits, a parent or vertex link to no
 earlier particle or declared vertex, unknown units, attributes that are not UTF-8) is skipped and
@@ -38,7 +38,7 @@ events is not known).
 
 HepMC3 reports parse failures by printing to the C++ streams; smartbkg counts those events
 itself, so HepMC3's messages are switched off (``pyhepmc.Setup``) and whatever C++ still writes
-to stdout/stderr while an event is parsed is discarded (:func:`_silenced`).
+to stdout/stderr while an event is parsed is discarded (``_silenced``).
 """
 
 import csv

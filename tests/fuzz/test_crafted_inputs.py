@@ -278,3 +278,24 @@ def test_summary_of_a_conversion_that_skips(tmp_path, small_table):
     convert_main([str(tmp_path / "b.hepmc"), "--out", str(tmp_path / "o"), "--quiet"])
     report = json.loads((tmp_path / "o" / "summary.json").read_text())["report"]
     assert report["skipped"] == {"unknown units": 1} and report["read"] == 3 and report["kept"] == 2
+
+
+CONVERT_FLAGS = ["--format", "--skims", "--rename-skim", "--event-type", "--events-per-shard", "--preprocess",
+                 "--key", "--mother-index", "--missing-mother", "--labels", "--strict", "--overwrite", "--bogus"]
+
+
+@given(st.lists(st.tuples(st.sampled_from(CONVERT_FLAGS), VALUES), min_size=1, max_size=3))
+@settings(max_examples=60, derandomize=True, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_fuzzed_convert_command_lines_are_one_line_errors_or_conversions(tmp_path, small_table, options):
+    source = tmp_path / "in.hepmc"
+    if not source.exists():
+        write_hepmc(small_table, source)
+    argv = [item for flag, value in options for item in ((flag,) if flag in ("--strict", "--overwrite") else
+                                                          (flag, value))]
+    try:
+        code = convert_main([str(source), "--out", str(tmp_path / "out"), "--overwrite", "--quiet", *argv])
+    except SmartBkgError as exc:
+        assert str(exc) and "\n" not in str(exc)
+        return
+    assert code == 0 and (tmp_path / "out" / "summary.json").exists()

@@ -27,7 +27,7 @@ import torch
 from torch_geometric.data import Dataset
 
 from ..errors import ConfigError, DataError
-from .checks import ReadReport, bad_weights, drop_bad_events, find_bad_events
+from .checks import ReadReport, bad_weights, drop_bad_events, find_bad_events, label_values
 from .graphs import GraphStore
 from .parquet import open_parquet, parquet_metadata, read_columns, resolve_skims, table_from_arrow
 from .preprocess import PreprocessConfig, PreprocessStats, preprocess_with_mask
@@ -422,7 +422,9 @@ def _scan_file(path, skims):
         small = f.read(columns=[*skims, *[c for c in ("event_type", "weight") if c in names]], use_threads=False)
     except (OSError, pa.ArrowException) as exc:
         raise DataError(f"cannot read parquet file ({str(exc).strip().splitlines()[0]})", path=path) from None
-    labels = np.stack([small.column(s).to_numpy(zero_copy_only=False).astype(bool) for s in skims], axis=1) \
+    # Values that are no 0/1 decision count as 0 here; reading the row group skips their events.
+    labels = np.stack([label_values(small.column(s).to_numpy(zero_copy_only=False), path, s)[0] for s in skims],
+                      axis=1) \
         if skims else np.zeros((f.metadata.num_rows, 0), bool)
     # The same order as parquet.table_from_arrow gives the events of this file.
     if "event_type" in names:

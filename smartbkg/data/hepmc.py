@@ -370,17 +370,17 @@ class _GuardedStream:
             pieces.append(header)
         else:
             pieces.append(parts[0])
-        last = len(parts) - 1
+        if self.eof:
+            self.footer = FOOTER in data
+            if len(parts) > 1:  # the last event ends at the footer, or the file ends inside it
+                parts[-1] = parts[-1].partition(b"\n" + FOOTER)[0]
         for k, part in enumerate(parts[1:], 1):
-            if self.eof and k == last:
-                part, _, rest = part.partition(b"\n" + FOOTER)
-                self.footer = bool(_) or FOOTER in data
             self.ordinal += 1
-            checked = self._check_event(part, cut=self.eof and k == last and not self.footer)
+            checked = self._check_event(part, cut=self.eof and k == len(parts) - 1 and not self.footer)
             if checked is not None:
                 pieces.append(checked)
-        text = b"\nE ".join(pieces) if len(pieces) > 1 else pieces[0]
-        if self.eof and self.footer:
+        text = b"\nE ".join(pieces)
+        if self.eof and self.footer and len(parts) > 1:
             text += b"\n" + FOOTER + b"\n"
         self.ready = memoryview(text)
 

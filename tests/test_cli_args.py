@@ -1,3 +1,4 @@
+import importlib
 import subprocess
 import sys
 
@@ -43,10 +44,21 @@ def test_errors_are_config_errors(argv, message):
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
-def test_every_console_script_has_version_and_one_line_errors(script):
-    code = f"import sys; from smartbkg.cli import {script}_main; {script}_main(sys.argv[1:])"
-    version = subprocess.run([sys.executable, "-c", code, "--version"], capture_output=True, text=True)
-    assert version.returncode == 0 and version.stdout == f"smartbkg-{script} {__version__}\n"
-    bad = subprocess.run([sys.executable, "-c", code, "--no-such-option"], capture_output=True, text=True)
+def test_every_console_script_has_version_and_one_line_errors(script, capsys):
+    main = getattr(importlib.import_module("smartbkg.cli"), f"{script}_main")
+    for argv, status in ((["--version"], 0), (["--no-such-option"], 2)):
+        with pytest.raises(SystemExit) as info:
+            main(argv)
+        out, err = capsys.readouterr()
+        assert info.value.code == status
+        if status == 0:
+            assert out == f"smartbkg-{script} {__version__}\n" and err == ""
+        else:
+            assert out == "" and err.startswith(f"error: smartbkg-{script}: ") and err.count("\n") == 1
+
+
+def test_usage_errors_through_the_console_script():
+    code = "import sys; from smartbkg.cli import convert_main; convert_main(sys.argv[1:])"
+    bad = subprocess.run([sys.executable, "-c", code, "--out"], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stdout == ""
-    assert bad.stderr.startswith(f"error: smartbkg-{script}: ") and bad.stderr.count("\n") == 1
+    assert bad.stderr == "error: smartbkg-convert: argument --out: expected one argument\n"

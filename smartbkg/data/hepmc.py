@@ -26,10 +26,12 @@ HepMC reading is one C++ parse per event; everything after it (mothers, position
 vectorised over chunks of events. HepMC3 crashes on some damage and reads other damage as valid
 values, so each event's text is checked before HepMC3 parses it (``_GuardedStream``): a
 damaged event (a malformed event line, particle lines that do not match the count or the
-numbering 1..N, an unreadable line, a PDG id beyond 32 bits, a parent or vertex link to no
+numbering 1..N, an unreadable or unknown line, a PDG id beyond 32 bits, a parent or vertex link to no
 earlier particle or declared vertex, unknown units, attributes that are not UTF-8) is skipped and
 counted under its reason (or fails in strict mode), and reading resumes at the next event line.
-Event numbers are taken from the text as 64-bit integers (HepMC3 keeps 32 bits).
+An event HepMC3 still refuses costs that event and those HepMC3 had read ahead (counted as
+``cannot parse event``). Event numbers are taken from the text as 64-bit integers (HepMC3 keeps
+32 bits).
 
 Completeness: :func:`write_hepmc` declares the number of events in the header (a run attribute
 ``A smartbkg.events N``), so events missing from a truncated file are counted as skipped; for
@@ -277,8 +279,12 @@ _FLOAT = rb"[-+.0-9eEnaifNAIFty]+"
 _E_LINE = re.compile(rb"(-?\d+) (\d+) (\d+)(?: @(?: " + _FLOAT + rb"){4})?[ \t\r]*(?:\n|$)")
 _P_LINE = re.compile(rb"\nP (\d{1,9}) (-?\d{1,9}) (-?\d{1,11})(?: " + _FLOAT + rb"){5} -?\d+[ \t\r]*(?=\n|$)")
 _V_LINE = re.compile(rb"\nV (-?\d{1,9}) -?\d+ \[((?:\d{1,9},)*\d{1,9})\](?: @(?: " + _FLOAT + rb"){4})?[ \t\r]*(?=\n|$)")
-_U_LINE = re.compile(rb"\nU (\S*) (\S*)[ \t\r]*(?=\n|$)")
+_U_LINE = re.compile(rb"\nU ([^\n]*)")
+_UNITS = {b"GEV MM", b"GEV CM", b"MEV MM", b"MEV CM"}
+#: A line that is none of an event's (HepMC3 gives up on some, e.g. a tool line ``T``, mid-event).
+_ODD_LINE = re.compile(rb"\n(?![UWAVPNCH] |\n|$)")
 _A_LINES = re.compile(rb"\nA [^\n]*")
+_A_LINE = re.compile(rb"\nA -?\d+ \S+ [^\n]*\S[ \t\r]*")  # id, name, value
 _DECLARED = re.compile(rb"\nA " + re.escape(DECLARED_ATTRIBUTE.encode()) + rb" (\d+)[ \t\r]*(?=\n|$)")
 _INT32 = (-(2**31), 2**31 - 1)
 #: HepMC3 reads lines into a buffer of 256 KiB and gives up on longer ones (measured: 262,015 bytes
@@ -423,13 +429,17 @@ class _GuardedStream:
             if not -n_vertices <= int(vertex_id) <= -1 or not all(1 <= int(i) <= n_particles
                                                                    for i in incoming.split(b",")):
                 return "dangling mother link", "mother"
-        units = _U_LINE.search(text)
-        if units and (units.group(1) not in (b"GEV", b"MEV") or units.group(2) not in (b"MM", b"CM")):
+        if any(unit.rstrip() not in _UNITS for unit in _U_LINE.findall(text)):
             return "unknown units", "units"
+        if _ODD_LINE.search(text):
+            return "unreadable line", "event"
+        attributes = _A_LINES.findall(text)
         try:
-            b"".join(_A_LINES.findall(text)).decode()
+            b"".join(attributes).decode()
         except UnicodeDecodeError:
             return "attribute is not UTF-8 text", "attributes"
+        if not all(map(_A_LINE.fullmatch, attributes)):
+            return "unreadable attribute line", "attributes"
         return None
 
 

@@ -151,6 +151,9 @@ HEPMC_CASES = {
                      "line longer than HepMC3 reads (262000 bytes)"),
     "attribute not UTF-8": (("A 0 event_type mixed", "A 0 event_type mi\udcffxed"), "attribute is not UTF-8 text"),
     "malformed event line": (("E 10 3 8", "E 1x0 3 8"), "malformed event line"),
+    "attribute without value": (("A 0 skim.hadronic 1", "A 0 skim.hadronic"), "unreadable attribute line"),
+    "one unit": (("U GEV MM", "U GEV"), "unknown units"),
+    "a tool line in an event": (("U GEV MM\n", "U GEV MM\nT tool\n"), "unreadable line"),
 }
 
 

@@ -6,7 +6,14 @@ scripts print its one-line message without a traceback and exit with status 2.
 
 
 class SmartBkgError(Exception):
-    """Base class of all errors caused by user input (files, options, configuration)."""
+    """Base class of all errors caused by user input (files, options, configuration).
+
+    The message is one line: characters that are not printable (a newline in a file name, a
+    control byte in a value) are shown escaped, as ``\\n``.
+    """
+
+    def __str__(self):
+        return "".join(c if c.isprintable() else repr(c)[1:-1] for c in super().__str__())
 
 
 class DataError(SmartBkgError):

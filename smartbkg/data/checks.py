@@ -5,7 +5,9 @@ that counts every skipped event by reason, and in strict mode raises a :class:`D
 naming the file, the event and the field instead.
 """
 
+import json
 import warnings
+import zlib
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -231,3 +233,66 @@ def reject_events(rejections, *, event_id, report, strict=False, source=None, ta
             report.read += n
             report.skipped[reason] += n
     return keep
+
+
+def metadata_json(version, skims, event_types):
+    """The smartbkg metadata of a written file as JSON text, with a CRC-32 of its content.
+
+    File formats keep such metadata where they have no checksum (the parquet footer, HDF5
+    attributes in dense storage): the CRC lets :func:`parse_metadata` tell a damaged name from a
+    real one.
+    """
+    meta = {"version": version, "skims": list(skims), "event_types": list(event_types)}
+    return json.dumps({**meta, "crc32": _crc(meta)})
+
+
+def _crc(meta):
+    return zlib.crc32(json.dumps(meta, sort_keys=True).encode())
+
+
+def parse_metadata(raw, path=None):
+    """The smartbkg metadata of a file (JSON text, bytes or str) as a dict.
+
+    Raises:
+        DataError: not UTF-8, not JSON, not an object, without ``version``, ``skims`` and
+            ``event_types`` (lists of names), or whose ``crc32`` does not match its content.
+    """
+    def fail(message):
+        return DataError(message, path=path, field="smartbkg")
+
+    try:
+        meta = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise fail(f"malformed smartbkg metadata ({str(exc).splitlines()[0]})") from None
+    if not isinstance(meta, dict):
+        raise fail(f"smartbkg metadata must be a JSON object, got {type(meta).__name__}")
+    for key in ("skims", "event_types"):
+        names = meta.get(key)
+        if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+            raise fail(f"smartbkg metadata {key!r} must be a list of names, got {names!r:.60}")
+    if "crc32" in meta:
+        crc = meta.pop("crc32")
+        if crc != _crc(meta):
+            raise fail("smartbkg metadata fails its checksum (damaged)")
+    return meta
+
+
+def label_values(values, path=None, field=None):
+    """Skim decisions from a label column: booleans, or numbers that are 0 or 1.
+
+    Args:
+        values: (n,) array of a label column.
+
+    Returns:
+        ((n,) bool decisions, (n,) bool mask of values that are no decision: other numbers, NaN).
+
+    Raises:
+        DataError: a column that holds neither booleans nor numbers (e.g. strings).
+    """
+    values = np.asarray(values)
+    if values.dtype == np.bool_:
+        return values, np.zeros(len(values), dtype=bool)
+    if values.dtype.kind not in "iuf":
+        raise DataError(f"labels must be booleans or 0/1, got values of type {values.dtype}", path=path,
+                        field=field)
+    return values == 1, (values != 0) & (values != 1)

@@ -8,7 +8,6 @@ printed at the end. User errors (missing input, bad option, existing output) end
 on stderr and exit status 2.
 """
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -16,7 +15,8 @@ from pathlib import Path
 import yaml
 from tqdm import tqdm
 
-from ..errors import ConfigError
+from ..cli_args import ArgumentParser, add_list_argument, integer
+from ..errors import ConfigError, DataError
 from .checks import ReadReport
 from .parquet import write_parquet
 from .readers import FORMATS, expand_paths, iter_events
@@ -27,19 +27,19 @@ SUMMARY = "summary.json"
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="smartbkg-convert",
         description="Convert parquet, Belle II HDF5 or HepMC3 events to smartbkg parquet shards.")
     parser.add_argument("inputs", nargs="+", type=Path, metavar="IN",
                         help="input files or directories (format detected from the content)")
     parser.add_argument("--out", required=True, type=Path, help="output directory")
     parser.add_argument("--format", choices=FORMATS, help="input format of every file (default: detect)")
-    parser.add_argument("--skims", type=_names, help="comma-separated label columns to keep (default: all)")
-    parser.add_argument("--rename-skim", action="append", default=[], metavar="OLD=NEW",
-                        help="rename a skim (repeatable), e.g. label=feiHadronic")
+    add_list_argument(parser, "--skims", metavar="SKIM", help="label columns to keep (default: all)")
+    add_list_argument(parser, "--rename-skim", default=[], metavar="OLD=NEW",
+                      help="rename skims, e.g. label=feiHadronic")
     parser.add_argument("--event-type", default="unknown", metavar="NAME",
                         help="event type of events whose input records none (default: unknown)")
-    parser.add_argument("--events-per-shard", type=int, default=100_000, metavar="N")
+    parser.add_argument("--events-per-shard", type=integer(1), default=100_000, metavar="N")
     parser.add_argument("--strict", action="store_true", help="fail on the first bad event instead of skipping")
     parser.add_argument("--preprocess", nargs="?", const="", default=None, metavar="CONFIG",
                         help="apply the Belle II preprocessing; optional YAML/JSON file of PreprocessConfig fields")
@@ -52,10 +52,6 @@ def build_parser():
     hepmc = parser.add_argument_group("HepMC3 inputs")
     hepmc.add_argument("--labels", type=Path, help="CSV side file: event_number,<skim>,...[,event_type]")
     return parser
-
-
-def _names(text):
-    return [name.strip() for name in text.split(",") if name.strip()]
 
 
 def _rename(pairs):
@@ -88,18 +84,20 @@ def prepare_output(out, overwrite):
     """Create the output directory; refuse to mix with an earlier conversion unless ``overwrite``."""
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} exists and is not a directory")
-    old = sorted(out.glob("part-*.parquet")) + ([out / SUMMARY] if (out / SUMMARY).exists() else [])
-    if old and not overwrite:
-        raise ConfigError(f"--out {out} already holds {len(old)} converted file(s); pass --overwrite to replace them")
-    for path in old:
-        path.unlink()
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        old = sorted(out.glob("part-*.parquet")) + ([out / SUMMARY] if (out / SUMMARY).exists() else [])
+        if old and not overwrite:
+            raise ConfigError(f"--out {out} already holds {len(old)} converted file(s); pass --overwrite to replace "
+                              "them")
+        for path in old:
+            path.unlink()
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create --out {out} ({exc.strerror or exc})") from None
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    if args.events_per_shard < 1:
-        raise ConfigError(f"--events-per-shard must be positive, got {args.events_per_shard}")
     rename = _rename(args.rename_skim)
     config = _preprocess_config(args.preprocess) if args.preprocess is not None else None
     options = {name: getattr(args, name) for name in ("key", "mother_index", "missing_mother", "labels")
@@ -111,9 +109,13 @@ def main(argv=None):
     prepare_output(args.out, args.overwrite)
     try:
         stats = _convert(chunks, config, args, shards)
+        if not shards:
+            raise DataError(f"no events to write: {report.skip_summary(report.read) if report.skipped else 'the inputs hold none'}")
+    except OSError as exc:
+        _remove(args.out, shards)
+        raise ConfigError(f"cannot write to --out {args.out} ({exc.strerror or exc})") from None
     except BaseException:
-        for shard in shards:  # leave no partial conversion behind
-            (args.out / shard["file"]).unlink(missing_ok=True)
+        _remove(args.out, shards)
         raise
     if stats is not None:
         stats.add_to_report(report)
@@ -134,6 +136,12 @@ def main(argv=None):
         print(report.format())
         print(f"events written: {summary['events_written']} in {len(shards)} shard(s) to {args.out}")
     return 0
+
+
+def _remove(out, shards):
+    """Leave no partial conversion behind."""
+    for shard in shards:
+        (out / shard["file"]).unlink(missing_ok=True)
 
 
 def _convert(chunks, config, args, shards):

@@ -24,14 +24,13 @@ those batches. Events are shuffled within buffers of about ``buffer_events`` eve
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 from torch_geometric.data import Dataset
 
 from ..errors import ConfigError, DataError
-from .checks import ReadReport, bad_weights, drop_bad_events, find_bad_events
+from .checks import ReadReport, bad_weights, drop_bad_events, find_bad_events, label_values
 from .graphs import GraphStore
-from .parquet import parquet_metadata, read_columns, resolve_skims, table_from_arrow
+from .parquet import open_parquet, parquet_metadata, read_columns, resolve_skims, table_from_arrow
 from .preprocess import PreprocessConfig, PreprocessStats, preprocess_with_mask
 from .readers import detect_format, expand_paths, read_events
 from .table import EVENT_TYPES, NODE_FEATURES, EventTable, skim_names
@@ -392,7 +391,7 @@ class _RowGroupReader:
         if self.cached[:2] != (file, group):
             path = self.dataset.paths[file]
             try:
-                f = self.files.get(file) or self.files.setdefault(file, pq.ParquetFile(path, memory_map=True))
+                f = self.files.get(file) or self.files.setdefault(file, open_parquet(path))
                 columns = read_columns(f, parquet_metadata(f.schema_arrow, path), self.dataset.skims)
                 self.cached = (file, group, f.read_row_group(group, columns=columns, use_threads=False))
             except (OSError, pa.ArrowException) as exc:
@@ -410,14 +409,16 @@ class _RowGroupReader:
 def _scan_file(path, skims):
     """Row-group sizes, skims, event type names, labels and weights of a parquet file (small columns only)."""
     try:
-        f = pq.ParquetFile(path, memory_map=True)
+        f = open_parquet(path)
         meta = parquet_metadata(f.schema_arrow, path)
         skims = resolve_skims(meta, f.schema_arrow.names, skims, path)
         names = f.schema_arrow.names
         small = f.read(columns=[*skims, *[c for c in ("event_type", "weight") if c in names]], use_threads=False)
     except (OSError, pa.ArrowException) as exc:
         raise DataError(f"cannot read parquet file ({str(exc).strip().splitlines()[0]})", path=path) from None
-    labels = np.stack([small.column(s).to_numpy(zero_copy_only=False).astype(bool) for s in skims], axis=1) \
+    # Values that are no 0/1 decision count as 0 here; reading the row group skips their events.
+    labels = np.stack([label_values(small.column(s).to_numpy(zero_copy_only=False), path, s)[0] for s in skims],
+                      axis=1) \
         if skims else np.zeros((f.metadata.num_rows, 0), bool)
     # The same order as parquet.table_from_arrow gives the events of this file.
     if "event_type" in names:

@@ -35,14 +35,19 @@ particle a root, as the basf2 smartBKG preprocessing does, counted as a note;
 ``evtNum`` (in order of first appearance), particles ordered by ``arrayIndex``.
 
 smartbkg additions (ignored by other readers): one boolean column per skim (Belle II files have
-``label``), ``event_type`` (int codes) and ``weight`` columns, and a JSON attribute ``smartbkg``
-with the skim and event-type names. These are per-event values repeated on every row: an event
+``label``), ``event_type`` (int codes) and ``weight`` columns, and a JSON attribute
+``smartbkg:<key>`` of the root group (files of earlier versions: ``smartbkg`` of the table) with
+the skim and event-type names. These are per-event values repeated on every row: an event
 whose rows disagree on a label, the event type or the weight is skipped (or fails in strict
 mode); an event-type code that names none of the file's event types is a :class:`DataError`.
+
+Integrity: files are written in the HDF5 1.10 format, whose superblock, object headers and chunk
+indices carry checksums, and the ``table`` and ``compound`` layouts' data with Fletcher-32
+checksums per chunk: damage there is a :class:`DataError`. The ``fixed`` layout stores its data
+contiguously, as pandas does, without a checksum.
 """
 
 import io
-import json
 import pickle
 from pathlib import Path
 
@@ -51,7 +56,7 @@ import numpy as np
 from particle.pdgid import charge as pdg_charge
 
 from ..errors import ConfigError, DataError
-from .checks import _any_per_event, located, reject_events, reporting
+from .checks import _any_per_event, label_values, located, metadata_json, parse_metadata, reject_events, reporting
 from .table import EVENT_TYPES, FLOAT_FIELDS, EventTable, skim_names
 
 #: Columns of the Belle II table, in the order the original writer used.
@@ -67,6 +72,9 @@ MISSING_MOTHER = ("root", "error")
 STATUS_PRIMARY, STATUS_STABLE, STATUS_INITIAL = 1, 2, 32
 ATTRIBUTE = "smartbkg"
 LAYOUTS = ("table", "fixed", "compound")
+#: HDF5 file format of written files: the 1.10 format has checksums on the file's own structures
+#: (superblock, object headers, chunk indices); readable by HDF5 1.10 and later.
+LIBVER = ("v110", "latest")
 
 
 # ---------------------------------------------------------------------------------------- reading
@@ -115,13 +123,17 @@ def read_columns(path, key=None):
                 columns = _fixed_columns(node, path)
             else:
                 columns = {name: node[name] for name in node.dtype.names}
-            raw = node.attrs.get(ATTRIBUTE)
-    except OSError as exc:
+            raw = f.attrs.get(f"{ATTRIBUTE}:{node.name.strip('/')}", node.attrs.get(ATTRIBUTE))
+    except OSError as exc:  # damaged data (a failed checksum included) or file system errors
         raise DataError(f"cannot read HDF5 file ({str(exc).strip().splitlines()[0]})", path=path) from None
+    except (KeyError, IndexError, ValueError, TypeError, UnicodeDecodeError, AttributeError, RuntimeError) as exc:
+        # h5py and the layouts' parsing on damaged structure (a missing block, a bad attribute)
+        raise DataError(f"damaged HDF5 table ({type(exc).__name__}: {str(exc).strip()[:120]})", path=path) from None
     lengths = {len(v) for v in columns.values()}
     if len(lengths) > 1:
         raise DataError(f"columns have different lengths {sorted(lengths)}", path=path)
-    return columns, (json.loads(_text(raw)) if raw is not None else {})
+    return columns, (parse_metadata(raw if isinstance(raw, (bytes, str)) else str(raw), path) if raw is not None
+                     else {})
 
 
 def _find_table(f, key, path):
@@ -195,8 +207,20 @@ def _fixed_columns(group, path):
         values = dataset[()]
         if _text(dataset.attrs.get("kind", b"")) == "bool":
             values = values.astype(bool)
-        columns[name] = values[group[codes][()]] if codes else values
+        columns[name] = _level_values(values, group[codes][()], path) if codes else values
     return columns
+
+
+def _level_values(levels, codes, path):
+    """A MultiIndex level's values per row; code -1 (pandas' missing value) becomes NaN."""
+    codes = np.asarray(codes)
+    if codes.dtype.kind not in "iu" or len(codes) and (codes.min() < -1 or codes.max() >= len(levels)):
+        raise DataError(f"damaged index: codes outside the {len(levels)} level values", path=path)
+    if not (codes == -1).any():
+        return levels[codes]
+    values = levels[np.maximum(codes, 0)].astype(np.float64)
+    values[codes == -1] = np.nan
+    return values
 
 
 class _NoGlobalsUnpickler(pickle.Unpickler):
@@ -253,13 +277,14 @@ def _table_from_columns(columns, meta, *, path, skims, mother_index, missing_mot
     skims = _resolve_skims(columns, meta, skims, path)
     labels = np.zeros((len(counts), len(skims)), dtype=bool)
     inconsistent = np.zeros(len(counts), dtype=bool)
+    not_label = np.zeros(n_rows, dtype=bool)
     for j, skim in enumerate(skims):
         values = arranged(columns[skim])
-        if values.dtype.kind == "f":
-            bad_rows |= ~np.isfinite(values)
-        first, differ = per_event(values)
+        decisions, invalid = label_values(values, path, skim)
+        not_label |= invalid
+        first, differ = per_event(decisions)
         inconsistent |= differ
-        labels[:, j] = first.astype(bool)
+        labels[:, j] = first
 
     index = ints["arrayIndex"]
     mother, missing_links = _mothers(ints, event_of, offsets, mother_index, report)
@@ -285,6 +310,7 @@ def _table_from_columns(columns, meta, *, path, skims, mother_index, missing_mot
     keep = reject_events([
         (_any_per_event(bad_rows, event_of, len(counts)), "null or non-integer value", "particles"),
         (_any_per_event(duplicate, event_of, len(counts)), "duplicate particle index", "arrayIndex"),
+        (_any_per_event(not_label, event_of, len(counts)), "label is not 0/1", "labels"),
         (inconsistent, "label differs between particles of one event", "labels"),
         (type_differs, "event type differs between particles of one event", "event_type"),
         (weight_differs, "weight differs between particles of one event", "weight"),
@@ -434,19 +460,21 @@ def write_hdf5(table, path, *, key="mc_information", layout="table", mother_inde
     if mother_index not in ("array", "one-based"):
         raise ConfigError(f"mother_index must be 'array' or 'one-based', got {mother_index!r}")
     columns = belle2_columns(table, mother_index=mother_index)
-    meta = json.dumps({"version": 1, "skims": list(table.skims), "event_types": list(table.event_types)})
+    meta = metadata_json(1, table.skims, table.event_types)
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    with h5py.File(tmp, "w") as f:
+    with h5py.File(tmp, "w", libver=LIBVER) as f:
         for name, value in _PYTABLES_FILE_ATTRS.items():
             f.attrs[name] = value
         if layout == "compound":
-            node = f.create_dataset(key, data=_structured(columns))
+            node = f.create_dataset(key, data=_structured(columns), chunks=True, maxshape=(None,), fletcher32=True)
         elif layout == "table":
             node = _write_pandas_table(f, key, columns)
         else:
             node = _write_pandas_fixed(f, key, columns, index=[*table.skims, "evtNum", "arrayIndex"])
-        node.attrs[ATTRIBUTE] = _str(meta)
+        # On the root group, whose few attributes HDF5 keeps in its checksummed object header (a
+        # pandas group's many attributes go to an unchecked heap, where a damaged name hides them).
+        f.attrs[f"{ATTRIBUTE}:{node.name.strip('/')}"] = _str(meta)
     tmp.replace(path)
 
 
@@ -538,7 +566,7 @@ def _write_pandas_table(f, key, columns):
     for k, (dtype, names) in enumerate(blocks):
         data[f"values_block_{k}"] = np.stack([columns[c] for c in names], axis=1) if n else 0
     group = f.create_group(key)
-    table = group.create_dataset("table", data=data, maxshape=(None,), chunks=True)
+    table = group.create_dataset("table", data=data, maxshape=(None,), chunks=True, fletcher32=True)
     for name, value in _PANDAS_GROUP_ATTRS.items():
         group.attrs[name] = value
     value_names = [f"values_block_{k}" for k in range(len(blocks))]

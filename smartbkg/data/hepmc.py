@@ -23,13 +23,24 @@ no weights at all gives a table without weights. An event whose weight line HepM
 (``W nan``, ``W inf``, ``W abc``: HepMC3 drops such lines) is skipped as ``unreadable weight``.
 
 HepMC reading is one C++ parse per event; everything after it (mothers, positions, units) is
-vectorised over chunks of events. HepMC3 crashes on a vertex that names an incoming particle id
-beyond the event's particle count, so the text is checked for that before HepMC3 parses it and
-such events are skipped as dangling mother links (or fail in strict mode).
+vectorised over chunks of events. HepMC3 crashes on some damage and reads other damage as valid
+values, so each event's text is checked before HepMC3 parses it (``_GuardedStream``): a
+damaged event (a malformed event line, particle lines that do not match the count or the
+numbering 1..N, an unreadable or unknown line, a PDG id beyond 32 bits, a parent or vertex link to no
+earlier particle or declared vertex, unknown units, attributes that are not UTF-8) is skipped and
+counted under its reason (or fails in strict mode), and reading resumes at the next event line.
+An event HepMC3 still refuses costs that event and those HepMC3 had read ahead (counted as
+``cannot parse event``). Event numbers are taken from the text as 64-bit integers (HepMC3 keeps
+32 bits).
+
+Completeness: :func:`write_hepmc` declares the number of events in the header (a run attribute
+``A smartbkg.events N``), so events missing from a truncated file are counted as skipped; for
+files without the declaration a missing end-of-listing footer is a note (the number of lost
+events is not known).
 
 HepMC3 reports parse failures by printing to the C++ streams; smartbkg counts those events
 itself, so HepMC3's messages are switched off (``pyhepmc.Setup``) and whatever C++ still writes
-to stdout/stderr while an event is parsed is discarded (:func:`_silenced`).
+to stdout/stderr while an event is parsed is discarded (``_silenced``).
 """
 
 import csv
@@ -39,7 +50,10 @@ import gzip
 import os
 import re
 import warnings
+import zlib
+from collections import Counter, deque
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +72,10 @@ C_MM_PER_NS = 299.792458
 STATUS_BEAM = 4
 GZIP_MAGIC = b"\x1f\x8b"
 FOOTER = b"HepMC::Asciiv3-END_EVENT_LISTING"
+HEPMC2_MARKER = b"HepMC::IO_GenEvent"
+HEPMC3_MARKERS = (b"HepMC::Asciiv3", b"HepMC::Version 3")
+#: Run attribute (a header line ``A smartbkg.events N``) with the number of events the file holds.
+DECLARED_ATTRIBUTE = "smartbkg.events"
 _MOMENTUM = {Units.GEV: 1.0, Units.MEV: 1000.0}  # divide by this to get GeV
 _LENGTH = {Units.MM: 10.0, Units.CM: 1.0}  # divide by this to get cm
 
@@ -76,8 +94,8 @@ def iter_hepmc(path, *, skims=None, labels=None, default_event_type="unknown", c
 
     Args:
         path: plain or gzip-compressed HepMC3 ASCII file (detected from the content).
-        skims: skims to read (default: all ``skim.*`` attributes of the first event, or all columns
-            of the side file).
+        skims: skims to read (default: the ``skim.*`` attributes that more than half of the
+            events of the first chunk have, or all columns of the side file).
         labels: optional CSV side file with the labels (see the module docstring).
         default_event_type: event type of events without an ``event_type`` attribute or column.
         chunk_events: events per yielded table.
@@ -87,47 +105,85 @@ def iter_hepmc(path, *, skims=None, labels=None, default_event_type="unknown", c
 
     Yields:
         :class:`EventTable` per chunk (at least one, possibly empty; not yet validated).
+
+    Raises:
+        DataError: the file is missing, unreadable or no HepMC3 ASCII file, or its gzip stream is
+            damaged (raised after the events before the damage were yielded).
     """
     with reporting(report) as report, located(path):
         side = LabelFile(labels) if labels is not None else None
         builder = _ChunkBuilder(path, skims, side, default_event_type, strict, report)
-        with _open_text(path) as raw:
-            guard = _GuardedStream(raw)
-            with _silenced():
-                reader = pyhepmc.io.ReaderAscii(pyhepmc.io.pyiostream(guard, 1 << 16))
-            event = GenEvent()
-            ordinal, failure = 0, None
+        with _open_text(path) as (raw, head):
+            guard = _GuardedStream(raw, head)
             while True:
-                with _silenced():
-                    ok = reader.read_event(event)
-                if reader.failed():
-                    # At the end of the file HepMC3 reports success with an empty event after the
-                    # footer, or with the last event where the footer is missing.
-                    if ok and not guard.error and len(event.particles):
-                        builder.add(event, bad=ordinal in guard.bad_events, weight_line=guard.has_weight(ordinal))
-                    if not ok or guard.error:
-                        failure = (guard.error or "cannot parse event (file truncated or corrupt)", True)
-                    elif not guard.footer:
-                        failure = ("file ends without the HepMC3 footer (truncated?)", False)
+                reader = _reader(guard)
+                event = GenEvent()
+                while True:
+                    with _silenced():
+                        ok = reader.read_event(event)
+                    failed = reader.failed()
+                    # At the end of the file HepMC3 reports failure, with an empty event after the
+                    # footer or with the last event where the footer is missing.
+                    if ok and guard.passed:
+                        builder.add(event, guard.passed.popleft())
+                        if len(builder) >= chunk_events:
+                            yield builder.build()
+                    if failed:
+                        break
+                    _count_dropped(guard, builder, report, strict, path)
+                if not guard.passed:
                     break
-                builder.add(event, bad=ordinal in guard.bad_events, weight_line=guard.has_weight(ordinal))
-                ordinal += 1
-                if len(builder) >= chunk_events:
-                    yield builder.build()
-        # The events before the damage first: in strict mode an earlier bad event is the error.
+                # HepMC3 refused an event that passed the checks: that event and those HepMC3 had
+                # read ahead are lost; reading starts again after them, at the next event line.
+                guard.resynchronise("cannot parse event")
+                _count_dropped(guard, builder, report, strict, path)
+        if guard.damaged:
+            raise DataError(guard.damaged, path=path)
         yield builder.build()
-        if failure is not None:
-            _unreadable(path, ordinal, *failure, strict, report)
+        _count_dropped(guard, builder, report, strict, path)
+        _count_missing(guard, report, strict, path)
 
 
-def _unreadable(path, ordinal, reason, counted, strict, report):
+def _reader(guard):
+    with _silenced():
+        return pyhepmc.io.ReaderAscii(pyhepmc.io.pyiostream(guard, 1 << 16))
+
+
+def _count_dropped(guard, builder, report, strict, path):
+    """Count the events the guard took out of the stream; in strict mode raise for the first,
+    after the events before it (in the builder) were checked."""
+    if not guard.dropped:
+        return
     if strict:
-        raise DataError(reason, path=path, event=f"#{ordinal} in file order")
-    if counted:
+        if len(builder):
+            builder.build()
+        ordinal, number, reason, field = guard.dropped[0]
+        raise DataError(reason, path=path, event=number if number is not None else f"#{ordinal} in file order",
+                        field=field)
+    for _, _, reason, _ in guard.dropped:
         report.read += 1
-        report.skipped[f"{reason}; rest of file not read"] += 1
-    else:
-        report.notes[reason] += 1
+        report.skipped[reason] += 1
+    guard.dropped.clear()
+
+
+def _count_missing(guard, report, strict, path):
+    """Events the file declares (``A smartbkg.events N``, written by :func:`write_hepmc`) but
+    does not hold are counted as skipped; without a declaration a missing footer is a note."""
+    seen = guard.ordinal + 1
+    missing = guard.declared - seen if guard.declared is not None else None
+    if guard.error is not None or (missing and missing > 0):
+        reason = guard.error or "events missing at the end of the file (truncated)"
+        if strict:
+            raise DataError(reason, path=path, event=f"#{seen} in file order")
+        n = missing if missing and missing > 0 else 1
+        report.read += n
+        report.skipped[reason if missing and missing > 0 else f"{reason}; rest of file not read"] += n
+    elif missing is not None and missing < 0:
+        report.notes[f"events beyond the {guard.declared} the file declares"] += -missing
+    elif not guard.footer:
+        if strict:
+            raise DataError("file ends without the HepMC3 footer (truncated?)", path=path)
+        report.notes["file ends without the HepMC3 footer (truncated?)"] += 1
 
 
 _LIBC = ctypes.CDLL(None)
@@ -170,41 +226,104 @@ def _silenced():
         setup.print_errors, setup.print_warnings, setup.debug_level = saved
 
 
+def is_hepmc3(head):
+    """Whether the first bytes ``head`` of a (decompressed) file are those of a HepMC3 ASCII file.
+
+    Raises:
+        DataError: HepMC2 (not supported).
+    """
+    if any(marker in head for marker in HEPMC3_MARKERS):
+        return True
+    if HEPMC2_MARKER in head:
+        raise DataError("HepMC2 files are not supported; convert them to HepMC3 first")
+    return False
+
+
+@contextmanager
 def _open_text(path):
+    """(binary stream of the decompressed text, its first bytes, already read) of a HepMC3 file."""
     path = Path(path)
     if not path.is_file():
-        raise DataError("no such file", path=path)
-    with open(path, "rb") as f:
-        magic = f.read(2)
-    return gzip.open(path, "rb") if magic == GZIP_MAGIC else open(path, "rb")
+        raise DataError("no such file" if not path.exists() else "not a regular file", path=path)
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(2)
+        raw = gzip.open(path, "rb") if magic == GZIP_MAGIC else open(path, "rb")
+    except OSError as exc:
+        raise DataError(f"cannot read file ({exc.strerror or exc})", path=path) from None
+    with raw:
+        try:
+            head = raw.read(1024)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise DataError(f"corrupt gzip file ({exc})", path=path) from None
+        if not is_hepmc3(head):
+            raise DataError("not a HepMC3 ASCII file (no HepMC::Version or HepMC::Asciiv3 line at the start)",
+                            path=path)
+        yield raw, head
+
+
+@dataclass
+class _Passed:
+    """What the guard knows of an event it handed to HepMC3: its place in the file, its number
+    (HepMC3 keeps 32 bits), whether its text has a weight line, and whether the file ends inside it."""
+
+    ordinal: int
+    number: int
+    weight_line: bool
+    cut: bool = False
+
+
+#: Numbers as HepMC3 writes them (or nan/inf, which the checks count); a token of these characters
+#: that is no number (``1.2.3``) is not caught here (HepMC3 reads its start).
+_FLOAT = rb"[-+.0-9eEnaifNAIFty]+"
+_E_LINE = re.compile(rb"(-?\d+) (\d+) (\d+)(?: @(?: " + _FLOAT + rb"){4})?[ \t\r]*(?:\n|$)")
+_P_LINE = re.compile(rb"\nP (\d{1,9}) (-?\d{1,9}) (-?\d{1,11})(?: " + _FLOAT + rb"){5} -?\d+[ \t\r]*(?=\n|$)")
+_V_LINE = re.compile(rb"\nV (-?\d{1,9}) -?\d+ \[((?:\d{1,9},)*\d{1,9})\](?: @(?: " + _FLOAT + rb"){4})?[ \t\r]*(?=\n|$)")
+_U_LINE = re.compile(rb"\nU ([^\n]*)")
+_UNITS = {b"GEV MM", b"GEV CM", b"MEV MM", b"MEV CM"}
+#: A line that is none of an event's (HepMC3 gives up on some, e.g. a tool line ``T``, mid-event).
+_ODD_LINE = re.compile(rb"\n(?![UWAVPNCH] |\n|$)")
+_A_LINES = re.compile(rb"\nA [^\n]*")
+_A_LINE = re.compile(rb"\nA -?\d+ \S+ [^\n]*\S[ \t\r]*")  # id, name, value
+_DECLARED = re.compile(rb"\nA " + re.escape(DECLARED_ATTRIBUTE.encode()) + rb" (\d+)[ \t\r]*(?=\n|$)")
+_INT32 = (-(2**31), 2**31 - 1)
+#: HepMC3 reads lines into a buffer of 256 KiB and gives up on longer ones (measured: 262,015 bytes
+#: are read, 263,015 are not); longer lines are refused before.
+MAX_LINE = 262_000
 
 
 class _GuardedStream:
-    """The file object pyhepmc reads (``readinto``): hands on whole lines after checking them.
+    """The file object pyhepmc reads (``readinto``): hands on whole events after checking them.
 
-    A vertex line ``V id status [p1,p2,...]`` naming a particle id outside 1..N (N from the
-    event line ``E number n_vertices N``) would crash HepMC3; such ids are replaced by 1, and the
-    event's ordinal is put in ``bad_events``. ``footer`` tells whether the end-of-listing line came.
-    The ordinals of events with a weight line ``W ...`` are kept until :meth:`has_weight` asks
-    (HepMC3 drops a weight line it cannot parse, e.g. ``W nan``, without a word).
+    HepMC3 crashes or gives up on some damage (a vertex naming a particle beyond the event, a
+    particle line too many), reads other damage as valid values (an id ``abc`` as 0, an event
+    number beyond 32 bits cut to its low bits, an unknown unit as the default) and links a
+    particle whose parent does not exist as a root. Every event is therefore checked here first:
+    its event line, the count, order and grammar of its particle and vertex lines, parent links,
+    units and the encoding of its attributes. A damaged event is taken out of the stream, so
+    reading resynchronises at the next event line, and listed in ``dropped`` as (ordinal in
+    the file, event number or None, reason, field). The events handed on are queued in ``passed``
+    (:class:`_Passed`). ``footer`` tells whether the end-of-listing line came; ``declared`` is
+    the event count a ``A smartbkg.events N`` header line declares (None without one); ``error``
+    says why the stream ended early (a gzip stream cut short), ``damaged`` why none of it can be
+    trusted (compressed data that fails to decompress or its CRC-32).
     """
 
     BLOCK = 1 << 20
-    _BRACKETS = re.compile(rb"\nV -?\d+ -?\d+ \[([^\]\n]*)\]")
-    _COUNT = re.compile(rb"-?\d+ \d+ (\d+)")  # after "E ": event number, vertices, particles
 
-    def __init__(self, raw):
+    def __init__(self, raw, head=b""):
         self.raw = raw
         self.ready = memoryview(b"")
-        self.tail = b"\n"  # so that the first line also follows a newline
-        self.first = True
+        self.pending = b"\n" + head  # text after the last complete event, from a line start
+        self.header = None  # the text before the first event (handed on again on a resynchronisation)
         self.eof = False
-        self.n_particles = 0  # particles of the event being read
-        self.ordinal = -1  # ordinal of that event in the file
-        self.bad_events = set()
-        self.weighted = set()  # ordinals of events read ahead that have a weight line
+        self.ordinal = -1  # file ordinal of the last event seen
+        self.passed = deque()
+        self.dropped = []
+        self.declared = None
         self.footer = False
         self.error = None
+        self.damaged = None
 
     def readinto(self, buffer):
         while not len(self.ready):
@@ -220,60 +339,114 @@ class _GuardedStream:
         self.ready = self.ready[n:]
         return n
 
+    def resynchronise(self, reason):
+        """After HepMC3 failed: drop what it has not returned (counted under ``reason``) and hand
+        on the header again, then the next events."""
+        for passed in self.passed:
+            self.dropped.append((passed.ordinal, passed.number,
+                                 "event cut off at the end of the file" if passed.cut else reason, "particles"))
+        self.passed.clear()
+        self.ready = memoryview(self.header or b"")
+
     def _fill(self):
         try:
             block = self.raw.read(self.BLOCK)
-        except (OSError, EOFError) as exc:  # e.g. a truncated gzip stream
-            self.error = f"cannot decompress ({exc})"
+        except EOFError:  # a gzip stream cut short: what came before is sound
+            self.error = "compressed file ends early (truncated)"
             block = b""
+        except (OSError, zlib.error) as exc:  # damaged compressed data (or its CRC): the text may be wrong
+            self.damaged = f"corrupt gzip stream ({str(exc).strip() or type(exc).__name__}); no event of the file is used"
+            block = b""
+        data = self.pending + block
         if not block:
-            self.eof = True
-            data, self.tail = self.tail, b""
+            self.eof, self.pending = True, b""
         else:
-            data = self.tail + block
-            cut = data.rfind(b"\n")  # hand on up to the last newline, keep it for the next block
-            data, self.tail = data[:cut], data[cut:]
-        self.footer |= FOOTER in data
-        checked = self._check(data)
-        if self.first:
-            checked, self.first = checked[1:], False  # drop the newline put in front of the file
-        self.ready = memoryview(checked)
-
-    def _check(self, data):
+            cut = data.rfind(b"\nE ")  # hand on the complete events, keep the last one for later
+            if cut <= 0:
+                self.pending = data
+                return
+            data, self.pending = data[:cut], data[cut:]
         parts = data.split(b"\nE ")
-        # parts[0] continues the current event; every later part starts a new one.
-        pieces = [self._check_event(parts[0], self.n_particles)] if self.ordinal >= 0 else [parts[0]]
-        for part in parts[1:]:
+        pieces = []
+        if self.header is None:
+            header = parts[0][1:]  # without the newline put in front of the file
+            self.header = header + b"\n"
+            found = _DECLARED.search(b"\n" + header)
+            self.declared = int(found.group(1)) if found else None
+            pieces.append(header)
+        else:
+            pieces.append(parts[0])
+        if self.eof:
+            self.footer = FOOTER in data
+            if len(parts) > 1:  # the last event ends at the footer, or the file ends inside it
+                parts[-1] = parts[-1].partition(b"\n" + FOOTER)[0]
+        for k, part in enumerate(parts[1:], 1):
             self.ordinal += 1
-            count = self._COUNT.match(part)
-            self.n_particles = int(count.group(1)) if count else 0
-            pieces.append(self._check_event(part, self.n_particles))
-        return b"\nE ".join(pieces)
+            checked = self._check_event(part, cut=self.eof and k == len(parts) - 1 and not self.footer)
+            if checked is not None:
+                pieces.append(checked)
+        text = b"\nE ".join(pieces)
+        if self.eof and self.footer and len(parts) > 1:
+            text += b"\n" + FOOTER + b"\n"
+        self.ready = memoryview(text)
 
-    def has_weight(self, ordinal):
-        """Whether event ``ordinal`` has a weight line (asked once per event, in file order)."""
-        if ordinal not in self.weighted:
-            return False
-        self.weighted.remove(ordinal)
-        return True
+    def _check_event(self, text, cut):
+        """``text`` (an event without its leading ``E ``) to hand on, or None (listed in ``dropped``)."""
+        line = _E_LINE.match(text)
+        number = int(line.group(1)) if line else None
+        if number is not None and not -(2**63) <= number < 2**63:
+            line = number = None
+        reason = self._problem(text, line) if line else ("malformed event line", "event")
+        if reason is not None:
+            if cut:
+                reason = ("event cut off at the end of the file", "particles")
+            self.dropped.append((self.ordinal, number, *reason))
+            return None
+        self.passed.append(_Passed(self.ordinal, number, b"\nW " in text, cut))
+        return text
 
-    def _check_event(self, text, n_particles):
-        if b"\nW " in text:
-            self.weighted.add(self.ordinal)
-        brackets = self._BRACKETS.findall(text)
-        if not brackets:
-            return text
-        ids = np.array(b",".join(brackets).split(b","), dtype=np.int64) if all(brackets) else np.zeros(1, np.int64)
-        if ids.min() >= 1 and ids.max() <= n_particles:
-            return text
-        self.bad_events.add(self.ordinal)
+    @staticmethod
+    def _problem(text, line):
+        """(reason, field) of the first problem of an event's text, or None."""
+        if len(text) > MAX_LINE and max(map(len, text.split(b"\n"))) >= MAX_LINE:
+            return f"line longer than HepMC3 reads ({MAX_LINE} bytes)", "event"
+        n_vertices, n_particles = int(line.group(2)), int(line.group(3))
+        particles = _P_LINE.findall(text)
+        if len(particles) != text.count(b"\nP "):
+            return "unreadable particle line", "particles"
+        if len(particles) != n_particles:
+            return "particle count differs from the event line", "particles"
+        vertices = _V_LINE.findall(text)
+        if len(vertices) != text.count(b"\nV ") or len(vertices) > n_vertices:
+            return "unreadable vertex line", "mother"
+        if [p[0] for p in particles] != _numbers(n_particles):
+            return "particle lines not numbered 1..N in order", "particles"
+        if not all(_INT32[0] <= int(p[2]) <= _INT32[1] for p in particles):
+            return "PDG id is no 32-bit integer", "pdg"
+        if not all(-n_vertices <= int(p[1]) < k for k, p in enumerate(particles, 1)):
+            return "dangling mother link", "mother"
+        for vertex_id, incoming in vertices:
+            if not -n_vertices <= int(vertex_id) <= -1 or not all(1 <= int(i) <= n_particles
+                                                                   for i in incoming.split(b",")):
+                return "dangling mother link", "mother"
+        if any(unit.rstrip() not in _UNITS for unit in _U_LINE.findall(text)):
+            return "unknown units", "units"
+        if _ODD_LINE.search(text):
+            return "unreadable line", "event"
+        attributes = _A_LINES.findall(text)
+        try:
+            b"".join(attributes).decode()
+        except UnicodeDecodeError:
+            return "attribute is not UTF-8 text", "attributes"
+        if not all(map(_A_LINE.fullmatch, attributes)):
+            return "unreadable attribute line", "attributes"
+        return None
 
-        def repair(match):
-            ids = [int(i) if i.strip().isdigit() else 0 for i in match.group(1).split(b",")]
-            fixed = b",".join(b"%d" % (i if 1 <= i <= n_particles else 1) for i in ids)
-            return match.group(0)[:match.start(1) - match.start(0)] + fixed + b"]"
 
-        return self._BRACKETS.sub(repair, text)
+@functools.lru_cache(maxsize=8)
+def _numbers(n):
+    """[b"1", b"2", ... b"n"]: the particle ids of an event's lines."""
+    return [b"%d" % i for i in range(1, n + 1)]
 
 
 class LabelFile:
@@ -286,22 +459,28 @@ class LabelFile:
     def __init__(self, path):
         self.path = Path(path)
         try:
-            with open(self.path, newline="") as f:
+            with open(self.path, newline="", encoding="utf-8") as f:
                 rows = list(csv.reader(f))
         except OSError as exc:
             raise DataError(f"cannot read label file ({exc.strerror})", path=path) from None
+        except UnicodeDecodeError as exc:
+            raise DataError(f"label file is not UTF-8 text (byte {exc.start})", path=path) from None
+        except csv.Error as exc:
+            raise DataError(f"malformed label file ({exc})", path=path) from None
         if not rows or not rows[0] or rows[0][0].strip() != "event_number":
             raise DataError("a label file starts with the header 'event_number,<skim>,...'", path=path)
         header = [h.strip() for h in rows[0]]
         body = [r for r in rows[1:] if r]
+        if not body:
+            raise DataError("the label file lists no events", path=path)
         bad = next((i for i, r in enumerate(body) if len(r) != len(header)), None)
         if bad is not None:
             raise DataError(f"line {bad + 2} has {len(body[bad])} fields, the header {len(header)}", path=path)
         table = np.array(body, dtype=str).reshape(len(body), len(header))
         try:
             numbers = table[:, 0].astype(np.int64)
-        except ValueError:
-            raise DataError("event numbers must be integers", path=path, field="event_number") from None
+        except (ValueError, OverflowError):
+            raise DataError("event numbers must be 64-bit integers", path=path, field="event_number") from None
         order = np.argsort(numbers, kind="stable")
         self.event_number = numbers[order]
         if np.any(self.event_number[1:] == self.event_number[:-1]):
@@ -342,29 +521,28 @@ class _ChunkBuilder:
 
     def _clear(self):
         self.particles, self.vertices, self.links1, self.links2 = [], [], [], []
-        self.number, self.units, self.origin, self.weights, self.attributes, self.bad = [], [], [], [], [], []
+        self.number, self.units, self.origin, self.weights, self.attributes = [], [], [], [], []
         self.unreadable_weight = []
 
     def __len__(self):
         return len(self.number)
 
-    def add(self, event, bad=False, weight_line=False):
-        """Collect one event; ``bad``: it names a missing particle; ``weight_line``: its text has a ``W`` line."""
+    def add(self, event, passed):
+        """Collect one event and what the guard knows of its text (:class:`_Passed`)."""
         data = GenEventData()
         event.write_data(data)
         self.particles.append(data.particles)
         self.vertices.append(data.vertices)
         self.links1.append(data.links1)
         self.links2.append(data.links2)
-        self.number.append(data.event_number)
+        self.number.append(passed.number)  # HepMC3's own is cut to 32 bits
         self.units.append((_MOMENTUM[data.momentum_unit], _LENGTH[data.length_unit]))
         pos = data.event_pos
         self.origin.append((pos.t, pos.x, pos.y, pos.z))
         self.weights.append(data.weights[0] if len(data.weights) else None)
-        self.unreadable_weight.append(weight_line and not len(data.weights))
+        self.unreadable_weight.append(passed.weight_line and not len(data.weights))
         self.attributes.append({name: value for i, name, value in
                                 zip(data.attribute_id, data.attribute_name, data.attribute_string) if i == 0})
-        self.bad.append(bad)
 
     def build(self):
         n = len(self)
@@ -400,7 +578,7 @@ class _ChunkBuilder:
         weight = np.array([w if w is not None else 1.0 for w in self.weights]) if any(weighted) else None
         table = EventTable(offsets, particles, labels, tuple(self.skims), event_type, tuple(self.event_types),
                            weight, event_id)
-        bad = np.array(self.bad, dtype=bool) | _any_per_event(dangling, event_of, n)
+        bad = _any_per_event(dangling, event_of, n)
         unreadable = np.array(self.unreadable_weight, dtype=bool)
         keep = reject_events([(bad, "dangling mother link", "mother"), (unreadable, "unreadable weight", "weight"),
                               *rejected], event_id=event_id, report=self.report, strict=self.strict,
@@ -418,9 +596,13 @@ class _ChunkBuilder:
             names = (list(self.side.event_type[rows]) if self.side.event_type is not None else [None] * n)
             names = [attrs.get(EVENT_TYPE_ATTRIBUTE, name) for attrs, name in zip(self.attributes, names)]
             return labels, self._codes(names), [(~found, "no labels in the label file", "labels")]
-        if self.skims is None:
-            first = self.attributes[0] if self.attributes else {}
-            self.skims = [name[len(SKIM_PREFIX):] for name in first if name.startswith(SKIM_PREFIX)]
+        if self.skims is None:  # those of most events of the first chunk, in their order of appearance
+            seen = Counter(name for attrs in self.attributes for name in attrs if name.startswith(SKIM_PREFIX))
+            self.skims = [name[len(SKIM_PREFIX):] for name, k in seen.items() if 2 * k > n]
+        extra = [any(name.startswith(SKIM_PREFIX) and name[len(SKIM_PREFIX):] not in self.skims for name in attrs)
+                 for attrs in self.attributes]
+        if any(extra):
+            self.report.notes["events with skim attributes not read (other skims than most events)"] += sum(extra)
         labels = np.zeros((n, len(self.skims)), dtype=bool)
         missing = np.zeros(n, dtype=bool)
         invalid = np.zeros(n, dtype=bool)
@@ -551,7 +733,7 @@ def write_hepmc(table, path, *, momentum_unit="GeV", length_unit="mm"):
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     with (gzip.open if path.name.endswith(".gz") else open)(tmp, "wt") as f:
-        f.write(HEADER)
+        f.write(HEADER + f"A {DECLARED_ATTRIBUTE} {len(table)}\n")
         for i in range(len(table)):
             lo, hi = int(table.offsets[i]), int(table.offsets[i + 1])
             mother = p["mother"][lo:hi].astype(np.int64)

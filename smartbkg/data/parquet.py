@@ -14,13 +14,18 @@ One row per event. Columns:
 The schema metadata key ``smartbkg`` holds JSON with the skim names and event types, so a
 shard is self-describing. Units: GeV, cm, ns.
 
+Integrity: every data page is written with its CRC-32 checksum (parquet's ``crc`` page header
+field) and pages are verified as they are read (:func:`open_parquet`), so a damaged page is a
+:class:`~smartbkg.errors.DataError`, not a changed value. The footer (schema, row-group offsets,
+the ``smartbkg`` metadata) has no checksum in the parquet format; damage there is found only
+where it makes the file inconsistent.
+
 Speed: particle fields are written as required (non-nullable) columns, which saves decoding
 definition levels, and shards are lz4-compressed by default (decoding about twice as fast as
 zstd for files about 10 % larger). In smartbkg shards ``index`` always equals the position in
 the event, so readers skip that column.
 """
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import DataError
-from .checks import located, reject_events, reporting
+from .checks import label_values, located, metadata_json, parse_metadata, reject_events, reporting
 from .table import EVENT_TYPES, FLOAT_FIELDS, EventTable, skim_names
 
 FORMAT_VERSION = 1
@@ -67,10 +72,10 @@ def table_to_arrow(table):
     if table.weight is not None:
         columns["weight"] = pa.array(table.weight)
     columns["event_id"] = pa.array(table.event_id)
-    meta = {"version": FORMAT_VERSION, "skims": list(table.skims), "event_types": list(table.event_types)}
+    meta = metadata_json(FORMAT_VERSION, table.skims, table.event_types)
     schema = pa.schema([pa.field("particles", PARTICLES_TYPE, nullable=False)]
                        + [pa.field(name, column.type) for name, column in list(columns.items())[1:]],
-                       metadata={METADATA_KEY: json.dumps(meta).encode()})
+                       metadata={METADATA_KEY: meta.encode()})
     return pa.Table.from_arrays(list(columns.values()), schema=schema)
 
 
@@ -87,7 +92,7 @@ def write_parquet(table, path, *, row_group_size=8192, compression="lz4"):
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     pq.write_table(table_to_arrow(table), tmp, row_group_size=row_group_size, compression=compression,
-                   use_dictionary=DICTIONARY_COLUMNS)
+                   use_dictionary=DICTIONARY_COLUMNS, write_page_checksum=True)
     tmp.replace(path)
 
 
@@ -110,7 +115,7 @@ def read_parquet(path, *, skims=None, row_groups=None, default_event_type="unkno
         :class:`EventTable` (not yet validated: see :func:`smartbkg.data.checks.drop_bad_events`).
     """
     try:
-        f = pq.ParquetFile(path, memory_map=True)
+        f = open_parquet(path)
         meta = parquet_metadata(f.schema_arrow, path)
         skims = resolve_skims(meta, f.schema_arrow.names, skims, path)
         columns = read_columns(f, meta, skims)
@@ -122,13 +127,26 @@ def read_parquet(path, *, skims=None, row_groups=None, default_event_type="unkno
     return table
 
 
+def open_parquet(path):
+    """A :class:`pyarrow.parquet.ParquetFile` that verifies the page checksums of the pages it reads
+    (a damaged page raises :class:`OSError`; pages written without a checksum are read unchecked)."""
+    return pq.ParquetFile(path, memory_map=True, page_checksum_verification=True)
+
+
 def parquet_metadata(schema, path):
     """The smartbkg metadata dict of a parquet schema ({} for foreign files)."""
     if "particles" not in schema.names:
         raise DataError("no 'particles' column: not a smartbkg or Belle II smartBKG parquet file",
                         path=path, field="particles")
+    _check_particles_type(schema.field("particles").type, path)
     raw = (schema.metadata or {}).get(METADATA_KEY)
-    return json.loads(raw) if raw else {}
+    return parse_metadata(raw, path) if raw else {}
+
+
+def _check_particles_type(arrow_type, path):
+    if not (pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type)) or not pa.types.is_struct(
+            arrow_type.value_type):
+        raise DataError(f"has type {arrow_type}, expected a list of particle structs", path=path, field="particles")
 
 
 def read_columns(parquet_file, meta, skims):
@@ -178,6 +196,7 @@ def table_from_arrow(data, *, skims, event_types=None, path=None, default_event_
         (:class:`EventTable` of the events that could be built, (n_rows,) bool mask of those rows).
     """
     col = data.column("particles").combine_chunks()
+    _check_particles_type(col.type, path)
     if col.null_count:
         raise DataError(f"{col.null_count} events have a null particle list", path=path, field="particles")
     offsets = np.asarray(col.offsets, dtype=np.int64)
@@ -187,29 +206,35 @@ def table_from_arrow(data, *, skims, event_types=None, path=None, default_event_
     missing = [name for name in ("pdg", "mother_index", *FLOAT_FIELDS) if name not in present]
     if missing:
         raise DataError(f"particle structs lack fields {missing}", path=path, field="particles")
+    names = data.column_names
+    event_id = _values(data.column("event_id"), "int64", path, "event_id") if "event_id" in names else None
     particles = {}
     for name in ("pdg", "mother_index", "index", *FLOAT_FIELDS, "initial"):
-        if name not in present:
-            continue
-        child = structs.field(name)
-        if child.null_count:
-            raise DataError(f"{child.null_count} null values", path=path, field=name)
-        particles[name] = child.to_numpy(zero_copy_only=False)
+        if name in present:
+            kind = "bool" if name == "initial" else ("float" if name in FLOAT_FIELDS else "int32")
+            particles[name] = _values(structs.field(name), kind, path, name, offsets=offsets, event_id=event_id)
     n_events = len(offsets) - 1
     counts = np.diff(offsets)
     particles["mother"], duplicate = _local_mothers(particles.pop("index", None), particles.pop("mother_index"),
                                                     offsets)
 
     labels = np.zeros((n_events, len(skims)), dtype=bool)
+    not_label = np.zeros(n_events, dtype=bool)
     for j, skim in enumerate(skims):
         column = data.column(skim)
         if column.null_count:
             raise DataError(f"{column.null_count} null labels", path=path, field=skim)
-        labels[:, j] = column.to_numpy(zero_copy_only=False).astype(bool)
+        labels[:, j], invalid = label_values(column.to_numpy(zero_copy_only=False), path, skim)
+        not_label |= invalid
 
-    names = data.column_names
     if "event_type" in names:
         types = data.column("event_type").combine_chunks()
+        value_type = types.type.value_type if pa.types.is_dictionary(types.type) else types.type
+        if not (pa.types.is_string(value_type) or pa.types.is_large_string(value_type)):
+            raise DataError(f"has type {types.type}, expected event type names (strings)", path=path,
+                            field="event_type")
+        if types.null_count:
+            raise DataError(f"{types.null_count} null event types", path=path, field="event_type")
         if not pa.types.is_dictionary(types.type):
             types = types.dictionary_encode()
         dictionary = [str(v) for v in types.dictionary.to_pylist()]
@@ -220,14 +245,14 @@ def table_from_arrow(data, *, skims, event_types=None, path=None, default_event_
     else:
         order = [*EVENT_TYPES, default_event_type] if default_event_type not in EVENT_TYPES else list(EVENT_TYPES)
         event_type = np.full(n_events, order.index(default_event_type), dtype=np.int16)
-    weight = data.column("weight").to_numpy().astype(np.float32) if "weight" in names else None
-    event_id = data.column("event_id").to_numpy() if "event_id" in names else None
+    weight = _values(data.column("weight"), "float", path, "weight", nulls=True) if "weight" in names else None
     with located(path):
         table = EventTable(offsets, particles, labels, tuple(skims), event_type, tuple(order), weight, event_id)
-    if not duplicate.any():
+    if not duplicate.any() and not not_label.any():
         return table, np.ones(n_events, dtype=bool)
     with reporting(report) as report:
-        keep = reject_events([(duplicate, "duplicate particle index", "index")], event_id=table.event_id,
+        keep = reject_events([(duplicate, "duplicate particle index", "index"),
+                              (not_label, "label is not 0/1", "labels")], event_id=table.event_id,
                              report=report, strict=strict, source=path, table=table)
     return table.take(keep), keep
 
@@ -284,3 +309,47 @@ def _local_mothers(index, mother_index, offsets):
 
 def _first_line(exc):
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+_INTEGER_RANGE = {"int32": np.iinfo(np.int32), "int64": np.iinfo(np.int64)}
+
+
+def _values(column, kind, path, name, nulls=False, offsets=None, event_id=None):
+    """A numeric Arrow column as numpy, checked against what the field holds.
+
+    Args:
+        kind: ``"int32"`` / ``"int64"`` (integers, or floats with integral values, in that range),
+            ``"float"`` (numbers, not booleans) or ``"bool"``.
+        nulls: nulls allowed (as NaN; floats only).
+        offsets, event_id: for a particle field, the event offsets and identifiers (to name the
+            event of a bad value).
+
+    Raises:
+        DataError: nulls, another type (strings, booleans as numbers), or an integer that the
+            field cannot hold (never wrapped or rounded).
+    """
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if column.null_count and not (nulls and kind == "float"):
+        raise DataError(f"{column.null_count} null values", path=path, field=name)
+    expected = {"bool": pa.types.is_boolean, "float": lambda t: pa.types.is_floating(t) or pa.types.is_integer(t)}
+    if not expected.get(kind, expected["float"])(column.type):
+        what = {"bool": "booleans", "float": "numbers"}.get(kind, "integers")
+        raise DataError(f"has type {column.type}, expected {what}", path=path, field=name)
+    values = column.to_numpy(zero_copy_only=False)
+    if kind in _INTEGER_RANGE and (values.dtype.kind == "f" or values.dtype.itemsize * 8 > int(kind[3:])
+                                   or values.dtype == np.uint64):
+        limits = _INTEGER_RANGE[kind]
+        with np.errstate(invalid="ignore"):
+            bad = (values < limits.min) | (values > limits.max)
+            if values.dtype.kind == "f":
+                bad |= values != np.round(values)  # NaN included
+        if bad.any():
+            i = int(np.argmax(bad))
+            event = None
+            if offsets is not None:
+                event = int(np.searchsorted(offsets, i, side="right")) - 1
+                event = int(event_id[event]) if event_id is not None else event
+            raise DataError(f"{values[i]} is no {kind[3:]}-bit integer", path=path, event=event, field=name)
+        values = values.astype(np.int64)
+    return values.astype(np.float32) if name == "weight" else values

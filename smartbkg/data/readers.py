@@ -20,6 +20,7 @@ import gzip
 import logging
 import os
 import warnings
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -29,7 +30,7 @@ import numpy as np
 from ..errors import ConfigError, DataError
 from .checks import ReadReport, SkippedEventsWarning, drop_bad_events
 from .hdf5 import read_hdf5
-from .hepmc import GZIP_MAGIC, iter_hepmc
+from .hepmc import GZIP_MAGIC, is_hepmc3, iter_hepmc
 from .parquet import read_parquet
 from .table import EventTable, skim_names
 from .vocab import unknown_pdg_counts
@@ -40,8 +41,6 @@ FORMAT_OPTIONS = {"parquet": (), "hdf5": ("key", "mother_index", "missing_mother
 #: File name endings taken from a directory given as input.
 DIRECTORY_SUFFIXES = (".parquet", ".h5", ".hdf5", ".hdf", ".hepmc", ".hepmc3", ".hepmc.gz", ".hepmc3.gz")
 PARQUET_MAGIC = b"PAR1"
-HEPMC2_MARKER = b"HepMC::IO_GenEvent"
-HEPMC3_MARKERS = (b"HepMC::Asciiv3", b"HepMC::Version 3")
 
 logger = logging.getLogger(__name__)
 
@@ -55,24 +54,29 @@ def detect_format(path):
     path = Path(path)
     if not path.is_file():
         raise DataError("no such file" if not path.exists() else "not a regular file", path=path)
-    with open(path, "rb") as f:
-        head = f.read(1024)
-    if not head:
-        raise DataError("empty file", path=path)
-    if head.startswith(PARQUET_MAGIC):
-        return "parquet"
-    if h5py.is_hdf5(path):
-        return "hdf5"
-    if head.startswith(GZIP_MAGIC):
-        try:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1024)
+        if not head:
+            raise DataError("empty file", path=path)
+        if head.startswith(PARQUET_MAGIC):
+            return "parquet"
+        if h5py.is_hdf5(path):
+            return "hdf5"
+        if head.startswith(GZIP_MAGIC):
             with gzip.open(path, "rb") as f:
                 head = f.read(1024)
-        except (OSError, EOFError) as exc:
+    except OSError as exc:
+        if exc.errno is None:  # from gzip: damaged data, not the file system
             raise DataError(f"corrupt gzip file ({exc})", path=path) from None
-    if any(marker in head for marker in HEPMC3_MARKERS):
-        return "hepmc"
-    if HEPMC2_MARKER in head:
-        raise DataError("HepMC2 files are not supported; convert them to HepMC3 first", path=path)
+        raise DataError(f"cannot read file ({exc.strerror})", path=path) from None
+    except (EOFError, zlib.error) as exc:
+        raise DataError(f"corrupt gzip file ({exc})", path=path) from None
+    try:
+        if is_hepmc3(head):
+            return "hepmc"
+    except DataError as exc:
+        raise DataError(exc.reason, path=path) from None
     raise DataError("unknown format (expected parquet, HDF5 or HepMC3)", path=path)
 
 
@@ -97,7 +101,10 @@ def expand_paths(paths):
     out = []
     for path in map(Path, paths):
         if path.is_dir():
-            out += sorted(p for p in path.iterdir() if p.is_file() and p.name.endswith(DIRECTORY_SUFFIXES))
+            try:
+                out += sorted(p for p in path.iterdir() if p.is_file() and p.name.endswith(DIRECTORY_SUFFIXES))
+            except OSError as exc:
+                raise DataError(f"cannot list folder ({exc.strerror})", path=path) from None
         else:
             out.append(path)
     if not out:

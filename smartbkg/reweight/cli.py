@@ -12,39 +12,34 @@ parquet without a ``particles`` column: every numeric column is a feature; both 
 have the same columns).
 """
 
-import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from ..cli_args import SEED_MAX, ArgumentParser, add_list_argument, integer
 from ..data.event_variables import DISCRETE
 from ..errors import ConfigError, DataError
 from .classifier import CLASSIFIERS
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise ConfigError(f"smartbkg-reweight: {message}")
-
-
 def build_parser():
-    parser = _Parser(prog="smartbkg-reweight", description=__doc__.splitlines()[0])
-    parser.add_argument("--a", nargs="+", metavar="PATH", help="sample A (the target) files")
-    parser.add_argument("--b", nargs="+", metavar="PATH", help="sample B (reweighted into A) files")
+    parser = ArgumentParser(prog="smartbkg-reweight", description=__doc__.splitlines()[0])
+    add_list_argument(parser, "--a", commas=False, metavar="PATH", help="sample A (the target) files")
+    add_list_argument(parser, "--b", commas=False, metavar="PATH", help="sample B (reweighted into A) files")
     parser.add_argument("--example", action="store_true",
                         help="the embedded example: Pythia 8 Z -> hadrons, Monash into an alternative tune")
     parser.add_argument("--out", required=True, type=Path, help="report folder (new or empty)")
     parser.add_argument("--classifier", choices=CLASSIFIERS, default="gbdt")
-    parser.add_argument("--ensemble", type=int, default=1, help="classifiers averaged (default 1)")
+    parser.add_argument("--ensemble", type=integer(1), default=1, help="classifiers averaged (default 1)")
     parser.add_argument("--clip", type=float, default=None, help="largest weight (default: no clipping)")
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--seed", type=integer(0, SEED_MAX), default=1)
     parser.add_argument("--test-fraction", type=float, default=0.5, help="share held out to evaluate (0.5)")
     parser.add_argument("--events-cm-energy", type=float, default=None, metavar="GEV",
                         help="sqrt(s) of event-file inputs with symmetric beams (default: the Belle II beams)")
-    parser.add_argument("--events", type=int, default=20000, help="example: events per sample")
+    parser.add_argument("--events", type=integer(4), default=20000, help="example: events per sample")
     parser.add_argument("--fit", action="store_true", help="example: also fit the shower alpha_s of pseudo-data")
-    parser.add_argument("--fit-events", type=int, default=None, help="example: events per fit sample")
+    parser.add_argument("--fit-events", type=integer(4), default=None, help="example: events per fit sample")
     return parser
 
 
@@ -106,8 +101,8 @@ def main(argv=None):
     out = args.out
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ConfigError(f"--out {out} exists and is not an empty folder")
-    if args.ensemble < 1 or (args.clip is not None and args.clip <= 0) or not 0 < args.test_fraction < 1:
-        raise ConfigError("--ensemble must be >= 1, --clip > 0 and --test-fraction in (0, 1)")
+    if (args.clip is not None and not 0 < args.clip < float("inf")) or not 0 < args.test_fraction < 1:
+        raise ConfigError("--clip must be a finite number > 0 and --test-fraction in (0, 1)")
     if args.example:
         if args.a or args.b:
             raise ConfigError("--example makes its own samples: give either --example or --a and --b")

@@ -10,47 +10,25 @@ of every skim per event type.
 import argparse
 import sys
 
+from ..cli_args import SEED_MAX, ArgumentParser, add_list_argument, integer
 from ..data.table import EVENT_TYPES
-from ..errors import ConfigError
 from .event_types import MIXES
 from .production import produce
 
 
-class _Parser(argparse.ArgumentParser):
-    """An argument parser whose errors are one-line :class:`ConfigError` s (exit status 2)."""
-
-    def error(self, message):
-        raise ConfigError(f"smartbkg-generate: {message}")
-
-
-def _integer(minimum):
-    """An argparse type: an integer >= ``minimum``."""
-
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or value < minimum:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
-        return value
-
-    return parse
-
-
 def build_parser():
-    parser = _Parser(prog="smartbkg-generate", description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=_integer(1), required=True, help="total number of events")
+    parser = ArgumentParser(prog="smartbkg-generate", description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=integer(1), required=True, help="total number of events")
     parser.add_argument("--output", required=True, help="output directory (a new or an empty one)")
-    parser.add_argument("--seed", type=_integer(0), default=0, help="production seed (default 0)")
-    parser.add_argument("--types", nargs="+", default=None, metavar="TYPE",
-                        help=f"event types, space- or comma-separated (default all: {','.join(EVENT_TYPES)})")
+    parser.add_argument("--seed", type=integer(0, SEED_MAX), default=0, help="production seed (default 0)")
+    add_list_argument(parser, "--types", metavar="TYPE",
+                      help=f"event types, space- or comma-separated (default all: {','.join(EVENT_TYPES)})")
     parser.add_argument("--mix", choices=MIXES, default="cross-section",
                         help="share of the types: in proportion to cross sections (default) or equal")
-    parser.add_argument("--workers", type=_integer(1), default=1, help="worker processes (default 1)")
+    parser.add_argument("--workers", type=integer(1), default=1, help="worker processes (default 1)")
     parser.add_argument("--preprocess", action=argparse.BooleanOptionalAction, default=False,
                         help="apply the Belle II preprocessing before writing (default: write full records)")
-    parser.add_argument("--events-per-shard", type=_integer(1), default=100_000, help="events per parquet file")
+    parser.add_argument("--events-per-shard", type=integer(1), default=100_000, help="events per parquet file")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     return parser
 
@@ -66,8 +44,7 @@ def format_retention(metadata):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    types = None if args.types is None else [t for item in args.types for t in item.split(",") if t]
-    metadata = produce(args.output, args.events, seed=args.seed, types=types, mix=args.mix,
+    metadata = produce(args.output, args.events, seed=args.seed, types=args.types, mix=args.mix,
                        workers=args.workers, preprocess=args.preprocess,
                        events_per_shard=args.events_per_shard, progress=not args.quiet)
     if not args.quiet:

@@ -14,13 +14,16 @@ Multi-GPU / multi-node: ``torchrun --nproc-per-node K $(which smartbkg-train) ..
 ``torchrun ... -m smartbkg.train.cli ...``).
 """
 
-import argparse
+import contextlib
+import os
 import sys
 import time
 from pathlib import Path
 
+from ..cli_args import ArgumentParser, add_list_argument
 from ..errors import ConfigError
-from .checkpoint import load_checkpoint
+from ..locking import locked_folder
+from .checkpoint import RESUME_KEYS, load_checkpoint
 from .config import MONITORS, SCHEDULES, RunConfig, apply_override, parse_assignment, read_config_file
 
 #: Flag destination -> config key.
@@ -61,24 +64,17 @@ RESUMABLE = ("train.epochs", "train.patience", "train.quiet", "train.silent", "t
              "data.cache_dir")
 
 
-class _Parser(argparse.ArgumentParser):
-    """Argument errors as one-line :class:`ConfigError` s (exit status 2, no usage dump)."""
-
-    def error(self, message):
-        raise ConfigError(f"smartbkg-train: {message}")
-
-
 def build_parser():
-    p = _Parser(
+    p = ArgumentParser(
         prog="smartbkg-train",
         description="Train a network that predicts skim decisions from generator-level decay trees. "
                     "Without --data, a small sample is generated first (embedded Pythia 8 generator).")
     p.add_argument("--config", metavar="FILE", help="YAML (or JSON) run configuration")
-    p.add_argument("--data", nargs="+", metavar="PATH", help="parquet shards or folders of shards")
-    p.add_argument("--val-data", nargs="+", metavar="PATH", help="separate validation shards")
-    p.add_argument("--test-data", nargs="+", metavar="PATH", help="separate test shards")
-    p.add_argument("--skims", metavar="A,B", help="comma-separated skims to train on (multi-label)")
-    p.add_argument("--event-types", metavar="T,U", help="comma-separated event types to keep")
+    add_list_argument(p, "--data", commas=False, metavar="PATH", help="parquet shards or folders of shards")
+    add_list_argument(p, "--val-data", commas=False, metavar="PATH", help="separate validation shards")
+    add_list_argument(p, "--test-data", commas=False, metavar="PATH", help="separate test shards")
+    add_list_argument(p, "--skims", metavar="SKIM", help="skims to train on (multi-label)")
+    add_list_argument(p, "--event-types", metavar="TYPE", help="event types to keep")
     p.add_argument("--events", type=int, metavar="N", help="events to generate when there is no --data")
     p.add_argument("--cache-dir", metavar="DIR", help="cache of the generated sample (default RUN_DIR/data)")
     p.add_argument("--batch-size", type=int, metavar="N")
@@ -158,8 +154,6 @@ def _overrides(args):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from .loop import Trainer  # the heavy imports only when there is work to do
-
     if args.resume:
         overrides = _overrides(args)
         if overrides.get("out") == args.resume:
@@ -168,22 +162,41 @@ def main(argv=None):
         if fixed or args.config:
             raise ConfigError(f"--resume continues a run as it was configured; only {list(RESUMABLE)} may "
                               f"change (got {fixed or ['--config']})")
-        trainer = Trainer.resume(args.resume, overrides=overrides)
+        if not Path(args.resume).is_dir():
+            raise ConfigError(f"--resume {args.resume}: no such run folder")
+        run_dir = args.resume
     else:
         config = resolve_config(args)
         if args.print_config:
             print(config.to_yaml(), end="")
             return 0
-        last = Path(config.out) / "checkpoints" / "last.pt"
-        if last.exists():
-            raise ConfigError(f"{config.out} already holds a run; continue it with --resume {config.out} "
-                              "or choose another --out")
-        trainer = Trainer(config)
-    try:
-        trainer.fit()
-    finally:
-        trainer.close()
+        run_dir = config.out
+    with _run_folder_lock(run_dir):
+        from .loop import Trainer  # the heavy imports only when there is work to do
+
+        if args.resume:
+            last = Path(args.resume) / "checkpoints" / "last.pt"
+            if last.is_file():
+                load_checkpoint(last, require=RESUME_KEYS)  # a damaged entry is one line, not a traceback
+            trainer = Trainer.resume(args.resume, overrides=overrides)
+        else:
+            if (Path(config.out) / "checkpoints" / "last.pt").exists():
+                raise ConfigError(f"{config.out} already holds a run; continue it with --resume {config.out} "
+                                  "or choose another --out")
+            trainer = Trainer(config)
+        try:
+            trainer.fit()
+        finally:
+            trainer.close()
     return 0
+
+
+def _run_folder_lock(run_dir):
+    """The run folder's lock (:func:`smartbkg.locking.locked_folder`), taken by the first rank only
+    (under torchrun every rank runs this command; only rank 0 writes the folder)."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        return contextlib.nullcontext()
+    return locked_folder(run_dir)
 
 
 if __name__ == "__main__":

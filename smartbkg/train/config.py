@@ -11,12 +11,14 @@ impossible value raises :class:`~smartbkg.errors.ConfigError` with one line nami
 
 import dataclasses
 import json
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
+from ..cli_args import SEED_MAX
 from ..errors import ConfigError
 from ..losses import PER_EVENT_LOSSES
 from ..metrics import T_FAST, T_NN, T_SLOW
@@ -221,14 +223,15 @@ class RunConfig:
             raise ConfigError(f"unknown config section(s) {unknown}; known: {[*SECTIONS, *TOP_LEVEL]}")
         sections = {}
         for name, section_cls in SECTIONS.items():
-            section = values.get(name) or {}
+            section = values.get(name)
+            section = {} if section is None else section
             if not isinstance(section, dict):
                 raise ConfigError(f"config section {name!r} must be a mapping, got {section!r}")
             sections[name] = _build_section(section_cls, name, section)
-        out, imports = values.get("out"), values.get("imports") or []
+        out, imports = _coerce(values.get("out"), str | None, "out"), values.get("imports") or []
         if isinstance(imports, str) or not all(isinstance(name, str) for name in imports):
             raise ConfigError(f"option imports must be a list of module names, got {imports!r}")
-        return cls(**sections, out=None if out is None else str(out), imports=list(imports))
+        return cls(**sections, out=out, imports=list(imports))
 
     def to_yaml(self, path=None):
         """YAML text; written to ``path`` when given."""
@@ -274,6 +277,9 @@ class RunConfig:
         _check(min(t.t_fast, t.t_nn) >= 0 and t.t_slow > 0, "train.t_fast/t_nn/t_slow",
                [t.t_fast, t.t_nn, t.t_slow], "must be >= 0, >= 0 and > 0 (ms)")
         _check(t.significance_bins >= 1, "train.significance_bins", t.significance_bins, "must be >= 1")
+        for key, seed in (("train.seed", t.seed), ("data.split_seed", d.split_seed),
+                          ("data.generate_seed", d.generate_seed)):
+            _check(0 <= seed <= SEED_MAX, key, seed, "must be in [0, 2**63 - 1]")
         _check(t.amp in AMP_MODES, "train.amp", t.amp, f"must be one of {list(AMP_MODES)}")
         _check(t.device in ("auto", "cpu") or t.device.startswith("cuda"), "train.device", t.device,
                "must be auto, cpu or cuda[:N]")
@@ -326,9 +332,11 @@ def read_config_file(path):
     """The nested dict of a YAML or JSON config file (``ConfigError`` if missing or malformed)."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_bytes().decode()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: config file is not UTF-8 text (byte {exc.start})") from None
     try:
         values = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (yaml.YAMLError, json.JSONDecodeError) as exc:
@@ -358,6 +366,8 @@ def apply_override(values, key, value):
     if len(parts) < 2 or parts[0] not in SECTIONS:
         raise ConfigError(f"unknown option {key!r}; options are SECTION.NAME with SECTION in {list(SECTIONS)}")
     target = values.setdefault(parts[0], {})
+    if not isinstance(target, dict):
+        raise ConfigError(f"option {key!r}: config section {parts[0]!r} must be a mapping, got {target!r}")
     for part in parts[1:-1]:
         child = target.get(part)
         if child is None:
@@ -417,17 +427,22 @@ def _coerce_one(value, hint):
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
             raise TypeError(f"expected an integer, got {value!r}")
-        number = float(value) if isinstance(value, str) else value
-        if number != int(number):
+        if isinstance(value, int):
+            return value
+        number = float(value)
+        if not math.isfinite(number) or number != int(number):
             raise ValueError(f"expected an integer, got {value!r}")
         return int(number)
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
             raise TypeError(f"expected a number, got {value!r}")
         try:
-            return float(value)
-        except ValueError:
-            raise ValueError(f"expected a number, got {value!r}") from None
+            number = float(value)
+        except (ValueError, OverflowError):
+            number = math.nan
+        if not math.isfinite(number):
+            raise ValueError(f"expected a finite number, got {value!r}")
+        return number
     if hint is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)

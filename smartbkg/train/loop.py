@@ -41,7 +41,8 @@ from ..errors import ConfigError, DataError
 from ..losses import SAMPLING_CONTEXT, build_loss, list_losses
 from ..models import build_model, list_models
 from ..registry import import_modules
-from .checkpoint import FORMAT_VERSION, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import (FORMAT_VERSION, load_checkpoint, load_model_state, rng_state, save_checkpoint,
+                         set_rng_state)
 from .config import MONITORS, ModelConfig, RunConfig
 from .data import build_splits, dataset_size, labels, make_loader
 from .distributed import (all_sum, any_rank, barrier, cleanup_distributed, gather_rows, global_loss,
@@ -144,7 +145,7 @@ class Trainer:
                               f"{info['event_types']} and vocabulary {info['vocab_size']}, the data has "
                               f"{data['event_types']} and {data['vocab_size']}")
         model = _instantiate(info)
-        model.load_state_dict(source["model"])
+        load_model_state(model, source["model"], t.init_from)
         reset = t.reset_head if t.reset_head is not None else info["skims"] != self.skims
         if not reset and info["skims"] != self.skims:
             raise ConfigError(f"train.init_from {t.init_from} predicts skims {info['skims']}, the run asks "
@@ -212,7 +213,7 @@ class Trainer:
 
     def load_state(self, state):
         """Restore a checkpoint written by :meth:`state_dict`."""
-        self.model.load_state_dict(state["model"])
+        load_model_state(self.model, state["model"], self.run_dir / "checkpoints" / "last.pt")
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None:
             self.scheduler.load_state_dict(state["scheduler"])
@@ -442,7 +443,7 @@ class Trainer:
         best_epoch = 0
         if best_path.is_file():
             best = load_checkpoint(best_path, map_location=self.device)
-            self.model.load_state_dict(best["model"])
+            load_model_state(self.model, best["model"], best_path)
             best_epoch = best["epoch"]
         val = self.predict(self.val_loader)
         calibrations = self._calibrations(val)

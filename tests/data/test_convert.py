@@ -93,7 +93,7 @@ def test_event_type_option_for_inputs_without_types(tmp_path, small_table):
 
 @pytest.mark.parametrize("args, message", [
     (["{missing}", "--out", "{out}"], "missing.hepmc: no such file"),
-    (["{input}", "--out", "{out}", "--events-per-shard", "0"], "--events-per-shard must be positive"),
+    (["{input}", "--out", "{out}", "--events-per-shard", "0"], "--events-per-shard: expected an integer >= 1"),
     (["{input}", "--out", "{out}", "--rename-skim", "label"], "--rename-skim takes OLD=NEW"),
     (["{input}", "--out", "{out}", "--skims", "nope"], "unknown skim(s) ['nope']"),
     (["{input}", "--out", "{input}"], "exists and is not a directory"),

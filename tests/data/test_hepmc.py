@@ -124,7 +124,7 @@ def test_labels_from_side_file(tmp_path):
     ("event_number,a\n1,1\n1,0\n", "event number listed twice"),
     ("event_number,a\n1,yes\n", "label 'yes' is not 0/1/true/false"),
     ("event_number,a\n1,1,1\n", "line 2 has 3 fields"),
-    ("event_number,a\nx,1\n", "event numbers must be integers"),
+    ("event_number,a\nx,1\n", "event numbers must be 64-bit integers"),
 ])
 def test_bad_label_files(tmp_path, text, message):
     (tmp_path / "l.csv").write_text(text)
@@ -165,7 +165,7 @@ def test_weight_lines_hepmc3_cannot_parse_are_skipped(tmp_path, line):
         read_hepmc(tmp_path / "w.hepmc", strict=True)
 
 
-def test_truncated_files_keep_the_complete_events(tmp_path, random_table):
+def test_truncated_files_count_every_lost_event(tmp_path, random_table):
     write_hepmc(random_table(30, seed=1), tmp_path / "t.hepmc")
     text = (tmp_path / "t.hepmc").read_bytes()
     cut = text.index(b"\nE ", len(text) // 2) + 40  # inside an event
@@ -173,30 +173,59 @@ def test_truncated_files_keep_the_complete_events(tmp_path, random_table):
     report = ReadReport()
     table = read_hepmc(tmp_path / "cut.hepmc", report=report)
     assert len(table) == text[:cut].count(b"\nE ") - 1
-    assert report.skipped == {"cannot parse event (file truncated or corrupt); rest of file not read": 1}
-    with pytest.raises(DataError, match=f"cut.hepmc: event #{len(table)} in file order: cannot parse event"):
+    assert report.skipped == {"event cut off at the end of the file": 1,
+                              "events missing at the end of the file (truncated)": 30 - len(table) - 1}
+    with pytest.raises(DataError, match="cut.hepmc: event .*: field 'particles': event cut off"):
         read_hepmc(tmp_path / "cut.hepmc", strict=True)
     packed = gzip.compress(text)
     (tmp_path / "cut.hepmc.gz").write_bytes(packed[: len(packed) // 2])
     report = ReadReport()
-    read_hepmc(tmp_path / "cut.hepmc.gz", report=report)
-    assert sum(report.skipped.values()) == 1 and "rest of file not read" in next(iter(report.skipped))
+    table = read_hepmc(tmp_path / "cut.hepmc.gz", report=report)
+    assert report.read == 30 and sum(report.skipped.values()) == 30 - len(table) > 0
+
+
+def test_a_damaged_event_costs_that_event_only(tmp_path, small_table):
+    write_hepmc(small_table, tmp_path / "t.hepmc")
+    text = (tmp_path / "t.hepmc").read_text()
+    for damage, reason in ((("E 10 3 8", "E 10 3 9"), "particle count differs from the event line"),
+                           (("P 2 0 -11", "P 1 0 -11"), "particle lines not numbered 1..N in order"),
+                           (("P 1 0 11 ", "P 1 0 abc "), "unreadable particle line"),
+                           (("P 1 0 11 ", "P 1 1 11 "), "dangling mother link"),
+                           (("U GEV MM", "U FOO BAR"), "unknown units"),
+                           (("event_type mixed", "event_type " + "x" * 300_000), "line longer than HepMC3 reads")):
+        (tmp_path / "d.hepmc").write_text(text.replace(*damage, 1))
+        report = ReadReport()
+        table = read_hepmc(tmp_path / "d.hepmc", report=report)
+        assert table.event_id.tolist() == [11, 12] and report.read == 1
+        assert list(report.skipped) == [next(r for r in report.skipped if r.startswith(reason))]
+
+
+def test_event_numbers_keep_64_bits(tmp_path, small_table, assert_tables_equal):
+    table = small_table.replace(event_id=(np.arange(3) + (5 << 40)))
+    write_hepmc(table, tmp_path / "t.hepmc")
+    assert_tables_equal(read_hepmc(tmp_path / "t.hepmc"), table)
 
 
 def test_hepmc3_diagnostics_do_not_reach_the_user(tmp_path, random_table, capfd):
     write_hepmc(random_table(30, seed=1), tmp_path / "t.hepmc")
     text = (tmp_path / "t.hepmc").read_bytes()
     (tmp_path / "cut.hepmc").write_bytes(text[: text.index(b"\nE ", len(text) // 2) + 40])
-    (tmp_path / "junk.hepmc").write_bytes(b"PAR1\x00\x15\x04" + bytes(range(256)) * 4)  # binary, as a parquet file
+    (tmp_path / "long.hepmc").write_bytes(text.replace(b"\nA 0 event_type", b"\nA 0 event_type " + b"x" * 263_000, 1))
     (tmp_path / "cut.hepmc.gz").write_bytes(gzip.compress(text)[: len(text) // 8])
     capfd.readouterr()
-    for name in ("cut.hepmc", "junk.hepmc", "cut.hepmc.gz"):
+    for name in ("cut.hepmc", "long.hepmc", "cut.hepmc.gz"):
         report = ReadReport()
         read_hepmc(tmp_path / name, report=report)
-        assert sum(report.skipped.values()) == 1 and "rest of file not read" in next(iter(report.skipped))
+        assert report.skipped
     print("after", flush=True)  # the descriptors are back
     os.write(2, b"err after")
     assert capfd.readouterr() == ("after\n", "err after")
+
+
+def test_a_file_that_is_no_hepmc3_is_an_error(tmp_path):
+    (tmp_path / "junk.hepmc").write_bytes(b"PAR1\x00\x15\x04" + bytes(range(256)) * 4)  # binary, as a parquet file
+    with pytest.raises(DataError, match="junk.hepmc: not a HepMC3 ASCII file"):
+        read_hepmc(tmp_path / "junk.hepmc")
 
 
 def test_missing_footer_is_noted(tmp_path):
@@ -258,7 +287,7 @@ def test_writer_warns_about_siblings_away_from_their_shared_vertex(tmp_path, sma
 
 
 @pytest.mark.parametrize("block", [997, 1 << 20])
-def test_guarded_stream_passes_the_text_through_in_any_block_size(tmp_path, random_table, block):
+def test_guarded_stream_passes_good_events_in_any_block_size(tmp_path, random_table, block):
     write_hepmc(random_table(40, seed=3), tmp_path / "t.hepmc")
     text = (tmp_path / "t.hepmc").read_bytes()
     bad = text.replace(b"V -2 0 [", b"V -2 0 [999,", 3)  # the first three events with a vertex -2
@@ -268,5 +297,8 @@ def test_guarded_stream_passes_the_text_through_in_any_block_size(tmp_path, rand
         out, buffer = bytearray(), bytearray(4096)
         while n := stream.readinto(memoryview(buffer)):
             out += buffer[:n]
-        assert bytes(out) == data.replace(b"[999,", b"[1,")
-        assert stream.footer and stream.ordinal == 39 and len(stream.bad_events) == n_bad
+        assert out.count(b"\nE ") == 40 - n_bad and out.endswith(b"END_EVENT_LISTING\n")
+        assert stream.footer and stream.ordinal == 39 and stream.declared == 40
+        assert [reason for *_, reason, _ in stream.dropped] == ["dangling mother link"] * n_bad
+        if not n_bad:
+            assert bytes(out) == text.rstrip(b"\n") + b"\n"

@@ -1,13 +1,16 @@
 """Checkpoints: atomic writes, safe loading (weights_only=True), RNG state round trip."""
 
+import os
 import random
+import re
 
 import numpy as np
 import pytest
 import torch
 
 from smartbkg.errors import DataError
-from smartbkg.train.checkpoint import FORMAT_VERSION, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from smartbkg.train.checkpoint import (FORMAT_VERSION, RESUME_KEYS, load_checkpoint, load_model_state, rng_state,
+                                      save_checkpoint, set_rng_state)
 
 
 def _state():
@@ -16,6 +19,7 @@ def _state():
     model(torch.ones(4, 3)).sum().backward()
     optimizer.step()
     return {"format": FORMAT_VERSION, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "model_info": {"name": "linear", "options": {}, "skims": ["a"], "event_types": ["x"], "vocab_size": 3},
             "rng": [rng_state()], "history": [{"epoch": 1, "val/auc": 0.75}], "config": {"train": {"lr": 1e-3}}}
 
 
@@ -42,7 +46,7 @@ def test_rng_state_survives_the_file(tmp_path):
     torch.manual_seed(5)
     save_checkpoint({"format": 1, "model": {}, "rng": rng_state()}, tmp_path / "a.pt")
     expected = torch.rand(2), np.random.rand(2), random.random()
-    set_rng_state(load_checkpoint(tmp_path / "a.pt")["rng"])
+    set_rng_state(load_checkpoint(tmp_path / "a.pt", require=())["rng"])
     assert torch.equal(torch.rand(2), expected[0]) and np.array_equal(np.random.rand(2), expected[1])
     assert random.random() == expected[2]
 
@@ -72,7 +76,7 @@ def test_failed_write_keeps_previous_checkpoint(tmp_path):
 
     with pytest.raises(RuntimeError, match="boom"):
         save_checkpoint({"format": 1, "model": {"w": Unpicklable()}}, path)
-    assert torch.equal(load_checkpoint(path)["model"]["w"], torch.ones(2))
+    assert torch.equal(load_checkpoint(path, require=())["model"]["w"], torch.ones(2))
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
 
 
@@ -95,8 +99,42 @@ def test_bad_checkpoints_raise_data_error(tmp_path):
     torch.save({"format": 1, "model": {}, "args": random.Random(0)}, tmp_path / "objects.pt")
     with pytest.raises(DataError, match=r"holds a Python object \(random.Random\) that the safe loader"):
         load_checkpoint(tmp_path / "objects.pt")
+    torch.save({"format": 1, "model": {}, "args": os.system}, tmp_path / "objects.pt")
+    with pytest.raises(DataError, match=r"holds a Python object \(posix.system\) that the safe loader"):
+        load_checkpoint(tmp_path / "objects.pt")
     good = tmp_path / "good.pt"
     save_checkpoint(_state(), good)
     good.write_bytes(good.read_bytes()[:200])  # truncated
-    with pytest.raises(DataError, match="truncated or corrupt torch file"):
+    with pytest.raises(DataError, match="truncated or corrupt zip archive"):
         load_checkpoint(good)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"format": "1"}, "entry 'format' is not a format version (a positive integer) (got str)"),
+    ({"model_info": None}, "entry 'model_info' is not {name, options, skims, event_types, vocab_size}"),
+    ({"optimizer": [1]}, "entry 'optimizer' is not an optimizer state_dict"),
+    ({"model": {"weight": 1.0}}, "entry 'model' is not a state_dict of named tensors"),
+])
+def test_damaged_entries_are_one_line_errors(tmp_path, change, message):
+    save_checkpoint({**_state(), **change}, tmp_path / "c.pt")
+    with pytest.raises(DataError, match=re.escape(message)) as info:
+        load_checkpoint(tmp_path / "c.pt")
+    assert "\n" not in str(info.value)
+
+
+def test_missing_entries_and_weights_that_do_not_fit(tmp_path):
+    state = _state()
+    del state["model_info"]
+    save_checkpoint(state, tmp_path / "c.pt")
+    with pytest.raises(DataError, match=re.escape("incomplete checkpoint: no ['model_info'] entries")):
+        load_checkpoint(tmp_path / "c.pt")
+    assert load_checkpoint(tmp_path / "c.pt", require=())["format"] == FORMAT_VERSION
+    with pytest.raises(DataError, match=re.escape("no ['epoch', 'step'")):
+        load_checkpoint(tmp_path / "c.pt", require=RESUME_KEYS)
+    model = torch.nn.Linear(3, 2)
+    load_model_state(model, _state()["model"], tmp_path / "c.pt")
+    with pytest.raises(DataError, match=re.escape("c.pt: model weights do not fit the Linear model: weight has "
+                                                  "shape (2, 3), the model (3, 4) (1 more tensors differ)")):
+        load_model_state(torch.nn.Linear(4, 3), _state()["model"], tmp_path / "c.pt")
+    with pytest.raises(DataError, match=re.escape("missing ['bias'], unexpected []")):
+        load_model_state(torch.nn.Linear(3, 2), {"weight": torch.ones(2, 3)}, tmp_path / "c.pt")

@@ -71,7 +71,7 @@ def test_main_job_generates_the_embedded_sample(tmp_path, capsys):
     (["--epochs", "three"], "argument --epochs: invalid int value"),
     (["--set", "train.warp=9"], "unknown option(s) ['train.warp']"),
     (["--config", "{missing}"], "cannot read config file"),
-    (["--resume", "{missing}"], "checkpoint not found"),
+    (["--resume", "{missing}"], "no such run folder"),
     (["--data", "{sample}", "--set", "data.val_fraction=0", "--set", "data.test_fraction=0"], "data.val_fraction"),
     (["--data", "{sample}", "--skims", "tau_generic", "--init-from", "{junk}"], "not a torch checkpoint: the file starts with b'\\x17"),
     (["--set", "loss.disco_variable=mass", "--set", "loss.options.disco_lambda=1"],

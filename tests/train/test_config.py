@@ -61,7 +61,7 @@ def test_parse_assignment_reads_yaml_values():
 @pytest.mark.parametrize("values, match", [
     ({"train": {"epochs": -1}}, "train.epochs = -1 must be >= 0"),
     ({"train": {"epochs": 2.5}}, "train.epochs: expected an integer"),
-    ({"train": {"lr": "fast"}}, "train.lr: expected a number"),
+    ({"train": {"lr": "fast"}}, "train.lr: expected a finite number"),
     ({"train": {"monitor": "accuracy"}}, "train.monitor"),
     ({"train": {"schedule": "step"}}, "train.schedule"),
     ({"train": {"freeze_backbone": True}}, "needs train.init_from"),

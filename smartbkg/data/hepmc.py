@@ -29,7 +29,7 @@ such events are skipped as dangling mother links (or fail in strict mode).
 
 HepMC3 reports parse failures by printing to the C++ streams; smartbkg counts those events
 itself, so HepMC3's messages are switched off (``pyhepmc.Setup``) and whatever C++ still writes
-to stdout/stderr while an event is parsed is discarded (:func:`_silenced`).
+to stdout/stderr while an event is parsed is discarded (``_silenced``).
 """
 
 import csv

@@ -140,83 +140,199 @@ def _get(data, *keys):
     return data
 
 
+def _summary_pipeline(data):
+    fig = data["figures"]
+    return [("read + validate + preprocess + batch, streaming, events/s per core",
+             fmt(fig["pipeline_stream"]["events_per_s_cpu"])),
+            ("batch collation versus PyG Batch.from_data_list", f"{fig['collate_ratio']:.1f} x")]
+
+
+def _summary_generate(data):
+    return [("generation + detector + six skims, events/s per core (CPU time)",
+             fmt(data["events_per_s_per_core"]["end_to_end_cpu"]))]
+
+
+def _summary_models(data):
+    rows = []
+    for name in ("gatgap32", "transformer"):
+        res = _get(data["samples"], "synthetic", "results", name)
+        if res and not res.get("compiled"):
+            rows.append((f"{name} inference, one CPU thread, ms/event", f"{res['infer_ms_per_event']:.3f}"))
+    return rows
+
+
+def _summary_train(data):
+    return [(f"{name} training to validation AUC {res['target_auc']}, {data['skim']}, "
+             f"{res['train_events']:,} events",
+             f"{res['epochs_to_target']} epoch(s), {res['train_s_to_target']:.1f} s")
+            for name, res in data["models"].items() if res.get("reached_target")]
+
+
+#: Headline figures: result file stem -> rows of (quantity, value).
+SUMMARY = {"data_pipeline": _summary_pipeline, "generate": _summary_generate,
+           "models_cpu": _summary_models, "train_cpu": _summary_train}
+
+
 def summary_rows(results=RESULTS):
     """Headline figures of the known result files: (quantity, value, file) rows.
 
-    Only files that exist contribute; the README's results table quotes these values.
+    Files that are missing or whose keys have changed contribute nothing; the README's results
+    table quotes these values (a test checks that it does).
     """
-    def load(stem):
-        path = results / f"{stem}.json"
-        return json.loads(path.read_text()) if path.exists() else None
-
     rows = []
-    pipe = load("data_pipeline")
-    if pipe:
-        fig = pipe["figures"]
-        rows.append(("read + validate + preprocess + batch, streaming, events/s per core",
-                     fmt(fig["pipeline_stream"]["events_per_s_cpu"]), "data_pipeline"))
-        rows.append(("batch collation versus PyG Batch.from_data_list",
-                     f"{fig['collate_ratio']:.1f} x", "data_pipeline"))
-    gen = load("generate")
-    if gen:
-        rows.append(("generation + detector + six skims, events/s per core (CPU time)",
-                     fmt(gen["events_per_s_per_core"]["end_to_end_cpu"]), "generate"))
-    models = load("models_cpu")
-    if models:
-        for name in ("gatgap32", "transformer"):
-            res = _get(models["samples"], "synthetic", "results", name)
-            if res and not res.get("compiled"):
-                rows.append((f"{name} inference, one CPU thread, ms/event",
-                             f"{res['infer_ms_per_event']:.3f}", "models_cpu"))
-    train = load("train_cpu")
-    if train:
-        for name, res in train["models"].items():
-            if res.get("reached_target"):
-                rows.append((f"{name} training to validation AUC {res['target_auc']}, "
-                             f"{train['skim']}, {res['train_events']:,} events",
-                             f"{res['epochs_to_target']} epoch(s), {res['train_s_to_target']:.1f} s",
-                             "train_cpu"))
+    for stem, extract in SUMMARY.items():
+        path = results / f"{stem}.json"
+        if not path.exists():
+            continue
+        try:
+            rows += [(quantity, value, stem) for quantity, value in extract(json.loads(path.read_text()))]
+        except (KeyError, TypeError, AttributeError, ValueError):
+            continue
     return rows
+
+
+# ----------------------------------------------------------------------------- known files
+def _ms(events_per_s):
+    return f"{1000.0 / events_per_s:.3f}" if events_per_s else ""
+
+
+def _models_tables(data):
+    header = ["model", "parameters", "infer ms/event", "best", "train ms/event", "best"]
+    out = []
+    for sample in data["samples"]:
+        rows = [[r["model"] + (" (compiled)" if r.get("compiled") else ""), fmt(r["parameters"]),
+                 _ms(r.get("infer_events_per_s")), _ms(r.get("infer_best_events_per_s")),
+                 _ms(r.get("train_events_per_s")), _ms(r.get("train_best_events_per_s"))]
+                for r in sample["results"]]
+        title = (f"{sample['source']} events, {sample['particles_per_event']:.1f} particles per event "
+                 f"(median pass and best pass)")
+        out.append(table(header, rows, title))
+    return out
+
+
+def _train_tables(data):
+    header = ["model", "options", "parameters", "train events/s", "to target", "best val AUC"]
+    rows = []
+    for name, r in data["models"].items():
+        target = (f"{r['epochs_to_target']} epoch(s), {r['train_s_to_target']:.1f} s"
+                  if r.get("reached_target") else "not reached")
+        rows.append([name, ", ".join(f"{k}={v}" for k, v in r.get("options", {}).items()),
+                     fmt(r["parameters"]), fmt(r["train_events_per_s"]), target,
+                     f"{r['best_val_auc']:.4f}"])
+    target = next(iter(data["models"].values()))["target_auc"]
+    return [table(header, rows, f"Training on {data['skim']} to validation AUC {target}")]
+
+
+def _pipeline_tables(data):
+    fig = data["figures"]
+    stages = [("read parquet + validate + preprocess + batch (streaming)", "pipeline_stream"),
+              ("the same through the in-memory dataset", "pipeline_memory"),
+              ("collation only, GraphStore.batches", "collate_fast"),
+              ("collation only, PyG Batch.from_data_list", "collate_pyg")]
+    rows = [[label, fmt(fig[key]["events_per_s_cpu"]), fmt(fig[key]["events_per_s_wall"])]
+            for label, key in stages]
+    rows.append(["collation ratio", f"{fig['collate_ratio']:.1f} x", ""])
+    title = (f"{fig['events']:,} {data['settings']['source']} events, "
+             f"{fig['particles_per_event_preprocessed']:.1f} particles per event after preprocessing")
+    return [table(["stage", "events/s per core (CPU time)", "events/s (wall)"], rows, title)]
+
+
+def _generate_tables(data):
+    rates = data["events_per_s_per_core"]
+    labels = {"generation": "generation (Pythia + record + lab frame)",
+              "detector_skims": "detector + skims", "end_to_end_wall": "end to end, wall clock",
+              "end_to_end_cpu": "end to end, process CPU time"}
+    rows = [[labels.get(k, k), fmt(v), f"{1000.0 / v:.3f}"] for k, v in rates.items()]
+    return [table(["stage", "events/s per core", "ms per event"], rows,
+                  f"{data['events']:,} events, {data['mix']} mix")]
+
+
+def _readers_tables(data):
+    rows = [[name, fmt(r["events_per_s"]), fmt(r["particles_per_event"])]
+            for name, r in data["results"].items()]
+    return [table(["read", "events/s", "particles per event"], rows,
+                  f"{data['events']:,} events (HepMC {data['hepmc_events']:,})")]
+
+
+#: Nicer tables for known result files (stem prefix -> renderer); the generic rendering follows.
+KNOWN = {"models_": _models_tables, "train_": _train_tables, "data_pipeline": _pipeline_tables,
+         "generate": _generate_tables, "readers": _readers_tables}
+
+
+def known_tables(stem, data):
+    """The nicer tables of a known file, or [] when it is unknown or its keys have changed."""
+    for prefix, renderer in KNOWN.items():
+        if stem.startswith(prefix):
+            try:
+                return renderer(data)
+            except (KeyError, TypeError, AttributeError, ValueError, ZeroDivisionError, StopIteration):
+                return []
+    return []
+
+
+def describe(path, data):
+    """A paragraph: the file, the command that wrote it and when."""
+    para = nodes.paragraph()
+    para += nodes.Text("File ")
+    para += nodes.literal(text=f"benchmarks/results/{path.name}")
+    if isinstance(data, dict) and isinstance(data.get("command"), str):
+        para += nodes.Text(", written by ")
+        para += nodes.literal(text=data["command"].strip())
+    if isinstance(data, dict) and "when" in data:
+        para += nodes.Text(f" on {data['when']}")
+    para += nodes.Text(".")
+    return para
+
+
+def file_nodes(path, data, full):
+    """Description, the nicer tables and (``full``) every recorded value of one result file."""
+    out = [describe(path, data)] + known_tables(path.stem, data)
+    if full or len(out) == 1:
+        if isinstance(data, dict):
+            context = {k: data[k] for k in CONTEXT_KEYS[2:] if k in data}
+            if context:
+                out += render(context, "machine and load")
+            data = {k: v for k, v in data.items() if k not in CONTEXT_KEYS}
+        out += render(data, "all recorded values" if len(out) > 1 else "")
+    return out
 
 
 # ----------------------------------------------------------------------------- the directive
 class BenchmarkResults(Directive):
-    """Every result file of ``benchmarks/results/`` as a section of tables."""
+    """Benchmark result files of ``benchmarks/results/`` as tables.
+
+    Without options: the headline figures, then one section per file with every value it holds.
+    ``:files: a, b``: only those files (by stem), their main tables, no sections (for guide pages).
+    """
 
     has_content = False
-    option_spec = {"path": directives.unchanged}
+    option_spec = {"files": directives.unchanged}
 
     def run(self):
         env = self.state.document.settings.env
-        results = ROOT / self.options.get("path", "benchmarks/results")
-        files = sorted(results.glob("*.json"))
+        chosen = self.options.get("files")
+        if chosen is not None:
+            paths = [RESULTS / f"{stem.strip()}.json" for stem in chosen.split(",") if stem.strip()]
+            missing = [p.name for p in paths if not p.exists()]
+            if missing:
+                raise self.error(f"benchmark-results: no such result file: {', '.join(missing)}")
+        else:
+            paths = sorted(RESULTS.glob("*.json"))
         out = []
-        summary = summary_rows(results)
+        summary = summary_rows(RESULTS) if chosen is None else []
         if summary:
             out.append(table(["quantity", "measured", "file"], summary, "Headline figures"))
-        for path in files:
+        for path in paths:
             env.note_dependency(str(path))
             data = json.loads(path.read_text())
+            nodes_ = file_nodes(path, data, full=chosen is None)
+            if chosen is not None:
+                out += nodes_
+                continue
             section = nodes.section(ids=[nodes.make_id(f"benchmark-{path.stem}")],
                                     names=[nodes.fully_normalize_name(f"benchmark {path.stem}")])
             section += nodes.title(text=TITLES.get(path.stem, path.stem))
-            para = nodes.paragraph()
-            para += nodes.Text("File ")
-            para += nodes.literal(text=f"benchmarks/results/{path.name}")
-            if isinstance(data, dict) and "command" in data:
-                para += nodes.Text(", written by ")
-                para += nodes.literal(text=data["command"].strip())
-            if isinstance(data, dict) and "when" in data:
-                para += nodes.Text(f" on {data['when']}")
-            para += nodes.Text(".")
-            section += para
-            if isinstance(data, dict):
-                context = {k: data[k] for k in CONTEXT_KEYS[2:] if k in data}
-                if context:
-                    section += render(context, "machine and load")
-                data = {k: v for k, v in data.items() if k not in CONTEXT_KEYS}
-            for node in render(data, ""):
-                section += node
+            section += nodes_
             out.append(section)
         return out
 

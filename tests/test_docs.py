@@ -77,13 +77,14 @@ def test_docs_show_every_benchmark_result_file(site):
 def test_benchmark_tables_render_any_json():
     ext = _extension()
     unknown = {"command": "python benchmarks/new.py", "machine": {"cpu": "x"}, "rate": 1234.5,
-               "per_type": {"a": {"n": 1, "s": 0.5}, "b": {"n": 2, "extra": [1, 2]}},
+               "per_type": {"a": {"n": 1, "s": 0.5}, "b": {"n": 2, "s": [1, 2]}},
+               "stages": {"x": {"cpu": 1.0}, "y": {"cpu": 2.0, "wall": 3.0}, "note": "n"},
                "runs": [{"model": "m", "t": 1e-5, "curve": [[0, 1], [1, 2]]}], "flags": [True, None]}
     tables = ext.render(unknown, "")
     titles = [t[0].astext() for t in tables if t.children and t[0].tagname == "title"]
-    assert "per_type" in titles and "runs" in titles and "runs: m: curve" in titles
+    assert {"per_type", "runs", "runs: m: curve", "stages: x", "stages: y"} <= set(titles)
     text = " ".join(t.astext() for t in tables)
-    assert "1,234" in text and "1e-05" in text and "extra" in text
+    assert "1,234" in text and "1e-05" in text and "1, 2" in text and "true, null" in text
     assert ext.known_tables("models_cpu", {"samples": [{"no": "keys"}]}) == []   # changed keys
     assert ext.fmt(217638.2) == "217,638" and ext.fmt(0.12569) == "0.1257" and ext.fmt(17) == "17"
 
@@ -98,6 +99,33 @@ def test_readme_is_short_valid_rst_quoting_the_benchmark_results():
     assert test_command == "python -m pytest -n 2" and test_command in README
     for quantity, value, _ in _extension().summary_rows():
         assert value in README, f"README results table lacks {quantity}: {value}"
+
+
+def _blocks_after(marker):
+    """The text of the indented block that follows the line containing ``marker`` in the README."""
+    lines = README.splitlines()
+    start = next(i for i, line in enumerate(lines) if marker in line) + 1
+    block = []
+    for line in lines[start:]:
+        if line.strip() and not line.startswith("    "):
+            if block:
+                break
+            continue
+        block.append(line[4:])
+    return "\n".join(block).strip("\n")
+
+
+def test_readme_tour_is_docs_tour():
+    assert _blocks_after(".. code-block:: python") == (DOCS / "tour.py").read_text().strip("\n")
+    assert _blocks_after("Output (``python docs/tour.py``") == (DOCS / "tour.out").read_text().strip("\n")
+
+
+@pytest.mark.slow
+def test_tour_prints_what_the_docs_show(tmp_path):
+    result = subprocess.run([sys.executable, str(DOCS / "tour.py")], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=1800, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (DOCS / "tour.out").read_text()
 
 
 def test_documents_speak_of_the_project_only():

@@ -60,10 +60,11 @@ def _scalar(value):
 
 
 def _records(value):
-    """Rows of a table if ``value`` is a list of dicts or a dict of dicts, else None."""
+    """Rows of a table if ``value`` is a list of dicts or a dict of dicts with equal keys, else None."""
     if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
         return [(None, v) for v in value]
-    if isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
+    if (isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values())
+            and len({frozenset(v) for v in value.values()}) == 1):      # the same keys in each
         return list(value.items())
     return None
 
@@ -98,19 +99,36 @@ def table(header, rows, title=None):
 
 
 def render(value, title):
-    """Tables for one JSON value: scalars as key/value rows, records as one table each, recursing."""
-    out = []
-    if isinstance(value, dict):
-        scalars = [(k, v) for k, v in value.items() if _scalar(v)]
-        if scalars:
-            out.append(table(["key", "value"], [[k, fmt(v)] for k, v in scalars], title))
-        for key, sub in value.items():
-            if not _scalar(sub):
-                out.extend(render(sub, f"{title}: {key}" if title else key))
-        return out
+    """Tables for one JSON value, recursing into nested values.
+
+    A dict's scalars become key/value rows; a list of dicts, a dict of dicts and sibling dicts
+    with the same keys (e.g. one rate dict per stage) become one table with a row per record.
+    """
     records = _records(value)
-    if records is None:          # a list of lists or mixed values
+    if records is not None:
+        return _render_records(records, title)
+    if isinstance(value, list):          # a list of lists or of mixed values
         return [table(["index", "value"], [[str(i), fmt(v)] for i, v in enumerate(value)], title)]
+    out = []
+    scalars = [(k, v) for k, v in value.items() if _scalar(v)]
+    if scalars:
+        out.append(table(["key", "value"], [[k, fmt(v)] for k, v in scalars], title))
+    groups = {}
+    for key, sub in value.items():
+        if isinstance(sub, dict) and sub and all(_scalar(v) for v in sub.values()):
+            groups.setdefault(tuple(sub), []).append(key)
+    grouped = set()
+    for keys in groups.values():
+        if len(keys) > 1:
+            grouped.update(keys)
+            out.extend(_render_records([(k, value[k]) for k in keys], title))
+    for key, sub in value.items():
+        if not _scalar(sub) and key not in grouped:
+            out.extend(render(sub, f"{title}: {key}" if title else key))
+    return out
+
+
+def _render_records(records, title):
     columns = []
     for _, rec in records:
         columns += [k for k, v in rec.items() if _scalar(v) and k not in columns]
@@ -118,13 +136,12 @@ def render(value, title):
     header = (["name"] if named else []) + columns
     rows = [([name] if named else []) + [fmt(rec[c]) if c in rec else "" for c in columns]
             for name, rec in records]
-    if columns:
-        out.append(table(header, rows, title))
+    out = [table(header, rows, title)] if columns else []
     for name, rec in records:           # nested structure inside the records
         for key, sub in rec.items():
             if not _scalar(sub):
                 label = name if name is not None else rec.get("name", rec.get("source", rec.get("model", "")))
-                out.extend(render(sub, f"{title}: {label}: {key}"))
+                out.extend(render(sub, f"{title}: {label}: {key}" if title else f"{label}: {key}"))
     return out
 
 

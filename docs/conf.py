@@ -53,7 +53,6 @@ autodoc_default_options = {"members": True, "show-inheritance": True, "member-or
                            "ignore-module-all": True}
 autodoc_typehints = "description"
 autodoc_inherit_docstrings = False      # methods inherited from torch / PyG keep their own docs
-autodoc_class_signature = "separated"
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 napoleon_use_rtype = False
@@ -70,11 +69,7 @@ myst_enable_extensions = ["dollarmath"]
 nitpicky = True
 nitpick_ignore_regex = [
     (r"py:.*", r"(torch|numpy|np|pyarrow|pa|h5py|pyhepmc|awkward|ak|torch_geometric|optuna|yaml|"
-               r"sklearn|tqdm|pythia8mc|pythia8|particle|tensorboard|concurrent|multiprocessing|collections|"
-               r"typing|pathlib|os|io|logging|dataclasses|enum|argparse|json|csv|numbers)(\..*)?"),
-    (r"py:.*", r"(Tensor|Batch|Data|Dataset|Module|ndarray|Path|Counter|Generator|Callable|Iterable|"
-               r"Iterator|Sequence|Mapping|NamedTuple|Any|Optional|Union|Literal|dtype|device|"
-               r"PathLike|DataLoader|IterableDataset|SummaryWriter|DistributedDataParallel)"),
-    (r"py:.*", r"(int|float|str|bool|bytes|dict|list|tuple|set|None|object|callable|optional|"
-               r"array|array-like|array_like|sequence|iterable|path|tensor|generator|function)"),
+               r"sklearn|tqdm|pythia8mc|pythia8|particle|tensorboard|concurrent|multiprocessing|"
+               r"collections|typing|pathlib|os|io|logging|dataclasses|enum|argparse|json|csv|numbers)(\..*)?"),
 ]
+nitpick_ignore = [("py:class", "Optimizer")]   # torch.optim.Optimizer, annotated by its short name

@@ -1,6 +1,6 @@
 """Training losses of the skim filter (multi-label: one logit per skim).
 
-Every loss is built by name with :func:`build_loss` and called as
+Every loss is built by name with :func:`build_loss` and called as::
 
     loss(logits, y, *, weight=None, epoch=0, disco_var=None) -> scalar tensor
 
@@ -20,7 +20,8 @@ Names:
     exp(-epoch / tau) * entropy + speedup (tau = 10 by default): a classifier first, a speedup
     optimiser later. Its validation loss (:meth:`Loss.validation_loss`) is the speedup part.
 ``extreme``
-    The extreme loss of seed 001 (J. Kim, PRD 2024): y = 1: 1/p + ln((1-p)/p);
+    The extreme loss of J. Kim, "Training towards significance with the decorrelated
+    event classifier transformer neural network" (Phys. Rev. D, 2024): y = 1: 1/p + ln((1-p)/p);
     y = 0: 1/(1-p) + ln(p/(1-p)), with p = sigmoid(logit) clamped to [0.001, 0.999].
 
 Any of them takes ``disco_lambda`` (> 0 adds lambda * DisCo) and ``disco_subset``
@@ -109,7 +110,7 @@ def entropy_loss(logits, y, *, weight=None, class_weights=None):
 
 
 def extreme_loss(logits, y, *, weight=None, class_weights=None, p_min=1e-3):
-    """Extreme loss (seed 001): y = 1: 1/p + ln((1-p)/p); y = 0: 1/(1-p) + ln(p/(1-p)).
+    """Extreme loss (J. Kim, Phys. Rev. D 2024): y = 1: 1/p + ln((1-p)/p); y = 0: 1/(1-p) + ln(p/(1-p)).
 
     p = sigmoid(logit) is clamped to [p_min, 1 - p_min] (no gradient outside). With x the clamped
     logit this is 1 + e^{-x} - x for y = 1 and 1 + e^{x} + x for y = 0, computed in that form.
@@ -159,7 +160,7 @@ def speedup_loss(
 ):
     """Mean over skims of -ln S (``form="log"``) or 1/S (``form="inverse"``), S from
     :func:`batch_speedup`. The log form has gradient -dS/S at every speedup; the inverse form
-    (seed 004) weakens as S grows (-dS/S^2)."""
+    (the Belle II choice) weakens as S grows (-dS/S^2)."""
     _check_options(eps, t_fast, t_nn, t_slow, max_weight, form)
     s = batch_speedup(logits, y, eps, weight=weight, t_fast=t_fast, t_nn=t_nn, t_slow=t_slow, max_weight=max_weight)
     return (-torch.log(s) if form == "log" else 1 / s).mean()
@@ -312,7 +313,7 @@ class Loss:
         """The loss to validate and select models with: one that does not depend on the epoch.
 
         ``entropeedup`` gives its speedup part (with the same options and DisCo term): "speedup
-        always as validation loss" (seed 004). Its full value exp(-epoch/tau) * entropy + speedup
+        always as validation loss", as in the Belle II smart background studies. Its full value exp(-epoch/tau) * entropy + speedup
         falls from epoch to epoch for an unchanged model, so as a validation loss it would make
         the last epoch look best. Every other loss is epoch-independent and returns itself.
         """

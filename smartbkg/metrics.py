@@ -28,8 +28,9 @@ import numpy as np
 
 from .errors import ConfigError, DataError
 
-#: Belle II timings per event in ms (seed 004): generation, network inference, detector
-#: simulation + reconstruction.
+#: Belle II timings per event in ms, generation, network inference, detector simulation +
+#: reconstruction (as measured in "Smart Background Simulation with Graph Attention Networks
+#: and Weighting Methods", Belle II, 2022).
 T_FAST, T_NN, T_SLOW = 0.08, 0.63, 97.04
 
 
@@ -341,9 +342,9 @@ def distance_correlation(x, z, *, weight=None, block_elements=2**22):
 
     The V-statistic (biased) estimator with weighted double centring, the same estimator as the
     DisCo regulariser (Kasieczka & Shih, arXiv:2001.05310) and :func:`smartbkg.losses.disco`:
-    with normalised weights v = w / sum w, a_ij = |x_i - x_j|, row means abar_i = sum_j v_j a_ij,
+    with normalised weights v = w / sum w, a_ij = abs(x_i - x_j), row means abar_i = sum_j v_j a_ij,
     grand mean abar = sum_i v_i abar_i and A_ij = a_ij - abar_i - abar_j + abar (B likewise
-    from z),
+    from z)::
 
         dCov^2(x, z) = sum_ij v_i v_j A_ij B_ij
                      = sum_ij v_i v_j a_ij b_ij - 2 sum_i v_i abar_i bbar_i + abar bbar,

@@ -16,7 +16,7 @@ Calibration forms (p is clamped to [1/max_weight, 1]; production uses max_weight
     :meth:`Calibration.fit` with several forms keeps the one of highest speedup, so a fitted
     calibration is never worse on its fit sample than the raw output when ``sigmoid`` is among them.
 
-Why the exp form suffices (not a proof of uniqueness, seed 002 finds none): maximising the
+Why the exp form suffices (not a proof of uniqueness; the published derivations give none): maximising the
 speedup of :mod:`smartbkg.metrics` over p(x) pointwise gives p(x) = clip(C sqrt(q(x)),
 1/max_weight, 1) with q(x) = P(pass | x) and C fixed by the sample; for a calibrated classifier
 in its tail q ~ e^x, so p ~ e^(x/2): the exp form with a = 1/2.
@@ -57,7 +57,7 @@ def sigmoid_calibration(x, max_weight=100.0):
     return _floor(np.exp(-np.logaddexp(0.0, -np.asarray(x, dtype=np.float64))), max_weight)
 
 
-#: form -> (function of (x, *params, max_weight), parameter names, positive parameters).
+#: form -> (function of ``(x, *params, max_weight)``, parameter names, positive parameters).
 FORMS = {
     "exp": (exp_calibration, ("a", "b"), ("a",)),
     "skewed_sigmoid": (skewed_sigmoid, ("a", "b", "c"), ("a", "c")),

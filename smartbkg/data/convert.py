@@ -1,4 +1,4 @@
-"""``smartbkg-convert IN... --out DIR``: any supported input -> smartbkg parquet shards.
+"""``smartbkg-convert INPUTS --out DIR``: any supported input -> smartbkg parquet shards.
 
 Reads every input (format detected per file, see :mod:`smartbkg.data.readers`), drops and counts
 bad events, optionally applies the Belle II preprocessing, and writes ``DIR/part-00000.parquet``,

@@ -263,7 +263,7 @@ class StreamingEventGraphDataset(torch.utils.data.IterableDataset):
     num_skims = property(lambda self: len(self._skims))
 
     def set_epoch(self, epoch):
-        """Choose the epoch whose shuffling :meth:`__iter__` follows."""
+        """Choose the epoch whose shuffling iteration follows."""
         self.epoch = int(epoch)
 
     def shard(self):

@@ -98,7 +98,7 @@ def dense_adjacency(edge_index, batch, ptr, max_num_nodes):
 
 
 def minkowski_mass2(p4):
-    """Squared masses E^2 - |p|^2 [GeV^2] of four-momenta ``p4`` (..., 4) -> (...).
+    """Squared masses E^2 - abs(p)^2 [GeV^2] of four-momenta ``p4`` (..., 4) -> (...).
 
     Computed in float64 and returned in the dtype of ``p4``: for a light, fast particle the two
     terms cancel (an electron of 1 GeV has m^2 = 2.6e-7 GeV^2, about float32's resolution of E^2).

@@ -3,8 +3,8 @@
 The steps, each switchable in :class:`PreprocessConfig`:
 
 1. drop initial-state particles (the ``initial`` flag: beam e+ and e-);
-2. drop particles produced outside the box |x|, |y|, |z| < ``vertex_cut`` cm;
-3. drop quarks and gluons (|pdg| in ``drop_abs_pdg``, by default 1-5 and 21);
+2. drop particles produced outside the box abs(x), abs(y), abs(z) < ``vertex_cut`` cm;
+3. drop quarks and gluons (abs(pdg) in ``drop_abs_pdg``, by default 1-5 and 21);
 4. re-link every kept particle to its nearest kept ancestor (a root if it has none);
 5. make production times relative to the first kept particle of the event (in index order).
 
@@ -30,8 +30,8 @@ class PreprocessConfig:
 
     Args:
         drop_initial: drop particles flagged ``initial`` (beam particles).
-        vertex_cut: half-width [cm] of the production-vertex box |x|, |y|, |z| < cut; None keeps all.
-        drop_abs_pdg: |PDG ids| of the particles to drop (default quarks d u s c b and the gluon);
+        vertex_cut: half-width [cm] of the production-vertex box abs(x), abs(y), abs(z) < cut; None keeps all.
+        drop_abs_pdg: absolute PDG ids of the particles to drop (default quarks d u s c b and the gluon);
             their daughters are re-linked to the nearest kept ancestor. Empty to keep all.
         relative_time: subtract the production time of the event's first kept particle.
     """
@@ -203,7 +203,7 @@ def _relinked_mothers(table, keep, kept_before, counts, rows):
     """Local mother index of each kept particle after re-linking to the nearest kept ancestor.
 
     Most kept particles have a kept mother. The others ("orphans") share few distinct dropped
-    mothers; those climb their chain of dropped ancestors together (:func:`_nearest_kept`), and
+    mothers; those climb their chain of dropped ancestors together (``_nearest_kept``), and
     every orphan takes its mother's result.
 
     Args:
@@ -235,7 +235,7 @@ def _relinked_mothers(table, keep, kept_before, counts, rows):
     return local.astype(np.int32, copy=False)
 
 
-#: Levels climbed one at a time before :func:`_nearest_kept` switches to pointer jumping.
+#: Levels climbed one at a time before ``_nearest_kept`` switches to pointer jumping.
 CLIMB_STEPS = 8
 
 

@@ -6,17 +6,17 @@ Bulk code works on the flat arrays; no per-event Python objects are made on the 
 
 Particle fields (units: GeV, cm, ns; Belle II conventions):
 
-=========  ========  ===============================================================
-field      dtype     meaning
-=========  ========  ===============================================================
-pdg        int32     PDG Monte Carlo particle id
-mother     int32     index of the mother *within the event* (0-based), -1 for roots
-initial    bool      initial-state particle (beam e+ / e-), dropped by preprocessing
-prodTime   float32   production time [ns]
-x, y, z    float32   production vertex [cm]
-px, py, pz float32   momentum [GeV]
-energy     float32   energy [GeV]
-=========  ========  ===============================================================
+==========  ========  ===============================================================
+field       dtype     meaning
+==========  ========  ===============================================================
+pdg         int32     PDG Monte Carlo particle id
+mother      int32     index of the mother *within the event* (0-based), -1 for roots
+initial     bool      initial-state particle (beam e+ / e-), dropped by preprocessing
+prodTime    float32   production time [ns]
+x, y, z     float32   production vertex [cm]
+px, py, pz  float32   momentum [GeV]
+energy      float32   energy [GeV]
+==========  ========  ===============================================================
 
 Event fields: ``labels`` (n_events, n_skims) bool with the skim names in ``skims``;
 ``event_type`` (n_events,) int16 codes into ``event_types`` (names); optional ``weight``

@@ -5,7 +5,7 @@ Token 0 means "unknown PDG id"; the known ids get tokens 1..N in increasing id o
 
 The known ids are the union of
 
-* every id of the ``particle`` package's PDG table except nuclei (|id| >= 10^9), and
+* every id of the ``particle`` package's PDG table except nuclei (abs(id) >= 10^9), and
 * every id of the ``particle`` package's EvtGen name table: the pseudo-particles and states that
   EvtGen writes into Belle II generator records but the PDG table lacks (10022 ``vpho``, 30343
   ``Xsd``, 92 ``string``, 20413 ``D'_1+``, light nuclei d t He3 He4 ...), except the Geant
@@ -31,7 +31,7 @@ UNKNOWN_TOKEN = 0
 #: EvtGen-table entries that are not generated particles: Geant's Cerenkov photon and geantino,
 #: Pythia's event-analysis pseudo-codes (CMshower, SPHEaxis, THRUaxis, CLUSjet, CELLjet, table).
 EXCLUDED_PSEUDO = (20022, 480000000, 94, 95, 96, 97, 98, 99)
-#: Ids with |id| < DENSE_LIMIT are looked up in a dense table; the rare rest by binary search.
+#: Ids with abs(id) < DENSE_LIMIT are looked up in a dense table; the rare rest by binary search.
 DENSE_LIMIT = 1 << 20
 
 

@@ -1,6 +1,7 @@
 r"""GAT + GAP: graph attention over the decay tree with global attention pooling (Belle II).
 
-The architecture of the Belle II smartBKG ``GATGAPModel`` (seed 004): PDG embedding (8) joined
+The architecture of the Belle II smartBKG ``GATGAPModel`` ("Smart Background Simulation with
+Graph Attention Networks and Weighting Methods", Belle II, 2022): PDG embedding (8) joined
 to the node features -> L graph-attention layers (H heads of U units, heads concatenated,
 leaky ReLU) over mother<->daughter edges plus self-loops -> after every layer a global attention
 pooling of the node states whose output is concatenated with the running global state and mapped

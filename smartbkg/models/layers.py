@@ -10,7 +10,7 @@ so every model first applies the same fixed, parameter-free map
 
 with :data:`NODE_SCALES` :math:`s` = (1 ps, 100 um, 100 um, 100 um, 1 GeV, 1 GeV, 1 GeV, 1 GeV).
 ``asinh`` is linear below the scale and logarithmic above it, odd (keeps signs) and finite for
-any physical input (|x| < 1e30 in the feature's unit), so a B-meson flight of 200 um and a K_S
+any physical input (abs(x) < 1e30 in the feature's unit), so a B-meson flight of 200 um and a K_S
 flight of 5 cm both land in O(1..10).
 Lorentz invariants (GeV^2) use the same map with scale :data:`INVARIANT_SCALE`.
 """

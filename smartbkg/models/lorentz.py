@@ -1,4 +1,6 @@
-r"""Lorentz-invariant attention (seed 003): the transformer with invariant pair inputs only.
+r"""Lorentz-invariant attention: the transformer with invariant pair inputs only.
+
+After "Deep Learning Invariant Models" (R. Radev, 2023).
 
 The attention bias of every head comes from an MLP of Lorentz invariants of each particle pair,
 the Minkowski product :math:`\langle p_i, p_j \rangle` and the squared Minkowski norm of the
@@ -43,14 +45,15 @@ class LorentzTransformer(ParticleTransformer):
     """Particle transformer with Lorentz-invariant attention biases (and optionally inputs).
 
     Args:
-        num_skims, num_event_types, vocab_size, dim, heads, blocks, cls_blocks, mlp_ratio,
-        pair_hidden, pair_bias, dropout: as
-            :class:`~smartbkg.models.transformer.ParticleTransformer`
-            (``pair_bias`` is ``"shared"`` when ``vector_update`` is on: one MLP, applied again
-            to every block's updated momenta).
         adjacency: add the decay-tree adjacency to the pair inputs.
         invariant: tokens see only invariant inputs (PDG, event type, particle m^2).
         vector_update: update the four-momenta equivariantly after every block.
+
+    The other options (``num_skims``, ``num_event_types``, ``vocab_size``, ``dim``, ``heads``,
+    ``blocks``, ``cls_blocks``, ``mlp_ratio``, ``pair_hidden``, ``pair_bias``, ``dropout``) are
+    those of :class:`~smartbkg.models.transformer.ParticleTransformer` (``pair_bias`` is
+    ``"shared"`` when ``vector_update`` is on: one MLP, applied again to every block's updated
+    momenta).
 
     Forward: a PyG ``Batch`` (contract) -> (B, S) logits.
     """

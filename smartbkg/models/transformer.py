@@ -1,6 +1,7 @@
 r"""Particle-transformer-style model: all particles attend to all, biased by pair features.
 
-After the Particle Transformer (ParT, arXiv 2202.03772) as adapted to Belle II events (seed 002):
+After the Particle Transformer ("Particle Transformer for Jet Tagging", arXiv:2202.03772) as
+adapted to Belle II events ("The Smart Background Project", N. Krug, 2024):
 each particle is a token (encoded node features + PDG embedding + event-type embedding); pair
 features of every two particles (decay-tree adjacency, ln m^2, opening angle ... from
 :mod:`smartbkg.data.pair_features`) pass through a small MLP to one attention bias per head

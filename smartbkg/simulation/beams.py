@@ -74,7 +74,7 @@ class Beams:
 
     @property
     def beta_gamma(self):
-        """|p| / sqrt(s) of the centre-of-mass system in the lab."""
+        """abs(p) / sqrt(s) of the centre-of-mass system in the lab."""
         t = self.total
         return float(np.linalg.norm(t[1:]) / self.e_cm)
 
@@ -97,7 +97,7 @@ class Beams:
 
 
 def boost_matrix(beta):
-    """(4, 4) pure boost giving a particle at rest the velocity ``beta`` (3-vector, |beta| < 1)."""
+    """(4, 4) pure boost giving a particle at rest the velocity ``beta`` (3-vector, abs(beta) < 1)."""
     beta = np.asarray(beta, dtype=np.float64)
     b2 = float(beta @ beta)
     gamma = 1.0 / np.sqrt(1.0 - b2)

@@ -176,7 +176,7 @@ def thrust(event, p, n_events):
 
     The axis is the best of the candidates n_i = sum_j sign(p_j . p_i) p_j, one per object i
     (exact for back-to-back topologies, within ~1 % of the true maximum for jets), scored by
-    T(n) = sum_j |p_j . n| / sum_j |p_j|.
+    T(n) = sum_j abs(p_j . n) / sum_j abs(p_j).
 
     Args:
         event: (k,) int64 event index of every object, sorted.

@@ -22,7 +22,7 @@ and Belle II performance papers, rounded):
   come from the interaction point: the straight-line distance of closest approach to the beam
   line below ``track_d0_max`` and its z there within ``track_z0_max`` (so most K_S0, Lambda
   and hyperon daughters are not in the list). Momentum resolution
-  sigma(pT)/pT = 0.0011 pT [GeV] (+) 0.0025/beta, applied to |p| with the direction kept.
+  sigma(pT)/pT = 0.0011 pT [GeV] (+) 0.0025/beta, applied to abs(p) with the direction kept.
 * **Particle identification**: the reconstructed hypothesis (e, mu, pi, K, p) is drawn from a
   confusion matrix per true species, one below and one above ``pid_momentum_split`` (muons
   below ~0.7 GeV do not reach the KLM); the track energy uses the hypothesis mass.
@@ -49,10 +49,10 @@ SPECIES = ("e", "mu", "pi", "K", "p")
 #: Mass hypotheses of :data:`SPECIES` [GeV].
 SPECIES_MASS = np.array([0.51099895e-3, 0.1056584, 0.1395704, 0.493677, 0.9382721])
 
-#: |pdg| of trackable charged particles -> (true species index, charge of the positive pdg).
+#: Trackable charged particles, abs(pdg) -> (true species index, charge of the positive pdg).
 CHARGED = {11: (0, -1), 13: (1, -1), 211: (2, 1), 321: (3, 1), 2212: (4, 1)}
 
-#: Two-body decays done by the detector model: |pdg| -> (c*tau [cm], mass [GeV], modes), each mode
+#: Two-body decays done by the detector model, abs(pdg) -> (c*tau [cm], mass [GeV], modes), each mode
 #: (branching fraction, daughter 1, daughter 2) for the particle (positive pdg); branching
 #: fractions are renormalised to 1 and the antiparticle decays to the charge conjugates.
 #: Lifetimes, masses and branching fractions from PDG 2024. The cascades (Xi, Omega) give

@@ -193,7 +193,7 @@ class PythiaGenerator(PythiaBatches):
         max_batch: the largest batch :meth:`generate` will be asked for.
     """
 
-    #: What the ``Beams:LHEF`` setting shows in :attr:`settings` (the real file is per batch).
+    #: What the ``Beams:LHEF`` setting shows in the generator's settings (the real file is per batch).
     LHE_PLACEHOLDER = "<temporary file of identical e+e- -> Upsilon(4S) Les Houches events>"
 
     def __init__(self, event_type, e_cm, max_batch=10000):

@@ -1,26 +1,26 @@
 """Six skims on the reconstructed event, modelled on Belle II skims, vectorised over events.
 
-All quantities are in the e+e- centre-of-mass frame (marked *), computed from the
+All quantities are in the e+e- centre-of-mass frame (marked with a star), computed from the
 reconstructed tracks (momenta smeared, energies from the PID hypothesis) and photons of
 :func:`smartbkg.simulation.detector.reconstruct`. E*_beam = sqrt(s)/2,
-Mbc = sqrt(E*_beam^2 - |p*_B|^2), DeltaE = E*_B - E*_beam. Charge-conjugate modes are always
+Mbc = sqrt(E*_beam^2 - abs(p*_B)^2), DeltaE = E*_B - E*_beam. Charge-conjugate modes are always
 implied. Particle lists (a track's list is its PID hypothesis):
 
 * pi0 -> gamma gamma: 0.120 < M < 0.145 GeV;
-* D0 -> K- pi+ (|M - m_D0| < 25 MeV), K- pi+ pi0 (40 MeV), K- pi+ pi+ pi- (25 MeV);
+* D0 -> K- pi+ (abs(M - m_D0) < 25 MeV), K- pi+ pi0 (40 MeV), K- pi+ pi+ pi- (25 MeV);
   D+ -> K- pi+ pi+ (25 MeV); D*+ -> D0 pi+ with 142.5 < M(D*) - M(D0) < 148.5 MeV;
-  rho+ -> pi+ pi0 with |M - 0.775| < 0.15 GeV.
+  rho+ -> pi+ pi0 with abs(M - 0.775) < 0.15 GeV.
 
 The skims (name: definition; Belle II skim it stands for):
 
 ``hadronic_b``
     an exclusive hadronic B: B -> Dbar(*) pi+ or Dbar(*) rho+ with any D above, the bachelor's
-    charge equal to the kaon's (Cabibbo-favoured), Mbc > 5.27 GeV and |DeltaE| < 0.1 GeV
+    charge equal to the kaon's (Cabibbo-favoured), Mbc > 5.27 GeV and abs(DeltaE) < 0.1 GeV
     (FEI hadronic B tag, SLAC/Belle "BtoDh" hadronic skims).
 ``semileptonic_b``
     a lepton (e or mu hypothesis) with p* > 1.0 GeV and a D0 -> K pi or D+ -> K pi pi
     candidate with the kaon charge equal to the lepton charge, sharing no track, with
-    p*(D) < 2.5 GeV and |cos theta_BY| < 1.5 (B -> D(*) l nu "SLUntagged"/"BtoDl").
+    p*(D) < 2.5 GeV and abs(cos theta_BY) < 1.5 (B -> D(*) l nu "SLUntagged"/"BtoDl").
 ``leptonic_untagged``
     a lepton with p* > 2.0 GeV and at least 3 tracks ("LeptonicUntagged", B -> l nu).
 ``radiative``
@@ -137,7 +137,7 @@ class SkimInput:
 
     @cached_property
     def rho(self):
-        """rho+ -> pi+ pi0, |M - 0.775| < 0.15 GeV."""
+        """rho+ -> pi+ pi0, abs(M - 0.775) < 0.15 GeV."""
         rho = combine(self.pions, self.pi0, self.n)
         return rho.take(np.abs(rho.mass - M_RHO) < 0.15)
 
@@ -170,13 +170,13 @@ class SkimInput:
 
 
 def hadronic_b(s):
-    """(n_events,) bool: an exclusive B -> D(*) pi / D(*) rho with Mbc > 5.27, |DeltaE| < 0.1."""
+    """(n_events,) bool: an exclusive B -> D(*) pi / D(*) rho with Mbc > 5.27, abs(DeltaE) < 0.1."""
     mbc, de = s.mbc_delta_e(s.b_hadronic)
     return s.b_hadronic.any_per_event(s.n, (mbc > 5.27) & (np.abs(de) < 0.1))
 
 
 def semileptonic_b(s):
-    """(n_events,) bool: lepton p* > 1 GeV with a right-sign D (K pi or K pi pi), |cos theta_BY| < 1.5."""
+    """(n_events,) bool: lepton p* > 1 GeV with a right-sign D (K pi or K pi pi), abs(cos theta_BY) < 1.5."""
     leptons = s.leptons.take(s.leptons.p > 1.0)
     d = concat([s.d0_kpi, s.dplus])
     d = d.take(d.p < 2.5)

@@ -84,7 +84,7 @@ def build_scheduler(optimizer, train_cfg, steps_per_epoch, mode):
 class WarmupCosineLR(torch.optim.lr_scheduler.LambdaLR):
     """Per-step :class:`WarmupCosine` schedule whose shape always comes from the configuration.
 
-    :meth:`load_state_dict` restores the step count and the base rates of a checkpoint but keeps
+    ``load_state_dict`` restores the step count and the base rates of a checkpoint but keeps
     the warm-up, total and floor built from the *current* configuration, and sets every group's
     learning rate to ``base_lr * factor(step)``. With an unchanged configuration this is exactly
     the saved state (a resumed run continues bit for bit). When a resumed run changes

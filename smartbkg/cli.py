@@ -34,3 +34,8 @@ def generate_main(argv=None):
 def train_main(argv=None):
     """``smartbkg-train``: train a filter network."""
     sys.exit(_run("smartbkg.train.cli", argv))
+
+
+def tune_main(argv=None):
+    """``smartbkg-tune``: an Optuna hyperparameter study."""
+    sys.exit(_run("smartbkg.tune.cli", argv))

@@ -30,6 +30,8 @@ Parameter names are the Optuna parameter names, so a trial's ``params`` apply to
 import copy
 from dataclasses import dataclass
 
+import torch
+
 from ..errors import ConfigError
 from ..losses import build_loss
 from ..models import build_model, list_models
@@ -204,28 +206,22 @@ class SearchSpace:
         return values
 
     def check(self, config):
-        """Raise :class:`ConfigError` unless every candidate value (bounds, choices) of every
-        parameter gives a valid config, model and loss on top of ``config``, with the other
-        parameters at their first candidate (or at a value their conditions need)."""
+        """Raise :class:`ConfigError` unless ``config`` with the space's values gives a valid config,
+        model and loss: every candidate (bounds, choices) and fixed value alone (with the values its
+        conditions need), then all at their first candidate together."""
         for name, param in self.params.items():
-            if isinstance(param, Parameter):
-                for value in param.candidates():
-                    _check_values(config, self._assignment(name, value), f"parameter {name!r} = {value!r}")
-        if not self.searched:
-            _check_values(config, self._assignment(), "the fixed parameters")
-
-    def _assignment(self, target=None, value=None):
-        """One value per applicable key: ``target`` = ``value``, the keys its conditions name at
-        a value they allow, every other parameter at its first candidate."""
-        need = dict(self.params[target].when) if target else {}
-        values = {"model.name": self.model}
+            values = param.candidates() if isinstance(param, Parameter) else [param]
+            need = {key: _thaw(allowed[0]) for key, allowed in getattr(param, "when", ())}
+            for value in values:
+                _check_values(config, {"model.name": self.model, **need, name: value},
+                              f"parameter {name!r} = {value!r}", model=name.startswith("model."))
+        first = {"model.name": self.model}
         for name, param in self.params.items():
             if not isinstance(param, Parameter):
-                values[name] = param
-            elif param.applies(values):
-                values[name] = (value if name == target else _thaw(need[name][0]) if name in need
-                                else param.candidates()[0])
-        return values
+                first[name] = param
+            elif param.applies(first):
+                first[name] = param.candidates()[0]
+        _check_values(config, first, "the lower bounds and first choices together")
 
 
 def default_space(model):
@@ -269,12 +265,14 @@ def load_space(source, model=None):
         raise ConfigError(f"{where}: {exc}") from None
 
 
-def _check_values(config, values, what):
-    """Build config, model and loss of one assignment (``what`` names it in the error)."""
+def _check_values(config, values, what, *, model=True):
+    """Build the config, the loss and (``model``) the model of one assignment (``what`` names it
+    in the error)."""
     try:
         trial = config.with_overrides(values)
-        model = trial.model
-        build_model(model.name, num_skims=1, **model.options)
+        if model:
+            with torch.device("meta"):  # the constructor's checks without allocating weights
+                build_model(trial.model.name, num_skims=1, **trial.model.options)
         loss = trial.loss
         build_loss(loss.name, eps=[0.5], **loss.options)
     except ConfigError as exc:

@@ -126,10 +126,15 @@ def open_storage(url, study_dir, *, heartbeat=30, max_retry=3):
     import sqlalchemy
 
     engine_kwargs = {"connect_args": {"connect_timeout": 10}} if url.startswith("postgresql") else {}
+    driver_url = url
+    if url.startswith("postgresql://") and not _importable("psycopg") and _importable("psycopg2"):
+        driver_url = "postgresql+psycopg2://" + url[len("postgresql://"):]  # SQLAlchemy 2.1 defaults to psycopg 3
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat,
-                                          grace_period=3 * heartbeat,
-                                          heartbeat_stale_trial_callback=_retry_callback(max_retry))
+        with warnings.catch_warnings():  # the heartbeat options are experimental in Optuna
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(driver_url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat,
+                                              grace_period=3 * heartbeat,
+                                              heartbeat_stale_trial_callback=_retry_callback(max_retry))
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as exc:
         raise ConfigError(f"cannot use the storage {_safe_url(url)}: {_first_line(exc)}") from None
 
@@ -216,7 +221,10 @@ def run_study(config, *, n_trials, study_name, model=None, root="studies", stora
         raise ConfigError(f"n_trials and workers must be >= 1, got {n_trials} and {workers}")
     study_dir = Path(root) / study_name
     base = _base_config(config, model, skim, study_dir)
-    space.check(base)
+    try:
+        space.check(base)
+    except ConfigError as exc:
+        raise ConfigError(f"search space: {exc}") from None
     settings = study_settings(space, objectives, skim)
     make_pruner(pruner, base.train.epochs)
     job = {"base": base.to_dict(), "space": space.to_dict(), "objectives": list(objectives), "skim": skim,
@@ -439,6 +447,12 @@ def _retry_callback(max_retry):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+
+
+def _importable(module):
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
 
 
 def _alive(pid):

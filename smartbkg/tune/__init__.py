@@ -1,4 +1,4 @@
-"""Optuna hyperparameter studies on the one training loop.
+"""Optuna hyperparameter studies on the one training loop::
 
     from smartbkg.train import RunConfig
     from smartbkg.tune import run_study
@@ -7,7 +7,7 @@
 
 :mod:`smartbkg.tune.space` defines the search spaces, :mod:`smartbkg.tune.objective` what a trial
 optimises and how it is pruned, :mod:`smartbkg.tune.study` storages, workers, the trial budget
-and the best configuration; ``smartbkg-tune`` (:mod:`smartbkg.tune.cli`) is the command line.
+and the best configuration; ``smartbkg-tune`` (``smartbkg.tune.cli``) is the command line.
 """
 
 from .objective import OBJECTIVES, PruningCallback, TrialObjective, measure_inference_time

@@ -24,7 +24,7 @@ FLAG_KEYS = {"data": "data.path", "skims": "data.skims", "events": "data.generat
 
 
 class _Parser(argparse.ArgumentParser):
-    """Argument errors as one-line :class:`ConfigError` s (exit status 2, no usage dump)."""
+    """Argument errors as one-line :class:`~smartbkg.errors.ConfigError` s (exit status 2, no usage dump)."""
 
     def error(self, message):
         raise ConfigError(f"smartbkg-tune: {message}")

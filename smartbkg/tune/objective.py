@@ -1,6 +1,6 @@
 """What a trial optimises, how it trains (the one training loop) and how it is pruned.
 
-Objectives (:data:`OBJECTIVES`), each a number per trial:
+Objectives (:data:`~smartbkg.tune.objective.OBJECTIVES`), each a number per trial:
 
 * ``speedup`` (default, maximise): the validation speedup of importance sampling with the
   calibrated probabilities (``val/speedup``, :mod:`smartbkg.train.evaluation`) at the best epoch;
@@ -125,7 +125,7 @@ class TrialObjective:
     Args:
         base: :class:`~smartbkg.train.config.RunConfig` the trials start from.
         space: :class:`~smartbkg.tune.space.SearchSpace`.
-        objectives: names of :data:`OBJECTIVES`.
+        objectives: names of :data:`~smartbkg.tune.objective.OBJECTIVES`.
         study_dir: the study folder; trial n trains in ``study_dir/trial_000n``.
         splits, ctx: the data and process context shared by all trials of this process.
         skim: the skim whose metrics count (default: the mean over the trained skims).

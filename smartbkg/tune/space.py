@@ -11,9 +11,9 @@ options, e.g. ``model.options.units`` or ``loss.options.tau``) to either
   ``entropeedup`` loss);
 * a plain value: the option is fixed for every trial (a restriction of the default space).
 
-:func:`default_space` is the documented default per model: :data:`TRAINING_SPACE` (loss and its
+:func:`~smartbkg.tune.space.default_space` is the documented default per model: :data:`~smartbkg.tune.space.TRAINING_SPACE` (loss and its
 options, learning rate, weight decay, batch size, schedule) followed by the model's entry of
-:data:`MODEL_SPACES`. A YAML space file (:func:`load_space`) overrides it key by key::
+:data:`~smartbkg.tune.space.MODEL_SPACES`. A YAML space file (:func:`~smartbkg.tune.space.load_space`) overrides it key by key::
 
     model: gatgap                  # optional; must agree with --model
     params:
@@ -162,7 +162,7 @@ class Parameter:
 
 
 class SearchSpace:
-    """An ordered mapping of config keys to :class:`Parameter` s or fixed values.
+    """An ordered mapping of config keys to :class:`~smartbkg.tune.space.Parameter` s or fixed values.
 
     Args:
         model: the model name (``model.name`` of every trial).
@@ -191,7 +191,7 @@ class SearchSpace:
         return [p for p in self.params.values() if isinstance(p, Parameter)]
 
     def to_dict(self):
-        """{"model": name, "params": {key: spec or value}} (JSON/YAML-safe; :func:`load_space` reads it)."""
+        """{"model": name, "params": {key: spec or value}} (JSON/YAML-safe; :func:`~smartbkg.tune.space.load_space` reads it)."""
         return {"model": self.model,
                 "params": {name: p.to_spec() if isinstance(p, Parameter) else p for name, p in self.params.items()}}
 
@@ -206,7 +206,7 @@ class SearchSpace:
         return values
 
     def check(self, config):
-        """Raise :class:`ConfigError` unless ``config`` with the space's values gives a valid config,
+        """Raise :class:`~smartbkg.errors.ConfigError` unless ``config`` with the space's values gives a valid config,
         model and loss: every candidate (bounds, choices) and fixed value alone (with the values its
         conditions need), then all at their first candidate together."""
         for name, param in self.params.items():
@@ -225,7 +225,7 @@ class SearchSpace:
 
 
 def default_space(model):
-    """The documented default space of ``model``: :data:`TRAINING_SPACE` + :data:`MODEL_SPACES` [model]."""
+    """The documented default space of ``model``: :data:`~smartbkg.tune.space.TRAINING_SPACE` + :data:`~smartbkg.tune.space.MODEL_SPACES` [model]."""
     if model not in list_models():
         raise ConfigError(f"unknown model {model!r}; known: {', '.join(list_models())}")
     return SearchSpace(model, {**TRAINING_SPACE, **MODEL_SPACES.get(model, {})})
@@ -234,7 +234,7 @@ def default_space(model):
 def load_space(source, model=None):
     """The search space of a YAML/JSON file or dict (see :mod:`smartbkg.tune.space`).
 
-    ``params`` update :func:`default_space` of the model: a spec replaces the default of its key,
+    ``params`` update :func:`~smartbkg.tune.space.default_space` of the model: a spec replaces the default of its key,
     a plain value fixes the option, ``null`` drops the key (the option keeps the base config's
     value). ``model`` (the ``--model`` of the command line) and the file's ``model`` must agree
     when both are given.

@@ -72,12 +72,12 @@ class TrialCounts:
 
     @property
     def finished(self):
-        """Complete + pruned + failed-and-not-retried: the trials that count as done."""
+        """Trials that count as done (complete, pruned, and failed without a retry)."""
         return self.complete + self.pruned + self.failed
 
     @property
     def taken(self):
-        """Finished, running and queued trials: the places of the budget in use."""
+        """Places of the budget in use (finished, running and queued trials)."""
         return self.finished + self.running + self.waiting
 
     def line(self, n_trials):
@@ -87,7 +87,7 @@ class TrialCounts:
 
 
 def trial_counts(trials):
-    """:class:`TrialCounts` of a list of ``optuna.trial.FrozenTrial``."""
+    """:class:`~smartbkg.tune.study.TrialCounts` of a list of ``optuna.trial.FrozenTrial``."""
     retried = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
     counts = TrialCounts()
     for t in trials:
@@ -114,7 +114,7 @@ def open_storage(url, study_dir, *, heartbeat=30, max_retry=3):
     A URL (``dialect://...``) gives an RDB storage with a heartbeat every ``heartbeat`` seconds
     (a trial is stale after three missed beats) and re-queues stale trials up to ``max_retry``
     times; anything else is a journal file path. An unreachable or malformed URL raises
-    :class:`ConfigError` naming it (password hidden).
+    :class:`~smartbkg.errors.ConfigError` naming it (password hidden).
     """
     if url is None or "://" not in str(url):
         path = Path(study_dir) / "journal.log" if url is None else Path(url)
@@ -142,8 +142,8 @@ def open_storage(url, study_dir, *, heartbeat=30, max_retry=3):
 def open_study(name, storage, settings, *, sampler=None, pruner=None):
     """Create the study ``name`` in ``storage``, or load it; its stored settings must equal ``settings``.
 
-    ``settings``: {"model", "space", "objectives", "skim"} (:func:`study_settings`); a study
-    created with others raises :class:`ConfigError` saying what differs.
+    ``settings``: {"model", "space", "objectives", "skim"} (:func:`~smartbkg.tune.study.study_settings`); a study
+    created with others raises :class:`~smartbkg.errors.ConfigError` saying what differs.
     """
     settings = json.loads(json.dumps(settings))
     try:
@@ -169,13 +169,13 @@ def study_settings(space, objectives, skim=None):
 
 
 def make_pruner(name, epochs):
-    """``median`` (:class:`optuna.pruners.MedianPruner` after 3 trials, from epoch 2 on),
-    ``hyperband`` (:class:`optuna.pruners.HyperbandPruner` over 1 ... ``epochs`` epochs) or
+    """``median`` (Optuna's ``MedianPruner`` after 3 trials, from epoch 2 on),
+    ``hyperband`` (``HyperbandPruner`` over 1 ... ``epochs`` epochs) or
     ``none``; an Optuna pruner object is returned as it is."""
     if not isinstance(name, str):
         return name
     if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2)  # steps are 1-based epochs
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(epochs, 1))
     if name == "none":
@@ -202,14 +202,16 @@ def run_study(config, *, n_trials, study_name, model=None, root="studies", stora
         skim: the skim whose metrics count (default: the mean over the trained skims).
         pruner: ``median``, ``hyperband``, ``none`` or an Optuna pruner.
         workers: processes on this machine working on the study (this one and ``workers - 1``
-            started ones, each with ``cpu_count // workers`` torch threads).
+            started ones, each with ``cpu_count // workers`` torch threads). They are started
+            with ``spawn``, which re-imports the calling script: in a script, call
+            ``run_study`` under ``if __name__ == "__main__":``.
         timeout: seconds after which no new trial is started (running ones finish).
         seed: seed of the TPE sampler (worker k uses ``seed + k``); trials train with
             ``train.seed`` of the config.
         heartbeat, max_retry: heartbeat interval (s) and retries of stale trials, RDB storages.
         quiet: no progress lines and no training output.
 
-    Writes the best configuration(s) (:func:`write_best_configs`) and prints the best trial.
+    Writes the best configuration(s) (:func:`~smartbkg.tune.study.write_best_configs`) and prints the best trial.
     """
     objectives = check_objectives(objectives)
     model = model or config.model.name
@@ -392,7 +394,7 @@ class _Worker:
 
 
 def _worker_main(job, index):
-    """Entry point of a worker process started by :func:`run_study`."""
+    """Entry point of a worker process started by :func:`~smartbkg.tune.study.run_study`."""
     optuna.logging.set_verbosity(job["verbosity"])
     try:
         _Worker(job, index).work()

@@ -103,7 +103,8 @@ class PruningCallback:
     """Trainer callback: report ``key`` of every epoch to an Optuna trial and stop a pruned one.
 
     Raises ``optuna.TrialPruned`` (after the epoch's checkpoint is written) when the study's
-    pruner says so; the epoch and value are recorded as the trial's ``pruned`` attribute.
+    pruner says so, except after the last epoch (the trial is then complete); the epoch and value
+    are recorded as the trial's ``pruned`` attribute.
     """
 
     def __init__(self, trial, key):
@@ -112,7 +113,7 @@ class PruningCallback:
     def on_epoch_end(self, trainer, epoch, record):
         value = record[self.key]
         self.trial.report(value, epoch)
-        if self.trial.should_prune():
+        if epoch < trainer.config.train.epochs and self.trial.should_prune():
             reason = f"after epoch {epoch}: {self.key} = {value:.4g}"
             self.trial.set_user_attr("pruned", reason)
             raise optuna.TrialPruned(reason)

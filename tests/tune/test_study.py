@@ -24,6 +24,7 @@ def _space(tiny_space, **params):
 def test_study_prunes_writes_a_reproducible_best_config_and_continues_to_n_trials(base_config, tiny_space,
                                                                                    tmp_path, capsys):
     space = _space(tiny_space, **{"train.lr": {"type": "float", "low": 1e-7, "high": 1e-2, "log": True}})
+    base_config = base_config.with_overrides({"train.epochs": 3})  # pruning stops a trial before its last epoch
     root, name = tmp_path / "studies", "prune"
     # a good and a hopeless first two trials: the median pruner must stop the second
     study = optuna.create_study(study_name=name, storage=open_storage(None, root / name), direction="maximize")

@@ -173,6 +173,105 @@ plt.show()"""),
 #: File name -> function(full) returning the notebook's (kind, source) cells.
 NOTEBOOKS = {"calibration_and_speedup.ipynb": calibration_and_speedup}
 
+OPTUNA_STUDY = [
+    ("markdown", """# An Optuna study of a filter network
+
+`smartbkg.tune` runs Optuna studies on the package's one training loop: every trial is an ordinary run
+folder (config, checkpoints, TensorBoard) inside the study folder, reports its validation metric after
+every epoch so that unpromising trials are pruned, and the best trial's configuration is written as a
+YAML file that `smartbkg-train --config` accepts. This notebook runs a small study of the Belle II
+architecture (`gatgap`) on the embedded Pythia 8 sample, shows Optuna's plots, runs a second study
+that trades the speedup against the network's measured time per event (a Pareto front), and finally
+trains the best configuration again."""),
+    ("code", """import json
+import tempfile
+import warnings
+from pathlib import Path
+
+warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm.auto without ipywidgets
+import matplotlib.pyplot as plt
+import optuna
+import torch
+from optuna.visualization import matplotlib as plots
+
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # Optuna's matplotlib plots
+optuna.logging.set_verbosity(optuna.logging.WARNING)  # run_study prints one line per trial
+from smartbkg.simulation import produce
+from smartbkg.train import RunConfig, Trainer
+from smartbkg.tune import load_space, run_study
+
+torch.set_num_threads(1)  # small models train fastest on one thread; t_NN below is per thread
+work = Path(tempfile.mkdtemp(prefix="smartbkg-optuna-"))
+meta = produce(work / "sample", 5000, seed=1)
+print(f"5000 events, tau_generic retention {meta['retention']['tau_generic']['all']:.3f}")
+base = RunConfig.from_dict({
+    "data": {"path": [str(work / "sample")], "skims": ["tau_generic"]},
+    "train": {"epochs": 3, "patience": None, "seed": 0},
+})"""),
+    ("markdown", """## The search space
+
+The default space of a model (`smartbkg.tune.default_space`) searches the loss, learning rate, weight
+decay, batch size and schedule, and the model's sizes. A space file (or dict) overrides it key by key:
+here narrower sizes for a quick study, a fixed batch size and schedule, two losses. The keys are config
+keys, so every trial is `base.with_overrides(trial values)`."""),
+    ("code", """space = load_space({"params": {
+    "loss.name": {"type": "categorical", "choices": ["entropy", "entropeedup"]},
+    "model.options.units": {"type": "int", "low": 8, "high": 32, "log": True},
+    "model.options.heads": {"type": "categorical", "choices": [1, 2, 4]},
+    "model.options.layers": {"type": "int", "low": 2, "high": 4},
+    "data.batch_size": 128,
+    "train.schedule": "cosine",
+}}, "gatgap")
+for name, spec in space.to_dict()["params"].items():
+    print(f"{name:26s} {spec}")"""),
+    ("markdown", """## Optimise the validation speedup
+
+`run_study` creates the study (a journal file in the study folder; an RDB URL such as
+`postgresql://...` lets processes on many machines share it), runs the trials, prints one line per
+trial and the best trial, and writes `best_config.yaml`. The median pruner stops a trial whose
+validation speedup after an epoch is below the median of the earlier trials at that epoch; here
+(any Optuna pruner can be given) from epoch 2 on and once five trials are complete."""),
+    ("code", """pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2)
+study = run_study(base, model="gatgap", n_trials=12, study_name="gatgap-speedup", root=work / "studies",
+                  space=space, pruner=pruner, seed=0)"""),
+    ("code", """plots.plot_optimization_history(study)
+plt.show()"""),
+    ("code", """plots.plot_param_importances(study)
+plt.show()"""),
+    ("code", """plots.plot_parallel_coordinate(study, params=["train.lr", "train.weight_decay", "model.options.units",
+                                              "model.options.layers"])
+plt.show()"""),
+    ("markdown", """## Speedup against network time: a Pareto front
+
+The speedup formula contains the network's time per event t_NN. With the objectives `speedup` and
+`t_nn` the study keeps every trial that no other beats in both: the validation speedup (at the Belle II
+t_NN) and the time per event measured for the trial's own model on a fixed batch of validation events
+(one CPU thread here, so the times are those of this machine and its load). `speedup_measured` is the
+single-objective version: the speedup with each trial's measured t_NN in the formula."""),
+    ("code", """pareto = run_study(base, model="gatgap", n_trials=8, study_name="gatgap-pareto", root=work / "studies",
+                   space=space, objectives=("speedup", "t_nn"), seed=1, quiet=True)
+plots.plot_pareto_front(pareto, target_names=["validation speedup", "t_NN (ms/event)"])
+plt.show()
+for trial in sorted(pareto.best_trials, key=lambda t: t.number):
+    print(f"trial {trial.number}: speedup {trial.values[0]:.3f}, t_NN {trial.values[1]:.4f} ms/event, "
+          f"units {trial.params['model.options.units']}, layers {trial.params['model.options.layers']}")"""),
+    ("markdown", """## Train the best configuration
+
+`best_config.yaml` is the best trial's resolved configuration; training from it (here in Python, or
+`smartbkg-train --config best_config.yaml`) repeats the trial: on CPU the same figures, bit for bit.
+The summary is evaluated on the test events, which the study never looked at."""),
+    ("code", """folder = work / "studies" / "gatgap-speedup"
+config = RunConfig.from_file(folder / "best_config.yaml").with_overrides({"train.quiet": True})
+summary = Trainer(config).fit()
+trial_summary = json.loads((folder / f"trial_{study.best_trial.number:04d}" / "summary.json").read_text())
+print(f"best trial {study.best_trial.number}: validation speedup {study.best_value:.3f}")
+print(f"trained again from best_config.yaml: test AUC {summary['auc']:.4f}, test speedup {summary['speedup']:.3f} "
+      f"(perfect classifier {summary['speedup_perfect']:.2f})")
+print(f"same figures as the trial: {summary == trial_summary}")"""),
+]
+
+NOTEBOOKS["optuna_study.ipynb"] = OPTUNA_STUDY
+
 
 def build(name, cells):
     notebook = nbformat.v4.new_notebook()

@@ -44,3 +44,8 @@ def reweight_main(argv=None):
 def classify_main(argv=None):
     """``smartbkg-classify``: the H -> Z gamma classification example with significance-driven model selection."""
     sys.exit(_run("smartbkg.hzgamma.cli", argv))
+
+
+def tune_main(argv=None):
+    """``smartbkg-tune``: an Optuna hyperparameter study."""
+    sys.exit(_run("smartbkg.tune.cli", argv))

@@ -64,11 +64,18 @@ class Trainer:
         splits: pre-built :class:`~smartbkg.train.data.Splits` (default: built from ``config.data``).
         ctx: :class:`~smartbkg.train.distributed.DistContext` (default: from the torchrun
             environment, one process without it).
+        callbacks: objects with a method ``on_epoch_end(trainer, epoch, record)``, called in order
+            after every epoch's validation, checkpoints and logging (``record``: the epoch's
+            metrics, as in ``metrics.json``; the same on every DDP rank). A callback that returns
+            True ends training after this epoch as early stopping would (:meth:`finish` runs and
+            the summary is returned; the stop is not stored in the checkpoint). An exception
+            raised by a callback, e.g. ``optuna.TrialPruned``, ends :meth:`fit` at once and
+            propagates; the run folder then holds this epoch's ``last.pt`` and can be resumed.
 
     Use :meth:`fit` to train, :meth:`resume` to continue a run folder.
     """
 
-    def __init__(self, config, *, splits=None, ctx=None, model_info=None):
+    def __init__(self, config, *, splits=None, ctx=None, model_info=None, callbacks=()):
         if config.out is None:
             raise ConfigError("option out (the run folder) is required")
         config = self.config = RunConfig.from_dict(config.to_dict())  # a private copy
@@ -117,6 +124,7 @@ class Trainer:
         self.stopped = False
         self.history = []
         self.logger = None
+        self.callbacks = list(callbacks)
 
     # ------------------------------------------------------------------ construction
     @property
@@ -303,6 +311,9 @@ class Trainer:
                                  pred.weight, epoch)
         if not self.quiet:
             tqdm.write(_epoch_line(record, self.skims, t.monitor, improved))
+        for callback in self.callbacks:
+            if callback.on_epoch_end(self, epoch, record):
+                self.stopped = True
 
     def train_epoch(self, epoch):
         """One pass over the training set; returns {"train/loss", "train/lr", ...}.

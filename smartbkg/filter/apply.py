@@ -23,21 +23,23 @@ written last: a run that crashes leaves no shard that looks complete but is not,
 """
 
 import platform
+import sys
 import time
 
 import numpy as np
+from tqdm import tqdm
 
 from ..data.checks import ReadReport
 from ..data.convert import SHARD_PATTERN
 from ..data.parquet import write_parquet
 from ..data.readers import expand_paths, iter_events
 from ..data.table import EventTable
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..simulation.production import _new_output_directory
 from ..simulation.rng import CounterRNG
 from ..train.logging import write_json
 from .decision import shared_uniform, union_speedup
-from .shard import parse_shard
+from .shard import parse_shard, shard_chunks
 
 SUMMARY = "summary.json"
 #: Stream name of the filter's uniform numbers (see :class:`~smartbkg.simulation.rng.CounterRNG`).
@@ -166,30 +168,24 @@ def apply_filter(flt, inputs, out, *, seed=0, shard=None, events_per_shard=100_0
     tally = FilterTally(flt.skims)
     writer = _ShardWriter(out, events_per_shard)
     seconds = {"read": 0.0, "decide": 0.0}
-    position = 0
-    start = time.perf_counter()
-    bar = _progress(progress)
-    tick = time.perf_counter()
-    for _, table in chunks:
-        seconds["read"] += time.perf_counter() - tick
-        n = len(table)
-        rows = np.arange(n) if shard is None else shard.rows(position, n)
-        if shard is not None:
-            table = table.take(rows)
-        logits = flt.logits(table)
-        p = flt.calibrate(logits)
-        tick = time.perf_counter()
-        decision = shared_uniform(p, filter_uniforms(seed, position + rows), flt.skims)
-        tally.add(table, decision, np.isnan(logits).any(axis=1).sum())
-        seconds["decide"] += time.perf_counter() - tick
-        writer.add(table.take(np.flatnonzero(decision.keep)), decision.take(decision.keep).columns())
-        position += n
-        if bar is not None:
-            bar.update(n)
-        tick = time.perf_counter()
+    start = tick = time.perf_counter()
+    # No bar without a terminal (batch logs, pipes): the summary says it all.
+    with tqdm(disable=None if progress else True, unit="ev", desc="filter", file=sys.stderr) as bar:
+        for path, table, positions in shard_chunks(chunks, shard):
+            seconds["read"] += time.perf_counter() - tick
+            try:
+                logits = flt.logits(table)
+            except DataError as exc:  # say which file
+                raise DataError(exc.reason, path=path, field=exc.field) from None
+            p = flt.calibrate(logits)
+            tick = time.perf_counter()
+            decision = shared_uniform(p, filter_uniforms(seed, positions), flt.skims)
+            tally.add(table, decision, np.isnan(logits).any(axis=1).sum())
+            seconds["decide"] += time.perf_counter() - tick
+            writer.add(table.take(np.flatnonzero(decision.keep)), decision.take(decision.keep).columns())
+            bar.update(len(table))
+            tick = time.perf_counter()
     writer.close()
-    if bar is not None:
-        bar.close()
     wall = time.perf_counter() - start
     summary = {
         "run_skims": list(flt.model_skims),
@@ -252,10 +248,3 @@ class _ShardWriter:
         self.n = rest
         self.seconds += time.perf_counter() - start
 
-
-def _progress(enabled):
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(unit="ev", desc="filter", smoothing=0.05)

@@ -52,6 +52,24 @@ def parse_shard(text):
     if not match:
         raise ConfigError(f"--shard takes K/N (shard K of N, 1 <= K <= N), got {text!r}")
     k, n = int(match[1]), int(match[2])
+    if n < 1:
+        raise ConfigError(f"--shard {text}: N must be a positive number of shards")
     if not 1 <= k <= n:
         raise ConfigError(f"--shard {text}: K must lie in 1..N (shards are numbered 1 to {n})")
     return Shard(k, n)
+
+
+def shard_chunks(chunks, shard):
+    """The events of ``shard`` in a stream of ``(path, table)`` chunks (e.g. from
+    :func:`~smartbkg.data.iter_events`).
+
+    Yields:
+        (path, table of the shard's events of the chunk, (k,) int64 positions of those events in
+        the whole stream); every event when ``shard`` is None.
+    """
+    position = 0
+    for path, table in chunks:
+        n = len(table)
+        rows = np.arange(n, dtype=np.int64) if shard is None else shard.rows(position, n)
+        yield path, (table if shard is None else table.take(rows)), position + rows
+        position += n

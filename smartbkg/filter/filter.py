@@ -73,7 +73,7 @@ class Filter:
     Attributes:
         skims: the skims decided on; timing: seconds spent per stage (``prepare``: preprocessing
         and graphs, ``network``: the backend, ``calibration``) and ``events`` scored, summed
-        over calls.
+        over calls (wall time; ``network_cpu``: the network's CPU time of this process).
     """
 
     def __init__(self, backend, model_skims, event_types, calibrations, preprocess, *, skims=None,
@@ -98,7 +98,7 @@ class Filter:
         self.preprocess = preprocess
         self.batch_size = int(batch_size)
         self.timings = dict(timings or {})
-        self.timing = {"prepare": 0.0, "network": 0.0, "calibration": 0.0, "events": 0}
+        self.timing = {"prepare": 0.0, "network": 0.0, "network_cpu": 0.0, "calibration": 0.0, "events": 0}
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -189,11 +189,8 @@ class Filter:
             return out
         cuts = plan_batches(len(store), self.batch_size)
         groups = (np.arange(lo, hi) for lo, hi in zip(cuts[:-1], cuts[1:]))
-        start = time.perf_counter()
         for (lo, hi), batch in zip(zip(cuts[:-1], cuts[1:]), store.batches(groups, views=True)):
-            out[lo:hi] = self.backend(batch)[:, self.columns]
-        self.timing["network"] += time.perf_counter() - start
-        self.timing["events"] += len(store)
+            out[lo:hi] = self._network(batch)
         return out
 
     def logits(self, source):
@@ -209,9 +206,14 @@ class Filter:
             out = np.full((len(source), len(self.skims)), np.nan, dtype=np.float32)
             out[scored] = self.logits_of_store(store)
             return out
-        start = time.perf_counter()
-        out = self.backend(source)[:, self.columns]
+        return self._network(source)
+
+    def _network(self, batch):
+        """(B, S) logits of the filter's skims for a ``Batch``, timed."""
+        start, cpu = time.perf_counter(), time.process_time()
+        out = self.backend(batch)[:, self.columns]
         self.timing["network"] += time.perf_counter() - start
+        self.timing["network_cpu"] += time.process_time() - cpu
         self.timing["events"] += len(out)
         return out
 

@@ -131,7 +131,8 @@ def main(argv=None):
     for skim, y in result["yields"].items():
         print(f"{skim}: weighted yield {y['sampled']:.1f} +- {y['error']:.1f}, true {y['reference']} "
               f"(pull {y['pull']:+.2f})")
-        print("   " + ", ".join(f"{name} {d['chi2']:.1f}/{d['ndf']}" for name, d in result["distributions"][skim].items()))
+        chi2 = result["distributions"][skim].items()
+        print("   " + ", ".join(f"{name} {d['chi2']:.1f}/{d['ndf']}" for name, d in chi2))
     print(result["verdict"])
     print(f"wrote {out}")
 

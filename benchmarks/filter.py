@@ -47,7 +47,8 @@ STAGES = ("read_s", "prepare_s", "network_s", "calibration_s", "decide_s", "writ
 def trained_run(cache, model, options, *, skims, events, epochs):
     """A run folder of ``model`` trained on ``events`` events of the embedded sample (seed 1) for
     ``epochs`` epochs on ``skims`` (entropy loss), cached in ``cache`` and trained on first use."""
-    folder = cache / f"run-{model}-{'+'.join(skims)}-{events}ev-{epochs}ep-{zlib.crc32(json.dumps(options, sort_keys=True).encode()):08x}"
+    tag = zlib.crc32(json.dumps(options, sort_keys=True).encode())
+    folder = cache / f"run-{model}-{'+'.join(skims)}-{events}ev-{epochs}ep-{tag:08x}"
     if not (folder / "calibration.json").is_file():
         shutil.rmtree(folder, ignore_errors=True)
         print(f"training a run folder for {model} ({events} events, {epochs} epoch(s), skims {skims})")
@@ -91,7 +92,8 @@ def bench(name, run, data, args):
                            "stages_ms_per_event": {s[:-2]: 1e3 * summary["timing"][s] / n for s in STAGES},
                            "kept_fraction": summary["kept_fraction"]["observed"], "events": n})
             print(f"  {name} pass {k + 1}: {passes[-1]['cpu_ms_per_event']:.4f} ms/event CPU, "
-                  f"{passes[-1]['wall_ms_per_event']:.4f} wall, network share of the CPU time {passes[-1]['network_share']:.2f}")
+                  f"{passes[-1]['wall_ms_per_event']:.4f} wall, network share of the CPU time "
+                  f"{passes[-1]['network_share']:.2f}")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     median = passes[sorted(range(len(passes)), key=lambda i: passes[i]["cpu_ms_per_event"])[len(passes) // 2]]
@@ -121,7 +123,8 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     device = torch.device(args.device)
-    out = Path(args.out or Path(__file__).parent / "results" / f"filter_{'gpu' if device.type == 'cuda' else 'cpu'}.json")
+    kind = "gpu" if device.type == "cuda" else "cpu"
+    out = Path(args.out or Path(__file__).parent / "results" / f"filter_{kind}.json")
     cache = Path(args.cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
     names = [m for m in args.models.split(",") if m]

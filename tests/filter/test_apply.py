@@ -47,7 +47,8 @@ def test_filter_writes_kept_events_with_weights_and_a_summary(run_dir, sample_di
     for name, values in decision.take(decision.keep).columns().items():
         np.testing.assert_allclose(columns[name], values)
     # weights: 1/p where the event counts for the skim, 0 elsewhere; labels pass through
-    assert np.all((columns["weight_tau_generic"] == 0) | np.isclose(columns["weight_tau_generic"] * columns["p_tau_generic"], 1))
+    w, p = columns["weight_tau_generic"], columns["p_tau_generic"]
+    assert np.all((w == 0) | np.isclose(w * p, 1))
     assert kept.skims == events.skims
     fraction = summary["kept_fraction"]
     assert fraction["observed"] == pytest.approx(len(kept) / 2000)

@@ -55,6 +55,7 @@ def test_convert_shards_equal_one_run(tmp_path, random_table, assert_tables_equa
     parts = [read_events(tmp_path / f"s{k}") for k in (1, 2)]
     assert [len(p) for p in parts] == [25, 25]
     np.testing.assert_array_equal(parts[0].event_id, table.event_id[0::2])
-    assert_tables_equal(_sorted(read_events([tmp_path / "s1", tmp_path / "s2"])), _sorted(read_events(tmp_path / "whole")))
+    together = read_events([tmp_path / "s1", tmp_path / "s2"])
+    assert_tables_equal(_sorted(together), _sorted(read_events(tmp_path / "whole")))
     with pytest.raises(ConfigError, match="K must lie"):
         convert_main([str(tmp_path / "in.parquet"), "--out", str(tmp_path / "bad"), "--shard", "3/2"])

@@ -47,4 +47,6 @@ def test_filter_options_need_a_filter(tmp_path, capsys):
     assert _run("smartbkg.simulation.cli", ["--events", "10", "--output", str(tmp_path / "o"),
                                             "--filter", str(tmp_path / "none")]) == 2
     assert "does not exist" in capsys.readouterr().err
+    assert _run("smartbkg.simulation.cli", ["--events", "10", "--output", str(tmp_path / "o"), "--shard", "3/2"]) == 2
+    assert "K must lie in 1..N" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()

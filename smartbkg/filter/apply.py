@@ -16,7 +16,7 @@ Output, in the canonical smartbkg layout (readable by every reader of the packag
 * ``summary.json``: events read, in the shard, kept and skipped (with reasons); expected and
   observed kept fraction; per skim the expected kept fraction and effective sample size and,
   where the input has the skim's labels, the weighted yield against the true one and the speedup;
-  time per stage and network ms/event.
+  wall time per stage and network ms/event (wall and CPU time).
 
 Shards are written to a temporary name and renamed when complete, and ``summary.json`` is
 written last: a run that crashes leaves no shard that looks complete but is not, and no summary.
@@ -210,6 +210,7 @@ def _timing(flt, seconds, write_s, wall, events):
               "calibration_s": flt.timing["calibration"], "decide_s": seconds["decide"], "write_s": write_s,
               "wall_s": wall}
     per_event = {"network_ms_per_event": flt.network_ms_per_event,
+                 "network_cpu_ms_per_event": 1e3 * flt.timing["network_cpu"] / events if events else None,
                  "ms_per_event": 1e3 * wall / events if events else None}
     return {**stages, **per_event}
 

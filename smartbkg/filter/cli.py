@@ -93,6 +93,7 @@ def format_summary(summary):
             line += (f", weighted yield {s['weighted_yield']:.1f} +- {s['weighted_yield_error']:.1f} "
                      f"(true {s['passing']}), speedup {s['speedup']:.3g}")
         lines.append(line)
-    lines.append(f"network {timing['network_ms_per_event']:.3f} ms/event, end to end "
-                 f"{timing['ms_per_event'] or 0:.3f} ms/event; wrote {len(summary['shards'])} shard(s)")
+    cpu = timing["network_cpu_ms_per_event"] or 0
+    lines.append(f"network {timing['network_ms_per_event']:.3f} ms/event ({cpu:.3f} CPU), end to end "
+                 f"{timing['ms_per_event'] or 0:.3f} ms/event (wall); wrote {len(summary['shards'])} shard(s)")
     return "\n".join(lines)

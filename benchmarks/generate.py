@@ -70,7 +70,7 @@ def main(argv=None):
     wall0, cpu0 = clocks()
     for task in config.tasks():
         w, c = clocks()
-        table, timing = run_task(config, task)
+        table, timing, _ = run_task(config, task)
         w2, c2 = clocks()
         row = per_type[task[0]]
         row["events"] += len(table)

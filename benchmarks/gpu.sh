@@ -59,7 +59,7 @@ if [[ $SIZE == tiny ]]; then
                  --source synthetic --models gatgap32,deepsets)
     TRAIN_ARGS=(--events 300 --epochs 1 --batch-size 32 --models deepsets)
     FEED_ARGS=(--events 300 --batch-size 32 --bucket-window 2 --models deepsets)
-    FILTER_ARGS=(--events 300)
+    FILTER_ARGS=(--events 200 --run-events 200 --repeat 1 --batch-size 64 --models gatgap32)
     LIMITS=(120 120 120 120)
 else
     MODELS_ARGS=(--source synthetic --compile all --repeat 2 --max-seconds 3)

@@ -26,6 +26,11 @@ def convert_main(argv=None):
     sys.exit(_run("smartbkg.data.convert", argv))
 
 
+def filter_main(argv=None):
+    """``smartbkg-filter``: apply a trained run to new events (keep with p, weight 1/p)."""
+    sys.exit(_run("smartbkg.filter.cli", argv))
+
+
 def generate_main(argv=None):
     """``smartbkg-generate``: the embedded Pythia 8 sample with detector response and skims."""
     sys.exit(_run("smartbkg.simulation.cli", argv))

@@ -12,6 +12,7 @@ Locks are advisory (they bind only smartbkg commands) and local to one machine o
 without working ``flock`` across hosts (some NFS setups).
 """
 
+import contextlib
 import fcntl
 import os
 from contextlib import contextmanager
@@ -52,3 +53,12 @@ def locked_folder(path):
         yield path
     finally:
         os.close(fd)  # closing the only descriptor releases the lock
+
+
+def run_folder_lock(path):
+    """:func:`locked_folder` for a command that every DDP rank runs (under ``torchrun``): only the
+    first rank (``RANK`` 0 or unset) writes the folder and takes its lock; the others get a no-op
+    context."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        return contextlib.nullcontext()
+    return locked_folder(path)

@@ -132,3 +132,25 @@ def test_gpu_script_refuses_to_measure_the_cpu_as_a_gpu(tmp_path):
                           text=True, timeout=120, env={**os.environ, "PYTHON": sys.executable})
     assert done.returncode == 1 and "no CUDA device visible" in done.stderr
     assert not (tmp_path / "gpu").exists()
+
+
+def test_filter_benchmark(tmp_path):
+    out = tmp_path / "filter.json"
+    run_script("filter", "--events", 200, "--run-events", 200, "--repeat", 1, "--batch-size", 64,
+               "--cache-dir", tmp_path / "cache", "--out", out)
+    result = json.loads(out.read_text())
+    assert set(result["models"]) == {"gatgap32", "transformer"}
+    for run in result["models"].values():
+        median = run["median"]
+        assert median["events"] == 200 and 0 < median["network_share"] <= 1.5
+        assert positive(median["cpu_ms_per_event"]) and positive(run["events_per_s_wall"])
+
+
+def test_closure_benchmark(tmp_path):
+    out = tmp_path / "closure.json"
+    stdout = run_script("closure", "--events", 300, "--workers", 1, "--run-events", 400, "--run-epochs", 1,
+                        "--run-skims", "tau_generic", "--cache-dir", tmp_path / "cache", "--out", out)
+    result = json.loads(out.read_text())
+    assert result["checks"]["label_mismatches"] == 0 and result["checks"]["max_abs_p_difference"] == 0
+    assert result["comparisons"] == 1 + len(result["distributions"]["tau_generic"]) >= 11
+    assert result["verdict"] in stdout and sum(result["pulls"]["counts"]) == result["pulls"]["bins"]

@@ -45,6 +45,8 @@ def build_parser():
                         help="apply the Belle II preprocessing; optional YAML/JSON file of PreprocessConfig fields")
     parser.add_argument("--overwrite", action="store_true", help="replace shards already in --out")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no printed summary")
+    parser.add_argument("--shard", metavar="K/N", help="convert only shard K of N: event j of the input (after "
+                        "validation) when j mod N = K - 1")
     hdf5 = parser.add_argument_group("Belle II HDF5 inputs")
     hdf5.add_argument("--key", help="table key in the file (default: the only table)")
     hdf5.add_argument("--mother-index", choices=("auto", "array", "one-based"), help="motherIndex convention")
@@ -99,6 +101,9 @@ def prepare_output(out, overwrite):
 def main(argv=None):
     args = build_parser().parse_args(argv)
     rename = _rename(args.rename_skim)
+    from ..filter.shard import parse_shard, shard_chunks  # the filter package imports this module
+
+    shard = parse_shard(args.shard)
     config = _preprocess_config(args.preprocess) if args.preprocess is not None else None
     options = {name: getattr(args, name) for name in ("key", "mother_index", "missing_mother", "labels")
                if getattr(args, name) is not None}
@@ -106,6 +111,7 @@ def main(argv=None):
     report, shards = ReadReport(), []
     chunks = iter_events(files, format=args.format, skims=args.skims, rename_skims=rename,
                          default_event_type=args.event_type, strict=args.strict, report=report, **options)
+    chunks = ((path, table) for path, table, _ in shard_chunks(chunks, shard))
     prepare_output(args.out, args.overwrite)
     try:
         stats = _convert(chunks, config, args, shards)
@@ -125,6 +131,7 @@ def main(argv=None):
         "options": {"format": args.format, "skims": args.skims, "rename_skims": rename,
                     "default_event_type": args.event_type, "events_per_shard": args.events_per_shard,
                     "strict": args.strict, "preprocess": None if config is None else config.to_dict(),
+                    "shard": args.shard,
                     **{k: str(v) for k, v in options.items()}},
         "report": report.to_dict(),
         "preprocess": None if stats is None else stats.to_dict(),

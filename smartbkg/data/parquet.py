@@ -79,7 +79,7 @@ def table_to_arrow(table):
     return pa.Table.from_arrays(list(columns.values()), schema=schema)
 
 
-def write_parquet(table, path, *, row_group_size=8192, compression="lz4"):
+def write_parquet(table, path, *, row_group_size=8192, compression="lz4", columns=None):
     """Write an event table as one parquet shard (atomically: temp file, then rename).
 
     Args:
@@ -88,10 +88,15 @@ def write_parquet(table, path, *, row_group_size=8192, compression="lz4"):
         row_group_size: events per row group, the unit of streaming, sharding and shuffling
             (a streaming buffer mixes several row groups drawn at random from all shards).
         compression: parquet codec (lz4 reads fastest; zstd gives ~10 % smaller files).
+        columns: extra per-event columns, {name: (n_events,) array} (e.g. the filter's
+            ``p_<skim>`` and ``weight_<skim>``); the readers leave them out of the table.
     """
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(table_to_arrow(table), tmp, row_group_size=row_group_size, compression=compression,
+    data = table_to_arrow(table)
+    for name, values in (columns or {}).items():
+        data = data.append_column(name, pa.array(np.asarray(values)))
+    pq.write_table(data, tmp, row_group_size=row_group_size, compression=compression,
                    use_dictionary=DICTIONARY_COLUMNS, write_page_checksum=True)
     tmp.replace(path)
 
@@ -131,6 +136,24 @@ def open_parquet(path):
     """A :class:`pyarrow.parquet.ParquetFile` that verifies the page checksums of the pages it reads
     (a damaged page raises :class:`OSError`; pages written without a checksum are read unchecked)."""
     return pq.ParquetFile(path, memory_map=True, page_checksum_verification=True)
+
+
+def iter_parquet(path, *, chunk_events=100_000, **options):
+    """:func:`read_parquet` in chunks of whole row groups of about ``chunk_events`` events, so
+    that a large file never has to be in memory at once; ``options`` as for :func:`read_parquet`."""
+    try:
+        metadata = open_parquet(path).metadata
+    except (OSError, pa.ArrowException) as exc:
+        raise DataError(f"cannot read parquet file ({_first_line(exc)})", path=path) from None
+    sizes = [metadata.row_group(g).num_rows for g in range(metadata.num_row_groups)]
+    groups, n = [], 0
+    for g, size in enumerate(sizes):
+        groups.append(g)
+        n += size
+        if n >= chunk_events and g < len(sizes) - 1:
+            yield read_parquet(path, row_groups=groups, **options)
+            groups, n = [], 0
+    yield read_parquet(path, row_groups=groups or None, **options)
 
 
 def parquet_metadata(schema, path):

@@ -31,7 +31,7 @@ from ..errors import ConfigError, DataError
 from .checks import ReadReport, SkippedEventsWarning, drop_bad_events
 from .hdf5 import read_hdf5
 from .hepmc import GZIP_MAGIC, is_hepmc3, iter_hepmc
-from .parquet import read_parquet
+from .parquet import iter_parquet
 from .table import EventTable, skim_names
 from .vocab import unknown_pdg_counts
 
@@ -117,7 +117,8 @@ def iter_events(paths, *, format=None, skims=None, rename_skims=None, default_ev
     """Read files chunk by chunk, validated; see :func:`read_events` for the arguments.
 
     Args:
-        chunk_events: events per chunk for formats read in chunks (HepMC); other files come whole.
+        chunk_events: events per chunk for formats read in chunks (HepMC; parquet in whole row
+            groups of about that many events); HDF5 files come whole.
         report: :class:`ReadReport` that accumulates what was read, kept and skipped.
 
     Returns:
@@ -188,7 +189,7 @@ def _select_skims(table, skims, path):
 def _read_chunks(path, fmt, default_event_type, strict, chunk_events, report, kwargs):
     common = {"skims": None, "default_event_type": default_event_type, "strict": strict, "report": report}
     if fmt == "parquet":
-        yield read_parquet(path, **common)
+        yield from iter_parquet(path, **common, chunk_events=chunk_events)
     elif fmt == "hdf5":
         yield read_hdf5(path, **common, **kwargs)
     else:

@@ -143,17 +143,24 @@ def _generator(event_type, e_cm, chunk_size):
     return _GENERATORS[key], time.perf_counter() - start
 
 
-def run_task(config, task):
+def run_task(config, task, event_filter=None):
     """Generate, reconstruct and skim one chunk of events.
 
     Args:
         config: :class:`SampleConfig`.
         task: (type, chunk index, first index, n_events) from :meth:`SampleConfig.tasks`.
+        event_filter: production mode: a callable ``table -> (keep (n,) bool, {column: (n,)
+            array})`` run between generation and the detector (e.g.
+            :class:`smartbkg.filter.stage.FilterStage`); only the kept events are reconstructed,
+            skimmed and returned, with their columns. The detector response of an event depends
+            only on its identifier, so a kept event gets the labels it has in an unfiltered run.
 
     Returns:
         (:class:`EventTable` with labels, dict of seconds: ``initialisation_s`` (building and
         initialising this process's Pythia for the type, paid by its first task only, else 0.0),
-        ``generation_s`` (Pythia events, record, lab frame) and ``detector_skims_s``).
+        ``generation_s`` (Pythia events, record, lab frame), ``filter_s`` and ``detector_skims_s``,
+        plus ``events_generated``; dict of the filter's columns of the returned events, {}
+        without a filter).
     """
     event_type, chunk, first, n = task
     code = EVENT_TYPES.index(event_type)
@@ -170,12 +177,17 @@ def run_task(config, task):
     table = EventTable(offsets, particles, np.zeros((n, 0), bool), (), np.full(n, code), EVENT_TYPES,
                        event_id=event_id)
     generated = time.perf_counter()
+    columns = {}
+    if event_filter is not None:
+        keep, columns = event_filter(table)
+        table, columns = table.take(np.flatnonzero(keep)), {k: v[keep] for k, v in columns.items()}
+    filtered = time.perf_counter()
     reco = reconstruct(table, config.derived_seed(_DETECTOR_STREAM), config.detector)
     labels = apply_skims(reco, beams, config.skims)
     done = time.perf_counter()
     return (table.replace(labels=labels, skims=config.skims),
-            {"initialisation_s": initialisation_s, "generation_s": generated - start,
-             "detector_skims_s": done - generated})
+            {"initialisation_s": initialisation_s, "generation_s": generated - start, "filter_s": filtered - generated,
+             "detector_skims_s": done - filtered, "events_generated": n}, columns)
 
 
 def _check_workers(workers):
@@ -187,36 +199,41 @@ def _run_task_star(args):
     return run_task(*args)
 
 
-def run_tasks(config, workers=1, progress=False):
-    """Run all tasks of a sample, yielding (task, table, timing) in task order.
+def _results(tasks, results, bar):
+    """(task, table, timing, columns) of each task in order, counting generated events on ``bar``."""
+    for task, (table, timing, columns) in zip(tasks, results):
+        if bar is not None:
+            bar.update(task[3])
+        yield task, table, timing, columns
+
+
+def run_tasks(config, workers=1, progress=False, event_filter=None, shard=None):
+    """Run all tasks of a sample, yielding (task, table, timing, columns) in task order.
 
     Args:
         config: :class:`SampleConfig`.
         workers: number of processes (1: in this process).
-        progress: show a tqdm progress bar (events).
+        progress: show a tqdm progress bar (events generated).
+        event_filter: see :func:`run_task` (picklable when ``workers > 1``).
+        shard: :class:`smartbkg.filter.shard.Shard`: run only its share of the tasks.
     """
     _check_workers(workers)
     tasks = config.tasks()
+    if shard is not None:
+        tasks = tasks[slice(*shard.span(len(tasks)))]
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=config.n_events, unit="ev", desc="generate", smoothing=0.05)
+        bar = tqdm(total=sum(task[3] for task in tasks), unit="ev", desc="generate", smoothing=0.05)
     try:
         if workers == 1:
-            results = (run_task(config, task) for task in tasks)
-            for task, (table, timing) in zip(tasks, results):
-                if bar is not None:
-                    bar.update(len(table))
-                yield task, table, timing
+            yield from _results(tasks, (run_task(config, task, event_filter) for task in tasks), bar)
         else:
             context = multiprocessing.get_context("spawn")
-            with context.Pool(min(workers, len(tasks))) as pool:
-                results = pool.imap(_run_task_star, [(config, task) for task in tasks])
-                for task, (table, timing) in zip(tasks, results):
-                    if bar is not None:
-                        bar.update(len(table))
-                    yield task, table, timing
+            with context.Pool(min(workers, max(len(tasks), 1))) as pool:
+                results = pool.imap(_run_task_star, [(config, task, event_filter) for task in tasks])
+                yield from _results(tasks, results, bar)
     finally:
         if bar is not None:
             bar.close()
@@ -245,7 +262,7 @@ def generate(n_events, seed=0, types=None, mix="cross-section", workers=1, prepr
         lab frame).
     """
     config = SampleConfig(n_events=n_events, seed=seed, types=resolve_types(types), mix=mix, **options)
-    table = EventTable.concat([t for _, t, _ in run_tasks(config, workers, progress)])
+    table = EventTable.concat([t for _, t, _, _ in run_tasks(config, workers, progress)])
     if shuffle:
         table = table.take(np.random.default_rng(config.derived_seed(_SHUFFLE_STREAM)).permutation(len(table)))
     if preprocess:
@@ -256,41 +273,61 @@ def generate(n_events, seed=0, types=None, mix="cross-section", workers=1, prepr
 
 
 class _Summary:
-    """Counts, skim passes and timings per event type, summed over tasks."""
+    """Counts, skim passes and timings per event type, summed over tasks.
 
-    def __init__(self, config):
-        self.config = config
+    Events and times per event count generated events. With a filter (``filtered``) the passes
+    of a skim are the weighted passes of the kept events (column ``weight_<skim>``), an unbiased
+    estimate of the passes among the generated events, and NaN for skims the filter does not
+    decide on; ``kept`` counts the kept events.
+    """
+
+    def __init__(self, config, filtered=False):
+        self.config, self.filtered = config, filtered
         self.events = dict.fromkeys(config.types, 0)
-        self.passed = {t: np.zeros(len(config.skims), np.int64) for t in config.types}
+        self.kept = dict.fromkeys(config.types, 0)
+        self.passed = {t: np.zeros(len(config.skims)) for t in config.types}
         self.particles = dict.fromkeys(config.types, 0)
         self.initialisation_s = dict.fromkeys(config.types, 0.0)
         self.generation_s = dict.fromkeys(config.types, 0.0)
+        self.filter_s = dict.fromkeys(config.types, 0.0)
         self.detector_skims_s = dict.fromkeys(config.types, 0.0)
 
-    def add(self, event_type, table, timing):
-        self.events[event_type] += len(table)
-        self.passed[event_type] += table.labels.sum(axis=0)
+    def add(self, event_type, table, timing, columns):
+        self.events[event_type] += timing["events_generated"]
+        self.kept[event_type] += len(table)
+        if self.filtered:
+            self.passed[event_type] += [(table.labels[:, j] * columns.get(f"weight_{skim}", np.nan)).sum()
+                                        for j, skim in enumerate(self.config.skims)]
+        else:
+            self.passed[event_type] += table.labels.sum(axis=0)
         self.particles[event_type] += table.n_particles
         self.initialisation_s[event_type] += timing["initialisation_s"]
         self.generation_s[event_type] += timing["generation_s"]
+        self.filter_s[event_type] += timing["filter_s"]
         self.detector_skims_s[event_type] += timing["detector_skims_s"]
 
     def to_dict(self):
         total = sum(self.events.values())
         passed_all = sum(self.passed.values())
-        retention = {skim: {t: (float(self.passed[t][j] / self.events[t]) if self.events[t] else None)
-                            for t in self.config.types} for j, skim in enumerate(self.config.skims)}
+        def fraction(passed, events):
+            return float(passed / events) if events and np.isfinite(passed) else None
+
+        retention = {skim: {t: fraction(self.passed[t][j], self.events[t]) for t in self.config.types}
+                     for j, skim in enumerate(self.config.skims)}
         for j, skim in enumerate(self.config.skims):
-            retention[skim]["all"] = float(passed_all[j] / total) if total else None
+            retention[skim]["all"] = fraction(passed_all[j], total)
+        count = float if self.filtered else int
 
         def per_event(seconds):
             out = {t: (seconds[t] / self.events[t] if self.events[t] else None) for t in self.config.types}
             out["all"] = sum(seconds.values()) / total if total else None
             return out
 
+        kept = {"kept": {**self.kept, "all": sum(self.kept.values())}} if self.filtered else {}
         return {
             "events": {**self.events, "all": total},
-            "passed": {skim: {**{t: int(self.passed[t][j]) for t in self.config.types}, "all": int(passed_all[j])}
+            **kept,
+            "passed": {skim: {**{t: count(self.passed[t][j]) for t in self.config.types}, "all": count(passed_all[j])}
                        for j, skim in enumerate(self.config.skims)},
             "retention": retention,
             "particles_per_event": {t: (self.particles[t] / self.events[t] if self.events[t] else None)
@@ -298,6 +335,7 @@ class _Summary:
             # Pythia set-up, once per worker process and type; not in the per-event figures.
             "initialisation_s": {**self.initialisation_s, "all": sum(self.initialisation_s.values())},
             "seconds_per_event": {"generation": per_event(self.generation_s),
+                                  **({"filter": per_event(self.filter_s)} if self.filtered else {}),
                                   "detector_skims": per_event(self.detector_skims_s)},
         }
 
@@ -319,13 +357,18 @@ def _versions():
 
 
 def produce(output, n_events, seed=0, types=None, mix="cross-section", workers=1, preprocess=False,
-            events_per_shard=100_000, progress=False, **options):
+            events_per_shard=100_000, progress=False, event_filter=None, shard=None, **options):
     """Generate a sample and write it as smartbkg parquet shards plus ``metadata.json``.
 
     Args:
         output: output directory: a new or an empty one (created with its parents).
         events_per_shard: events per parquet file (events shuffled within each shard with a
             seed derived from the production seed).
+        event_filter: production mode (see :func:`run_task`): only the kept events are simulated
+            and written, with the filter's columns (``p_<skim>``, ``weight_<skim>``); the
+            metadata gets the filter's description, the kept events and the filter's time.
+        shard: ``"K/N"`` or :class:`smartbkg.filter.shard.Shard`: produce only shard K of the
+            tasks (see :mod:`smartbkg.filter.shard`); N shards hold the events of one unsharded run.
         others: as :func:`generate`.
 
     Returns:
@@ -336,38 +379,42 @@ def produce(output, n_events, seed=0, types=None, mix="cross-section", workers=1
     if isinstance(events_per_shard, bool) or not isinstance(events_per_shard, (int, np.integer)) \
             or events_per_shard < 1:
         raise ConfigError(f"events per shard must be a positive integer, got {events_per_shard!r}")
+    from ..filter.shard import parse_shard
+
+    shard = parse_shard(shard)
     output = _new_output_directory(output)
     stats = None
     if preprocess:
-        from ..data.preprocess import PreprocessStats
-        from ..data.preprocess import preprocess as belle2_preprocess
+        from ..data.preprocess import PreprocessStats, preprocess_with_mask
         stats = PreprocessStats()
 
-    summary = _Summary(config)
+    summary = _Summary(config, filtered=event_filter is not None)
     shards, pending = [], []
     n_pending = 0
     start = time.perf_counter()
 
     def flush():
         nonlocal pending, n_pending, stats
-        table = EventTable.concat(pending)
+        table = EventTable.concat([t for t, _ in pending])
+        columns = {k: np.concatenate([c[k] for _, c in pending]) for k in pending[0][1]}
         order = np.random.default_rng(config.derived_seed(_SHUFFLE_STREAM, len(shards))).permutation(len(table))
-        table = table.take(order)
+        table, columns = table.take(order), {k: v[order] for k, v in columns.items()}
         if preprocess:
-            table, shard_stats = belle2_preprocess(table)
+            table, shard_stats, nonempty = preprocess_with_mask(table)
+            columns = {k: v[nonempty] for k, v in columns.items()}
             stats += shard_stats
         name = f"events-{len(shards):05d}.parquet"
-        _writing(write_parquet, table, output / name)
+        _writing(write_parquet, table, output / name, **({"columns": columns} if columns else {}))
         shards.append({"file": name, "events": len(table)})
         pending, n_pending = [], 0
 
-    for (event_type, _, _, _), table, timing in run_tasks(config, workers, progress):
-        summary.add(event_type, table, timing)
+    for (event_type, _, _, _), table, timing, columns in run_tasks(config, workers, progress, event_filter, shard):
+        summary.add(event_type, table, timing, columns)
         while len(table):
             room = events_per_shard - n_pending
-            pending.append(table[:room])
+            pending.append((table[:room], {k: v[:room] for k, v in columns.items()}))
             n_pending += min(room, len(table))
-            table = table[room:]
+            table, columns = table[room:], {k: v[room:] for k, v in columns.items()}
             if n_pending == events_per_shard:
                 flush()
     if pending:
@@ -386,6 +433,8 @@ def produce(output, n_events, seed=0, types=None, mix="cross-section", workers=1
         "preprocessed": bool(preprocess),
         "preprocess_stats": stats.to_dict() if preprocess else None,
         "workers": int(workers),
+        "shard": None if shard is None else {"shard": str(shard), "tasks": list(shard.span(len(config.tasks())))},
+        "filter": None if event_filter is None else event_filter.describe(),
         "wall_time_s": time.perf_counter() - start,
         "host": {"cpus": os.cpu_count(), "machine": platform.machine()},
         "shards": shards,
@@ -427,10 +476,10 @@ def _unused_sibling(path):
     return base.with_name(f"{base.name}-{k}")
 
 
-def _writing(write, data, path):
-    """``write(data, path)``, with an operating-system error turned into a one-line ConfigError."""
+def _writing(write, data, path, **options):
+    """``write(data, path, **options)``, with an operating-system error turned into a one-line ConfigError."""
     try:
-        write(data, path)
+        write(data, path, **options)
     except OSError as exc:
         raise ConfigError(f"cannot write output file {path}: {exc.strerror or exc}") from None
 

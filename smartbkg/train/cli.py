@@ -14,15 +14,13 @@ Multi-GPU / multi-node: ``torchrun --nproc-per-node K $(which smartbkg-train) ..
 ``torchrun ... -m smartbkg.train.cli ...``).
 """
 
-import contextlib
-import os
 import sys
 import time
 from pathlib import Path
 
 from ..cli_args import ArgumentParser, add_list_argument
 from ..errors import ConfigError
-from ..locking import locked_folder
+from ..locking import run_folder_lock
 from .checkpoint import RESUME_KEYS, load_checkpoint
 from .config import MONITORS, SCHEDULES, RunConfig, apply_override, parse_assignment, read_config_file
 
@@ -171,7 +169,7 @@ def main(argv=None):
             print(config.to_yaml(), end="")
             return 0
         run_dir = config.out
-    with _run_folder_lock(run_dir):
+    with run_folder_lock(run_dir):
         from .loop import Trainer  # the heavy imports only when there is work to do
 
         if args.resume:
@@ -189,14 +187,6 @@ def main(argv=None):
         finally:
             trainer.close()
     return 0
-
-
-def _run_folder_lock(run_dir):
-    """The run folder's lock (:func:`smartbkg.locking.locked_folder`), taken by the first rank only
-    (under torchrun every rank runs this command; only rank 0 writes the folder)."""
-    if int(os.environ.get("RANK", "0")) != 0:
-        return contextlib.nullcontext()
-    return locked_folder(run_dir)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ import torch
 
 from ..data.loader import GraphLoader
 from ..errors import ConfigError
+from ..locking import run_folder_lock
 from ..models import build_model
 from ..train.loop import Trainer
 
@@ -174,11 +175,12 @@ class TrialObjective:
         if "speedup_measured" in self.objectives:
             config = config.with_overrides({"train.t_nn": t_nn})
         callbacks = [PruningCallback(trial, self.key)] if self.prune else []
-        trainer = Trainer(config, splits=self.splits, ctx=self.ctx, callbacks=callbacks)
-        try:
-            summary = trainer.fit()
-        finally:
-            trainer.close()
+        with run_folder_lock(out):  # one writer per trial folder
+            trainer = Trainer(config, splits=self.splits, ctx=self.ctx, callbacks=callbacks)
+            try:
+                summary = trainer.fit()
+            finally:
+                trainer.close()
         if summary["best_epoch"] == 0:
             raise ConfigError(f"no epoch of the trial had a finite {self.key}")
         record = trainer.history[summary["best_epoch"] - 1]

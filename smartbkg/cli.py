@@ -34,3 +34,8 @@ def generate_main(argv=None):
 def train_main(argv=None):
     """``smartbkg-train``: train a filter network."""
     sys.exit(_run("smartbkg.train.cli", argv))
+
+
+def evaluate_main(argv=None):
+    """``smartbkg-evaluate``: the evaluation report of a trained run (figures, closure, both methods)."""
+    sys.exit(_run("smartbkg.report.cli", argv))

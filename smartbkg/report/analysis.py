@@ -191,7 +191,8 @@ def auc_with_error(y, score, w):
 
 def closure_edges(values, discrete, bins):
     """Bin edges of a closure variable from its passing values (k,): quantiles (at most ``bins``
-    bins of equal population); half-integer edges around the values of a discrete variable."""
+    bins of equal population); for a discrete variable a bin from each distinct (rounded)
+    quantile value to just below the next one, with half-integer edges."""
     q = np.quantile(values, np.linspace(0, 1, bins + 1))
     if discrete:
         centres = np.unique(np.round(q))

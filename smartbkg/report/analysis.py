@@ -204,7 +204,7 @@ def closure_edges(values, discrete, bins):
 def speedup_map(x, y, w, calibration, eps, timings, size):
     """Speedup of the exp calibration over a grid of (a, b), with the fitted and the best point.
 
-    a: ``size`` values log-spaced over [0.02, 20] (the range :meth:`Calibration.fit` starts from);
+    a: ``size`` values log-spaced over [0.02, 20] (the range :meth:`smartbkg.sampling.Calibration.fit` starts from);
     b: ``size`` values from the 1 % to the 99 % quantile of the logits.
 
     Returns:

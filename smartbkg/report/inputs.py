@@ -53,7 +53,7 @@ class Run:
 
     @property
     def timings(self):
-        """Per-event times in ms of the run: {"t_fast", "t_nn", "t_slow"}."""
+        """The run's times per event in ms, a dict with the keys t_fast, t_nn and t_slow."""
         t = self.config.train
         return {"t_fast": t.t_fast, "t_nn": t.t_nn, "t_slow": t.t_slow}
 
@@ -62,9 +62,9 @@ def load_run(run_dir):
     """The :class:`Run` in ``run_dir``.
 
     Raises:
-        ConfigError: no such folder, or no ``calibration.json`` (a run that did not finish), a
+        smartbkg.errors.ConfigError: no such folder, or no ``calibration.json`` (a run that did not finish), a
             calibration of other skims than the network's.
-        DataError: a missing or unreadable checkpoint.
+        smartbkg.errors.DataError: a missing or unreadable checkpoint.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -123,8 +123,8 @@ def load_inputs(run, data, *, skims=None, batch_size=512):
         batch_size: events per network call.
 
     Raises:
-        ConfigError: a skim the run did not train.
-        DataError: data without the labels of an evaluated skim, of other event types than the
+        smartbkg.errors.ConfigError: a skim the run did not train.
+        smartbkg.errors.DataError: data without the labels of an evaluated skim, of other event types than the
             run's, or without passing and failing events of a skim.
     """
     skims = run.skims if skims is None else tuple(skims)

@@ -1,4 +1,4 @@
-"""Write an evaluation report: :func:`evaluate` (the library call behind ``smartbkg-evaluate``).
+"""Write an evaluation report folder: the library call behind ``smartbkg-evaluate``.
 
 Report folder::
 

@@ -10,12 +10,14 @@ import sys
 
 import numpy as np
 import pytest
+import yaml
 from scipy.stats import chi2 as chi2_distribution
 from sklearn.metrics import roc_auc_score
 
 from smartbkg.cli import evaluate_main
 from smartbkg.data.event_variables import DISCRETE, VARIABLES
 from smartbkg.data.parquet import read_parquet, write_parquet
+from smartbkg.report.analysis import DEFAULT_SEEN
 from smartbkg.simulation import produce
 from smartbkg.train.cli import main as train
 
@@ -78,6 +80,15 @@ def test_every_number_is_recomputed_from_the_arrays(made):
     arrays = dict(np.load(root / "report" / "arrays.npz"))
     calibration = json.loads((root / "run" / "calibration.json").read_text())[SKIM]
     expected = _expected(report, arrays, calibration)
+    # the numbers outside the skim's results: event counts, and inputs echoed from the run and options
+    assert report["events"] == {"read": 2000, "dropped_empty": 2000 - len(arrays[f"{SKIM}/y"]),
+                                "evaluated": len(arrays[f"{SKIM}/y"])}
+    config = yaml.safe_load((root / "run" / "config.yaml").read_text())
+    assert report["timings"] == {k: config["train"][k] for k in ("t_fast", "t_nn", "t_slow")}
+    assert report["options"] == {"target_fnr": 0.1, "seen": list(DEFAULT_SEEN), "folds": 2, "seed": 0,
+                                 "unseen": [v for v in VARIABLES if v not in DEFAULT_SEEN], "closure_bins": 8,
+                                 "methods": ["sampling", "threshold_reweighting", "hard_cut"], "heatmap_size": 25,
+                                 "variables": list(VARIABLES), "alpha": 0.05}
     got = dict(_flatten(report["results"][SKIM]))
     want = dict(_flatten(expected))
     assert set(got) == set(want)

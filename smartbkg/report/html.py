@@ -45,7 +45,8 @@ def render(report, images):
              "<h1>smartbkg evaluation report</h1>",
              f"<p>Run <code>{_e(report['run'])}</code> ({_e(report['model'])}), evaluated on "
              f"{report['events']['evaluated']} events of <code>{_e(', '.join(report['data']))}</code>"
-             f" ({report['events']['dropped_empty']} left without particles by the preprocessing, not evaluated). "
+             f" ({report['events']['invalid']} invalid events skipped by the readers, "
+             f"{report['events']['dropped_empty']} left without particles by the preprocessing). "
              f"Timings per event [ms]: {_e(_timings(report['timings']))}.</p>",
              "<h2>Summary</h2>", _summary_table(report)]
     for skim, result in report["results"].items():
@@ -53,7 +54,8 @@ def render(report, images):
         for name, png in images[skim].items():
             data = base64.b64encode(png).decode("ascii")
             parts.append(f"<figure><img alt='{_e(skim)} {_e(name)}' src='data:image/png;base64,{data}'>"
-                         f"<figcaption>{_e(report['figures'][skim][name])}: {_e(FIGURE_CAPTIONS[name])}</figcaption></figure>")
+                         f"<figcaption>{_e(report['figures'][skim][name])}: {_e(FIGURE_CAPTIONS[name])}"
+                         "</figcaption></figure>")
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -94,9 +96,11 @@ def _summary_table(report):
 def _facts(result):
     auc, limits = result["auc"], result["limits"]
     items = [("AUC", f"{auc['value']:.4f} &plusmn; {auc['error']:.4f} (Hanley-McNeil)"),
-             ("retention eps (run) / pass fraction (data)", f"{result['eps']:.4g} / {result['events']['pass_fraction']:.4g}"),
+             ("retention eps (run) / pass fraction (data)",
+              f"{result['eps']:.4g} / {result['events']['pass_fraction']:.4g}"),
              ("events / passing", f"{result['events']['total']} / {result['events']['passing']}"),
-             ("perfect-classifier limit", f"{limits['perfect']:.3f} (with the p floor: {limits['perfect_floored']:.3f})"),
+             ("perfect-classifier limit",
+              f"{limits['perfect']:.3f} (with the p floor: {limits['perfect_floored']:.3f})"),
              ("calibration", _e(f"{result['calibration']['form']} {result['calibration']['params']}, "
                                 f"max weight {result['calibration']['max_weight']:g}"))]
     if limits["oracle"] is not None:

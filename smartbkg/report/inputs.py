@@ -99,8 +99,9 @@ class Inputs:
         logits: (n, S) float64 network logits; y: (n, S) float64 skim flags 0/1;
         weight: (n,) float64 event weights (ones when the data has none).
         variables: {name: (n,) array} event variables (:data:`smartbkg.data.event_variables.VARIABLES`).
-        events_read: events read; events_dropped: events left without particles by the
-            preprocessing (no graph, not evaluated).
+        events_read: events read; events_invalid: events the validation of the readers skipped
+            (:class:`~smartbkg.data.checks.ReadReport`); events_dropped: events left without
+            particles by the preprocessing (no graph, not evaluated).
     """
 
     skims: tuple
@@ -109,6 +110,7 @@ class Inputs:
     weight: np.ndarray
     variables: dict
     events_read: int
+    events_invalid: int
     events_dropped: int
 
 
@@ -132,7 +134,7 @@ def load_inputs(run, data, *, skims=None, batch_size=512):
     if untrained or not skims:
         raise ConfigError(f"skim(s) {untrained or list(skims)} were not trained by the run; it predicts "
                           f"{list(run.skims)}")
-    table = read_events(data)
+    table, read_report = read_events(data, return_report=True)
     missing = [s for s in run.skims if s not in table.skims]
     if missing:
         raise DataError(f"the data has no labels of skim(s) {missing} (it has {list(table.skims)}); "
@@ -153,7 +155,8 @@ def load_inputs(run, data, *, skims=None, batch_size=512):
             raise DataError(f"the data has no {'passing' if n_pass == 0 else 'failing'} events of skim {skim!r} "
                             f"({len(y)} events)", field=skim)
     weight = np.ones(len(raw)) if raw.weight is None else raw.weight.astype(np.float64)
-    return Inputs(skims, logits[:, columns], y, weight, event_variables(raw), len(table), int((~good).sum()))
+    return Inputs(skims, logits[:, columns], y, weight, event_variables(raw), read_report.read,
+                  read_report.read - len(table), int((~good).sum()))
 
 
 @torch.no_grad()

@@ -59,7 +59,7 @@ def evaluate(run_dir, data, out, *, skims=None, options=None, oracle=None, batch
         "run": str(run_dir), "model": run.model_info["name"], "data": [str(p) for p in _as_list(data)],
         "oracle_file": None if oracle is None else str(oracle),
         "skims": list(inputs.skims), "timings": run.timings,
-        "events": {"read": inputs.events_read, "dropped_empty": inputs.events_dropped,
+        "events": {"read": inputs.events_read, "invalid": inputs.events_invalid, "dropped_empty": inputs.events_dropped,
                    "evaluated": int(len(inputs.weight))},
         "options": {"target_fnr": options.fnr, "seen": list(options.seen), "unseen": list(options.unseen),
                     "methods": list(options.methods), "folds": options.folds, "seed": options.seed,

@@ -86,7 +86,7 @@ def test_figures_and_page_of_a_sampling_only_report():
     assert result.numbers["heatmap"]["fitted"] is None  # the run's form is not exp
     figures = skim_figures(result, "toy", options.seen, options.unseen)
     assert len(figures) == 9
-    report = {"run": "r", "model": "m", "data": ["d"], "events": {"evaluated": 1500, "dropped_empty": 0},
+    report = {"run": "r", "model": "m", "data": ["d"], "events": {"evaluated": 1500, "invalid": 0, "dropped_empty": 0},
               "timings": TIMINGS, "results": {"toy": result.numbers},
               "figures": {"toy": {name: f"toy_{name}.png" for name in figures}},
               "options": {"variables": list(VARIABLES), "alpha": 0.05}}

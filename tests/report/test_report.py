@@ -81,7 +81,7 @@ def test_every_number_is_recomputed_from_the_arrays(made):
     calibration = json.loads((root / "run" / "calibration.json").read_text())[SKIM]
     expected = _expected(report, arrays, calibration)
     # the numbers outside the skim's results: event counts, and inputs echoed from the run and options
-    assert report["events"] == {"read": 2000, "dropped_empty": 2000 - len(arrays[f"{SKIM}/y"]),
+    assert report["events"] == {"read": 2000, "invalid": 0, "dropped_empty": 2000 - len(arrays[f"{SKIM}/y"]),
                                 "evaluated": len(arrays[f"{SKIM}/y"])}
     config = yaml.safe_load((root / "run" / "config.yaml").read_text())
     assert report["timings"] == {k: config["train"][k] for k in ("t_fast", "t_nn", "t_slow")}
@@ -232,8 +232,10 @@ def _expected(report, arrays, calibration):
 
     a_axis = np.geomspace(0.02, 20.0, options["heatmap_size"])
     b_axis = np.linspace(*np.quantile(x, [0.01, 0.99]), options["heatmap_size"])
-    grid = np.array([[speedup(mean(pp, passing), mean(pp, ~passing), w[passing].sum() / (w[passing] / pp[passing]).sum())
-                      for pp in (p_exp(ai, bj) for bj in b_axis)] for ai in a_axis])
+    def sampling_speedup(pp):
+        return speedup(mean(pp, passing), mean(pp, ~passing), w[passing].sum() / (w[passing] / pp[passing]).sum())
+
+    grid = np.array([[sampling_speedup(p_exp(ai, bj)) for bj in b_axis] for ai in a_axis])
     i, j = np.unravel_index(np.argmax(grid), grid.shape)
     out["heatmap"] = {"a": list(a_axis), "b": list(b_axis), "speedup": [list(row) for row in grid],
                       "best": {"a": a_axis[i], "b": b_axis[j], "speedup": grid[i, j]},
@@ -275,7 +277,8 @@ def test_html_renders_every_figure_in_a_headless_browser(made, tmp_path):
     assert re.search(r'data-broken="(\d+)"', dom.stdout).group(1) == "0"
     # screenshot of the report itself: text, tables and coloured figures, not a blank page
     shot = tmp_path / "shot.png"
-    result = _browser(chromium, "--window-size=1300,2600", f"--screenshot={shot}", (root / "report" / "report.html").as_uri())
+    result = _browser(chromium, "--window-size=1300,2600", f"--screenshot={shot}",
+                      (root / "report" / "report.html").as_uri())
     assert result.returncode == 0 and shot.is_file(), result.stderr
     pixels = matplotlib.image.imread(shot)[..., :3]
     assert pixels.shape[:2] == (2600, 1300)

@@ -54,3 +54,8 @@ def classify_main(argv=None):
 def tune_main(argv=None):
     """``smartbkg-tune``: an Optuna hyperparameter study."""
     sys.exit(_run("smartbkg.tune.cli", argv))
+
+
+def evaluate_main(argv=None):
+    """``smartbkg-evaluate``: the evaluation report of a trained run (figures, closure, both methods)."""
+    sys.exit(_run("smartbkg.report.cli", argv))

@@ -69,7 +69,7 @@ DESCRIPTIONS = {
 }
 #: Names of the variables, in a fixed order.
 VARIABLES = tuple(DESCRIPTIONS)
-#: The integer-valued variables (counts and codes): histogram them with integer bins.
+#: The integer-valued variables, counts and codes, to histogram with integer bins.
 DISCRETE = ("n_particles", "n_charged", "n_neutral", "n_photons", "n_leptons", "n_b_mesons",
             "n_d_mesons", "n_taus", "event_type")
 

@@ -16,7 +16,7 @@ and a gradient-boosted-trees baseline (scikit-learn, classes balanced). On the t
 reports per model the binned significance (:func:`smartbkg.metrics.binned_significance`, bins of
 equal signal), the AUC, and the distance correlation between output and m_llgamma in the
 background (:func:`smartbkg.metrics.distance_correlation`), and draws the background m_llgamma
-distribution after a cut keeping half of the signal, for lambda = 0 and lambda > 0: the
+distribution after a cut keeping 10 % of the background, for lambda = 0 and lambda > 0: the
 sculpting of the mass spectrum that DisCo removes.
 """
 
@@ -78,18 +78,21 @@ def evaluate(score, dataset, *, bins=5):
                                                                 weight=w[background]))}
 
 
-def sculpting(score, dataset, signal_efficiency=0.5, bins=np.linspace(105, 170, 27)):
-    """Normalised background m_llgamma histograms before and after the cut that keeps
-    ``signal_efficiency`` of the (weighted) signal."""
+def sculpting(score, dataset, background_efficiency=0.1, bins=np.linspace(105, 170, 27)):
+    """Normalised background m_llgamma histograms before and after the cut on ``score`` that keeps
+    ``background_efficiency`` of the (weighted) background, and the signal efficiency of that cut."""
     y = dataset.y[:, 0].numpy()
-    w, mass = dataset.weight.numpy(), dataset.variables["mass"].numpy()
-    signal = np.sort(score[y == 1])
-    cut = signal[int((1 - signal_efficiency) * len(signal))]
+    w, mass = dataset.weight.numpy().astype(np.float64), dataset.variables["mass"].numpy()
     background = y == 0
+    order = np.argsort(score[background])
+    kept_fraction = 1.0 - np.cumsum(w[background][order]) / w[background].sum()
+    cut = float(score[background][order][np.searchsorted(-kept_fraction, -background_efficiency)])
+    passed = score >= cut
     before = np.histogram(mass[background], bins, weights=w[background], density=True)[0]
-    after = np.histogram(mass[background & (score >= cut)], bins, weights=w[background & (score >= cut)],
-                         density=True)[0]
-    return {"edges": bins.tolist(), "before": before.tolist(), "after": after.tolist(), "cut": float(cut)}
+    after = np.histogram(mass[background & passed], bins, weights=w[background & passed], density=True)[0]
+    signal_efficiency = float(w[(y == 1) & passed].sum() / w[y == 1].sum())
+    return {"edges": bins.tolist(), "before": before.tolist(), "after": after.tolist(), "cut": cut,
+            "background_efficiency": background_efficiency, "signal_efficiency": signal_efficiency}
 
 
 def _train(name, model, loss, splits, args, run_dir):
@@ -103,7 +106,7 @@ def _train(name, model, loss, splits, args, run_dir):
         "model": {"name": model, "options": {"num_features": len(FEATURES)}},
         "loss": loss,
         "train": {"epochs": args["epochs"], "lr": args["lr"], "monitor": "significance", "patience": args["patience"],
-                  "quiet": True, "device": "cpu", "calibrate_every_epoch": False, "seed": args["seed"]},
+                  "silent": True, "device": "cpu", "calibrate_every_epoch": False, "seed": args["seed"]},
         "out": str(run_dir / name),
     })
     trainer = Trainer(config, splits=splits)
@@ -163,10 +166,11 @@ def _sculpting_figure(results, path):
     fig, ax = plt.subplots(figsize=(8, 6))
     first = results["sculpting"]["transformer"]
     ax.stairs(first["before"], first["edges"], color="k", label="background, no cut")
-    for name, colour, label in (("transformer", "tab:blue", "cut on transformer (lambda = 0)"),
-                                ("transformer_disco", "tab:red", f"cut on transformer + DisCo (lambda = "
-                                                                 f"{results['disco_lambda']:g})")):
-        ax.stairs(results["sculpting"][name]["after"], first["edges"], color=colour, label=label)
+    for name, colour, label in (("transformer", "tab:blue", "transformer (lambda = 0)"),
+                                ("transformer_disco", "tab:red", f"transformer + DisCo (lambda = {results['disco_lambda']:g})")):
+        cut = results["sculpting"][name]
+        ax.stairs(cut["after"], first["edges"], color=colour,
+                  label=f"{label}: 10 % of bkg, {cut['signal_efficiency']:.0%} of signal")
     ax.set_xlabel(r"$m_{\ell\ell\gamma}$ [GeV]")
     ax.set_ylabel("normalised background")
     ax.legend(fontsize="small")

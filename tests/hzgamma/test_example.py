@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from smartbkg.hzgamma.example import MODELS, build_datasets, evaluate, sculpting
 
@@ -23,9 +24,13 @@ def test_evaluate_and_sculpting_by_hand():
     perfect = evaluate(y.astype(float) + 0.01 * np.random.default_rng(0).random(len(y)), test)
     assert perfect["auc"] == 1.0 and perfect["significance"] > 0
     mass = test.variables["mass"].numpy().astype(np.float64)
-    peaked = sculpting(np.where(np.abs(mass - 125) < 3, 1.0, 0.0), test, signal_efficiency=0.5)
+    window = np.abs(mass - 125) < 3
+    peaked = sculpting(np.where(window, 1.0, 0.0) + 1e-3 * mass, test, background_efficiency=0.05)
     centre = (np.array(peaked["edges"][1:]) + peaked["edges"][:-1]) / 2
     assert np.all(np.array(peaked["after"])[np.abs(centre - 125) > 4] == 0)  # a mass cut sculpts the background
+    y, w = test.y[:, 0].numpy(), test.weight.numpy()
+    passed = (np.where(window, 1.0, 0.0) + 1e-3 * mass) >= peaked["cut"]
+    assert peaked["signal_efficiency"] == pytest.approx(w[(y == 1) & passed].sum() / w[y == 1].sum())
 
 
 def test_classify_cli_writes_the_comparison(tmp_path):

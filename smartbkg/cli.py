@@ -34,3 +34,8 @@ def generate_main(argv=None):
 def train_main(argv=None):
     """``smartbkg-train``: train a filter network."""
     sys.exit(_run("smartbkg.train.cli", argv))
+
+
+def export_main(argv=None):
+    """``smartbkg-export``: a trained run -> ONNX graphs (Belle II interface) and their JSON."""
+    sys.exit(_run("smartbkg.export.cli", argv))

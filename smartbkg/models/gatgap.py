@@ -340,15 +340,25 @@ class GATGAP(nn.Module):
         reset_all(self)
 
     def forward(self, batch):
-        parts = [self.pdg_embedding(batch.pdg), self.encode(batch.x)]
+        graph = graph_structure(batch.edge_index, batch.x.shape[0], batch.get("mother_index"))
+        return self.forward_nodes(batch.x, batch.pdg, graph, batch.batch, batch.event_type,
+                                  batch.num_graphs)
+
+    def forward_nodes(self, x, pdg, graph, batch_index, event_type, num_graphs):
+        """The forward on plain tensors (the ONNX export's entry, without a PyG ``Batch``).
+
+        Shapes: ``x`` (N, 8) raw node features, ``pdg`` (N,) tokens, ``graph`` the
+        :class:`GraphStructure` of the N nodes, ``batch_index`` (N,) graph of each node,
+        ``event_type`` (B,), ``num_graphs`` B; returns (B, S) logits.
+        """
+        parts = [self.pdg_embedding(pdg), self.encode(x)]
         if self.event_embedding is not None:
-            parts.append(self.event_embedding(batch.event_type)[batch.batch])
+            parts.append(self.event_embedding(event_type)[batch_index])
         h = torch.cat(parts, dim=1)
-        graph = graph_structure(batch.edge_index, h.shape[0], batch.get("mother_index"))
         state = None
         for conv, pool, update in zip(self.convs, self.pools, self.updates):
             h = F.leaky_relu(conv(h, graph), self.activation_slope)
-            pooled = pool(h, batch.batch, batch.num_graphs)
+            pooled = pool(h, batch_index, num_graphs)
             state = pooled if state is None else torch.cat([state, pooled], dim=1)
             state = F.leaky_relu(update(state), self.activation_slope)
         return self.head(state)

@@ -130,6 +130,8 @@ class EventGraph(nn.Module):
     def forward(self, x, pdg, mother, c):
         tokens = self.lookup(pdg)
         mother_index = mother_or_self(mother)
+        if isinstance(self.model, GATGAP):
+            return self.model.forward_event(x, tokens, mother_index, c)
         if self.kind == "nodes":
             batch_index = torch.zeros_like(mother)
             return _nodes_forward(self.model, x, tokens, mother_index, batch_index, c, 1)

@@ -102,3 +102,16 @@ def test_readers_benchmark(tmp_path):
     results = json.loads(out.read_text())["results"]
     assert len(results) == 5
     assert all(r["events_per_s"] > 0 and r["particles_per_event"] > 0 for r in results.values())
+
+
+def test_export_benchmark_times_onnxruntime_and_pytorch(tmp_path):
+    out = tmp_path / "export.json"
+    run_script("export", "--models", "deepsets", "--events", 6, "--source", "synthetic",
+               "--repeat", 1, "--batch-size", 4, "--out", out)
+    result = json.loads(out.read_text())
+    assert result["events"] == 6 and result["machine"]["threads"] == 1
+    assert result["command"].startswith("python benchmarks/export.py --models deepsets")
+    [run] = result["models"].values()
+    for figures in (run["event_ms"], run["batch_events_per_s"]):
+        assert set(figures) == {"onnxruntime", "pytorch"}
+        assert all(positive(value) for value in figures.values())

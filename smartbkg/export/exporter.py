@@ -27,7 +27,7 @@ from .runtime import (BATCH_INPUTS, EVENT_INPUTS, ExportedModel, batch_graph_pat
 
 #: Default ONNX opset (the lowest that PyTorch's exporter writes, for older onnxruntimes).
 DEFAULT_OPSET = 18
-#: Largest |ONNX - PyTorch| logit difference the export's own check accepts (float32).
+#: Largest absolute difference of ONNX and PyTorch logits that the export accepts (float32).
 PARITY_TOLERANCE = 1e-4
 
 
@@ -36,18 +36,6 @@ def opset_range():
     import onnx
 
     return range(DEFAULT_OPSET, onnx.defs.onnx_opset_version() + 1)
-
-
-class SkimSelection(torch.nn.Module):
-    """A graph with only some of its outputs: ``graph(...)[:, index]``."""
-
-    def __init__(self, graph, index):
-        super().__init__()
-        self.graph = graph
-        self.register_buffer("index", torch.as_tensor(index, dtype=torch.int64))
-
-    def forward(self, *inputs):
-        return self.graph(*inputs).index_select(1, self.index)
 
 
 def example_events(n_events=4, num_particles=12, seed=0):
@@ -81,11 +69,11 @@ def export_graph(model, path, *, batched=False, opset=DEFAULT_OPSET, skim_index=
         model: a model of the zoo (put in eval mode).
         path: output file.
         batched: the padded-batch graph instead of the single-event one.
-        opset: ONNX opset, in :func:`opset_range`.
+        opset: ONNX opset, in :func:`~smartbkg.export.exporter.opset_range`.
         skim_index: optional output columns to keep, in order.
 
     Raises:
-        ConfigError: an opset outside :func:`opset_range`, or a model (or an operator of it)
+        ConfigError: an opset outside :func:`~smartbkg.export.exporter.opset_range`, or a model (or an operator of it)
             without an ONNX form.
     """
     import onnx
@@ -94,10 +82,7 @@ def export_graph(model, path, *, batched=False, opset=DEFAULT_OPSET, skim_index=
         raise ConfigError(f"opset {opset} cannot be written: this onnx writes opsets "
                           f"{opset_range().start} to {opset_range().stop - 1}")
     model.eval()
-    graph = BatchGraph(model) if batched else EventGraph(model)
-    if skim_index is not None:
-        graph = SkimSelection(graph, skim_index)
-    graph.eval()
+    graph = (BatchGraph if batched else EventGraph)(model, skim_index).eval()
     inputs = padded_inputs(example_events())
     if batched:
         names = BATCH_INPUTS
@@ -157,7 +142,7 @@ def load_run(run_dir):
 
 
 def check_parity(model, exported, skim_index, n_events=8, seed=1):
-    """Max |ONNX - PyTorch| logit difference of both graphs on synthetic events (float32).
+    """Largest absolute difference of ONNX and PyTorch logits of both graphs on synthetic events (float32).
 
     Returns:
         dict with ``events`` and ``max_abs_logit_diff`` (single-event and batched graphs).
@@ -183,7 +168,7 @@ def export_run(run_dir, out, *, opset=DEFAULT_OPSET, skims=None):
     Args:
         run_dir: a run folder of ``smartbkg-train`` (with ``checkpoints/best.pt``).
         out: path of the single-event graph; its folder must exist.
-        opset: ONNX opset (:func:`opset_range`).
+        opset: ONNX opset (:func:`~smartbkg.export.exporter.opset_range`).
         skims: names of the skims to export, in output order (default: all of the run's).
 
     Returns:
@@ -192,7 +177,7 @@ def export_run(run_dir, out, *, opset=DEFAULT_OPSET, skims=None):
     Raises:
         DataError: a run folder without a finished best checkpoint, an output folder that does
             not exist, or graphs whose logits differ from PyTorch's by more than
-            :data:`PARITY_TOLERANCE`.
+            :data:`~smartbkg.export.exporter.PARITY_TOLERANCE`.
         ConfigError: an unknown skim, a bad opset, a model that cannot be exported, or a model
             trained with another PDG vocabulary than the shipped one.
     """

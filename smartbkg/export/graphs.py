@@ -37,7 +37,7 @@ def hash_modulus(ids):
     for modulus in range(max(len(ids), 1), 64 * max(len(ids), 1) ** 2 + 2):
         if len(np.unique(np.mod(ids, modulus))) == len(ids):
             return modulus
-    raise ConfigError("no perfect-hash modulus for the PDG vocabulary")  # cannot happen: M > max |id|
+    raise ConfigError("no perfect-hash modulus for the PDG vocabulary")  # cannot happen: M > 2 max abs(id) has none
 
 
 class PdgLookup(nn.Module):
@@ -112,48 +112,59 @@ def _dense_forward(model, x, tokens, mother_index, mask, event_type):
     return model.forward_dense(x, tokens, mask, adjacency, event_type)
 
 
-class EventGraph(nn.Module):
-    """One event, the Belle II interface: ``(x, pdg, mother, c)`` -> (1, S) logits.
+class ExportGraph(nn.Module):
+    """Base of the two graphs: the model, the PDG map and an optional choice of outputs.
 
     Args:
         model: a model of the zoo in eval mode (gatgap, deepsets, transformer, lorentz).
+        skim_index: optional output columns to keep, in order (default: all).
+    """
+
+    def __init__(self, model, skim_index=None):
+        super().__init__()
+        self.kind = model_kind(model)
+        self.model, self.lookup = model, PdgLookup()
+        self.register_buffer("skim_index", None if skim_index is None
+                             else torch.as_tensor(skim_index, dtype=torch.int64))
+
+    def outputs(self, logits):
+        """The chosen columns of ``logits`` (B, S)."""
+        return logits if self.skim_index is None else logits.index_select(1, self.skim_index)
+
+
+class EventGraph(ExportGraph):
+    """One event, the Belle II interface: ``(x, pdg, mother, c)`` -> (1, S) logits.
+
+    Args: as :class:`ExportGraph`.
 
     Shapes: ``x`` (N, 8) float32, ``pdg`` (N,) int64 raw PDG ids, ``mother`` (N,) int64 (-1 for
     roots), ``c`` (1,) int64 event-type code; returns (1, S) logits. N >= 1.
     """
 
-    def __init__(self, model):
-        super().__init__()
-        self.kind = model_kind(model)
-        self.model, self.lookup = model, PdgLookup()
-
     def forward(self, x, pdg, mother, c):
         tokens = self.lookup(pdg)
         mother_index = mother_or_self(mother)
         if isinstance(self.model, GATGAP):
-            return self.model.forward_event(x, tokens, mother_index, c)
-        if self.kind == "nodes":
+            logits = self.model.forward_event(x, tokens, mother_index, c)
+        elif self.kind == "nodes":
             batch_index = torch.zeros_like(mother)
-            return _nodes_forward(self.model, x, tokens, mother_index, batch_index, c, 1)
-        mask = torch.ones_like(mother, dtype=torch.bool)[None]
-        return _dense_forward(self.model, x[None], tokens[None], mother_index[None], mask, c)
+            logits = _nodes_forward(self.model, x, tokens, mother_index, batch_index, c, 1)
+        else:
+            mask = torch.ones_like(mother, dtype=torch.bool)[None]
+            logits = _dense_forward(self.model, x[None], tokens[None], mother_index[None], mask, c)
+        return self.outputs(logits)
 
 
-class BatchGraph(nn.Module):
+class BatchGraph(ExportGraph):
     """A padded batch: ``(x, pdg, mother, counts, c)`` -> (B, S) logits.
 
     The node models (gatgap, deepsets) run on the flattened batch, with the padding as isolated
     particles of an extra event that is dropped; the transformers on the padded batch with a
-    mask. Padding never changes the logits of the real events.
+    mask. Padding never changes the logits of the real events. Args: as :class:`ExportGraph`.
 
     Shapes: ``x`` (B, L, 8) float32, ``pdg`` (B, L) int64 raw PDG ids, ``mother`` (B, L) int64
     (-1 for roots), ``counts`` (B,) int64 in [1, L], ``c`` (B,) int64; returns (B, S) logits.
     """
-
-    def __init__(self, model):
-        super().__init__()
-        self.kind = model_kind(model)
-        self.model, self.lookup = model, PdgLookup()
 
     def forward(self, x, pdg, mother, counts, c):
         num_graphs, length = x.shape[0], x.shape[1]
@@ -161,10 +172,10 @@ class BatchGraph(nn.Module):
         tokens = self.lookup(pdg)
         mother_index = mother_or_self(mother, mask)
         if self.kind == "dense":
-            return _dense_forward(self.model, x, tokens, mother_index, mask, c)
+            return self.outputs(_dense_forward(self.model, x, tokens, mother_index, mask, c))
         graph = torch.arange(num_graphs, device=x.device)[:, None]
         batch_index = torch.where(mask, graph, num_graphs).reshape(-1)
         mother_index = (mother_index + graph * length).reshape(-1)
         logits = _nodes_forward(self.model, x.reshape(-1, x.shape[2]), tokens.reshape(-1),
                                 mother_index, batch_index, torch.cat([c, c[:1]]), num_graphs + 1)
-        return logits[:num_graphs]
+        return self.outputs(logits[:num_graphs])

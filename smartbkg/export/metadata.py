@@ -5,7 +5,7 @@ The split of the work (the same for the single-event and the batched graph):
 The caller (the Belle II module, or any C++/Python host) does the particle selection of
 :mod:`smartbkg.data.preprocess` with the settings in ``preprocessing.settings``: drop the
 initial-state particles, the particles produced outside the vertex box and the particles whose
-|PDG id| is listed; re-link every kept particle to its nearest kept ancestor (``mother`` is its
+absolute PDG id is listed; re-link every kept particle to its nearest kept ancestor (``mother`` is its
 index among the kept particles, -1 for a root); make production times relative to the first
 kept particle. It passes the kept particles in their record order, with the features in the
 order and units of ``node_features`` (float32), the raw PDG ids (int64) and the event-type code

@@ -27,15 +27,26 @@ from .runtime import (BATCH_INPUTS, EVENT_INPUTS, ExportedModel, batch_graph_pat
 
 #: Default ONNX opset (the lowest that PyTorch's exporter writes, for older onnxruntimes).
 DEFAULT_OPSET = 18
+#: Newest opset written: the newest PyTorch's exporter declares (torch 2.13); from 26 on the
+#: graphs of some operators (Gelu) fail the checker.
+MAX_OPSET = 23
 #: Largest absolute difference of ONNX and PyTorch logits that the export accepts (float32).
 PARITY_TOLERANCE = 1e-4
 
 
 def opset_range():
-    """The opsets ``smartbkg-export`` writes: 18 (the exporter's lowest) to onnx's newest."""
+    """The opsets ``smartbkg-export`` writes: 18 (the exporter's lowest) to :data:`MAX_OPSET`
+    (or the installed onnx's newest, if older)."""
     import onnx
 
-    return range(DEFAULT_OPSET, onnx.defs.onnx_opset_version() + 1)
+    return range(DEFAULT_OPSET, min(MAX_OPSET, onnx.defs.onnx_opset_version()) + 1)
+
+
+def check_opset(opset):
+    """Raise :class:`~smartbkg.errors.ConfigError` for an opset outside :func:`opset_range`."""
+    if opset not in opset_range():
+        raise ConfigError(f"opset {opset} cannot be written: the export writes opsets "
+                          f"{opset_range().start} to {opset_range().stop - 1}")
 
 
 def example_events(n_events=4, num_particles=12, seed=0):
@@ -78,9 +89,7 @@ def export_graph(model, path, *, batched=False, opset=DEFAULT_OPSET, skim_index=
     """
     import onnx
 
-    if opset not in opset_range():
-        raise ConfigError(f"opset {opset} cannot be written: this onnx writes opsets "
-                          f"{opset_range().start} to {opset_range().stop - 1}")
+    check_opset(opset)
     model.eval()
     graph = (BatchGraph if batched else EventGraph)(model, skim_index).eval()
     inputs = padded_inputs(example_events())
@@ -111,7 +120,12 @@ def export_graph(model, path, *, batched=False, opset=DEFAULT_OPSET, skim_index=
     found = [value.name for value in proto.graph.input]
     if found != list(names):
         raise ConfigError(f"exported graph has inputs {found}, expected {list(names)}")
-    onnx.checker.check_model(proto, full_check=True)
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except onnx.checker.ValidationError as error:
+        first = str(error).strip().splitlines()[0]
+        raise ConfigError(f"the ONNX graph of {type(model).__name__} (opset {opset}) fails "
+                          f"onnx.checker: {first[:240]}") from None
     onnx.save_model(proto, str(path))
     return proto
 
@@ -184,9 +198,7 @@ def export_run(run_dir, out, *, opset=DEFAULT_OPSET, skims=None):
     out = Path(out)
     if not out.parent.is_dir():
         raise DataError("the output folder does not exist", path=out.parent)
-    if opset not in opset_range():
-        raise ConfigError(f"opset {opset} cannot be written: this onnx writes opsets "
-                          f"{opset_range().start} to {opset_range().stop - 1}")
+    check_opset(opset)
     checkpoint, calibration = load_run(run_dir)
     info = checkpoint["model_info"]
     if info["vocab_size"] != VOCAB_SIZE:

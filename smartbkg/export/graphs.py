@@ -17,6 +17,8 @@ the model itself (which applies its fixed feature scaling); nothing else. Every 
 ONNX expresses for any N (no shape depends on the data), so N, B and L are dynamic axes.
 """
 
+import itertools
+
 import numpy as np
 import torch
 from torch import nn
@@ -31,13 +33,13 @@ from ..models.transformer import ParticleTransformer
 def hash_modulus(ids):
     """The smallest M >= len(ids) for which ``ids mod M`` are all different (a perfect hash).
 
-    For the shipped vocabulary (868 ids) M = 10916: two tables of M int64 entries.
+    For the shipped vocabulary (868 ids) M = 10916: two tables of M int64 entries. The search
+    ends: any M above twice the largest absolute id separates all ids.
     """
     ids = np.asarray(ids, dtype=np.int64)
-    for modulus in range(max(len(ids), 1), 64 * max(len(ids), 1) ** 2 + 2):
+    for modulus in itertools.count(max(len(ids), 1)):
         if len(np.unique(np.mod(ids, modulus))) == len(ids):
             return modulus
-    raise ConfigError("no perfect-hash modulus for the PDG vocabulary")  # cannot happen: M > 2 max abs(id) has none
 
 
 class PdgLookup(nn.Module):

@@ -78,7 +78,7 @@ def test_skim_selection_keeps_the_chosen_outputs_in_order(parity_events, tmp_pat
     assert np.abs(single - reference[:, [2, 0]]).max() <= PARITY_TOLERANCE
 
 
-@pytest.mark.parametrize("opset", [7, 17, 99])
+@pytest.mark.parametrize("opset", [7, 17, 24, 99])
 def test_an_opset_onnx_cannot_write_is_refused(opset, tmp_path):
     model = small_model("deepsets", {"hidden": 8, "layers": 2})
     with pytest.raises(ConfigError, match=f"opset {opset} cannot be written"):

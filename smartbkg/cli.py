@@ -59,3 +59,8 @@ def tune_main(argv=None):
 def evaluate_main(argv=None):
     """``smartbkg-evaluate``: the evaluation report of a trained run (figures, closure, both methods)."""
     sys.exit(_run("smartbkg.report.cli", argv))
+
+
+def export_main(argv=None):
+    """``smartbkg-export``: a trained run -> ONNX graphs (Belle II interface) and their JSON."""
+    sys.exit(_run("smartbkg.export.cli", argv))

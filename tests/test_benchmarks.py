@@ -154,3 +154,16 @@ def test_closure_benchmark(tmp_path):
     assert result["checks"]["label_mismatches"] == 0 and result["checks"]["max_abs_p_difference"] == 0
     assert result["comparisons"] == 1 + len(result["distributions"]["tau_generic"]) >= 11
     assert result["verdict"] in stdout and sum(result["pulls"]["counts"]) == result["pulls"]["bins"]
+
+
+def test_export_benchmark_times_onnxruntime_and_pytorch(tmp_path):
+    out = tmp_path / "export.json"
+    run_script("export", "--models", "deepsets", "--events", 6, "--source", "synthetic",
+               "--repeat", 1, "--batch-size", 4, "--out", out)
+    result = json.loads(out.read_text())
+    assert result["events"] == 6 and result["machine"]["threads"] == 1
+    assert result["command"].startswith("python benchmarks/export.py --models deepsets")
+    [run] = result["models"].values()
+    for figures in (run["event_ms"], run["batch_events_per_s"]):
+        assert set(figures) == {"onnxruntime", "pytorch"}
+        assert all(positive(value) for value in figures.values())

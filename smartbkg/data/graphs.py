@@ -107,7 +107,7 @@ def mother_index(distance):
 
 def has_mother(mother_index):
     """(N,) bool, True for the nodes that have a mother, from ``mother_index`` (N,) int64."""
-    return mother_index != torch.arange(len(mother_index), device=mother_index.device)
+    return mother_index != torch.arange(mother_index.shape[0], device=mother_index.device)
 
 
 def host_offsets(batch):

@@ -54,8 +54,16 @@ class DeepSets(nn.Module):
         init_embedding(self.event_embedding)
 
     def forward(self, batch):
-        pdg = embed(self.pdg_embedding, batch.pdg, "vocab_size")
-        h = self.phi(torch.cat([self.encode(batch.x), pdg], dim=1))
-        pooled = h.new_zeros(batch.num_graphs, h.shape[1]).index_add_(0, batch.batch, h)
-        state = self.rho(F.gelu(pooled + embed(self.event_embedding, batch.event_type, "num_event_types")))
+        return self.forward_nodes(batch.x, batch.pdg, batch.batch, batch.event_type,
+                                  batch.num_graphs)
+
+    def forward_nodes(self, x, pdg, batch_index, event_type, num_graphs):
+        """The forward on plain tensors (the ONNX export's entry, without a PyG ``Batch``).
+
+        Shapes: ``x`` (N, 8) raw node features, ``pdg`` (N,) tokens, ``batch_index`` (N,) graph
+        of each node, ``event_type`` (B,), ``num_graphs`` B; returns (B, S) logits.
+        """
+        h = self.phi(torch.cat([self.encode(x), embed(self.pdg_embedding, pdg, "vocab_size")], dim=1))
+        pooled = h.new_zeros(num_graphs, h.shape[1]).index_add_(0, batch_index, h)
+        state = self.rho(F.gelu(pooled + embed(self.event_embedding, event_type, "num_event_types")))
         return self.head(F.gelu(state))

@@ -85,6 +85,16 @@ def graph_structure(edge_index, num_nodes, mother_index=None):
     return GraphStructure(src=src[keep], dst=dst[keep])
 
 
+def event_attention_mask(mother_index):
+    """Additive attention mask (1, N, N) of one event for :meth:`TreeAttentionConv.forward_event`:
+    0 where node i receives from node j (j = i, i's mother or a daughter of i), ``-inf``
+    elsewhere; ``mother_index`` (N,) each node's mother, itself for a root."""
+    node = torch.arange(mother_index.shape[0], device=mother_index.device)
+    mother = mother_index[:, None] == node              # [i, j]: j is the mother of i (or i, a root)
+    linked = mother | mother.T | (node[:, None] == node)
+    return torch.zeros(linked.shape, device=node.device).masked_fill(~linked, float("-inf"))[None]
+
+
 def _tree(parent, has_parent):
     """The :class:`GraphStructure` of a forest: ``parent`` (N,), ``has_parent`` (N, 1) 0/1."""
     message_mask = torch.stack([torch.ones_like(has_parent), has_parent, has_parent])
@@ -127,6 +137,20 @@ class TreeAttentionConv(nn.Module):
     def edge_logits(self, x, src, dst):
         """(values (N, H*U), self logits (N, H), edge logits (E, H) of the messages src -> dst)."""
         raise NotImplementedError
+
+    def dense_logits(self, x):
+        """(values (N, H*U), logits (H, N, N) of every message j -> i at [h, i, j])."""
+        raise NotImplementedError
+
+    def forward_event(self, x, mask):
+        """The same function for one event as a dense softmax over all N x N pairs, masked by
+        ``mask`` (1, N, N) from :func:`event_attention_mask`: a few large operations instead of
+        many small ones, the fast form for one small event in the ONNX export. Returns (N, H*U).
+        """
+        values, logits = self.dense_logits(x)
+        weights = torch.softmax(logits + mask, dim=2)
+        out = weights @ values.unflatten(1, (self.heads, -1)).transpose(0, 1)    # (H, N, U)
+        return out.transpose(0, 1).flatten(1)
 
     def forward(self, x, graph):
         heads, n = self.heads, x.shape[0]
@@ -193,23 +217,30 @@ class TreeGATConv(TreeAttentionConv):
         nn.init.xavier_uniform_(self.att_dst[0])
 
     def _scores(self, x):
-        """Projected input (N, H*U) and per-node logit terms a_src, a_dst (N, H) each."""
+        """Projected input (N, H*U) and the per-node logit terms [a_src, a_dst] (N, 2H)."""
         weight = self.lin.weight.view(self.heads, self.out_channels, -1)
         att = torch.cat([torch.einsum("huf,hu->hf", weight, self.att_src[0]),
                          torch.einsum("huf,hu->hf", weight, self.att_dst[0])])   # (2H, F)
-        return self.lin(x), linear(x, att).split(self.heads, dim=1)
+        return self.lin(x), linear(x, att)
 
     def tree_logits(self, x, parent):
-        values, (a_src, a_dst) = self._scores(x)
+        values, scores = self._scores(x)
+        a_src, a_dst = scores.split(self.heads, dim=1)
         p_src, p_dst = a_src.index_select(0, parent), a_dst.index_select(0, parent)
         logits = torch.stack([a_src + a_dst, p_src + a_dst, a_src + p_dst])
         return values, F.leaky_relu(logits, self.negative_slope)
 
     def edge_logits(self, x, src, dst):
-        values, (a_src, a_dst) = self._scores(x)
+        values, scores = self._scores(x)
+        a_src, a_dst = scores.split(self.heads, dim=1)
         logits = a_src.index_select(0, src) + a_dst.index_select(0, dst)
         return (values, F.leaky_relu(a_src + a_dst, self.negative_slope),
                 F.leaky_relu(logits, self.negative_slope))
+
+    def dense_logits(self, x):
+        values, scores = self._scores(x)
+        a_src, a_dst = scores.T.split(self.heads)                                # (H, N) each
+        return values, F.leaky_relu(a_dst[:, :, None] + a_src[:, None], self.negative_slope)
 
 
 class TreeGATv2Conv(TreeAttentionConv):
@@ -259,6 +290,10 @@ class TreeGATv2Conv(TreeAttentionConv):
         return (x_l, logits(x_l + x_r),
                 logits(x_l.index_select(0, src) + x_r.index_select(0, dst)))
 
+    def dense_logits(self, x):
+        x_l, x_r, logits = self._project(x)
+        return x_l, logits(x_r[:, None] + x_l[None]).permute(2, 0, 1)
+
 
 class GlobalAttentionPooling(nn.Module):
     r"""Global attention pooling (Li et al. 2015): :math:`\mathbf{r}_b = \sum_{i \in b}
@@ -284,6 +319,10 @@ class GlobalAttentionPooling(nn.Module):
         total = weights.new_zeros(num_graphs, 1).index_add_(0, batch, weights)
         weights = weights / total.index_select(0, batch)
         return x.new_zeros(num_graphs, x.shape[1]).index_add_(0, batch, x * weights)
+
+    def forward_event(self, x):
+        """The pooling of one event, ``x`` (N, C) -> (1, C)."""
+        return torch.softmax(self.gate(x), dim=0).T @ x
 
 
 #: The graph attention layers of ``GATGAP(attention=...)``.
@@ -343,15 +382,43 @@ class GATGAP(nn.Module):
         reset_all(self)
 
     def forward(self, batch):
-        parts = [embed(self.pdg_embedding, batch.pdg, "vocab_size"), self.encode(batch.x)]
+        graph = graph_structure(batch.edge_index, batch.x.shape[0], batch.get("mother_index"))
+        return self.forward_nodes(batch.x, batch.pdg, graph, batch.batch, batch.event_type,
+                                  batch.num_graphs)
+
+    def forward_nodes(self, x, pdg, graph, batch_index, event_type, num_graphs):
+        """The forward on plain tensors (the ONNX export's entry, without a PyG ``Batch``).
+
+        Shapes: ``x`` (N, 8) raw node features, ``pdg`` (N,) tokens, ``graph`` the
+        :class:`GraphStructure` of the N nodes, ``batch_index`` (N,) graph of each node,
+        ``event_type`` (B,), ``num_graphs`` B; returns (B, S) logits.
+        """
+        return self._run(x, pdg, event_type, batch_index, lambda conv, h: conv(h, graph),
+                         lambda pool, h: pool(h, batch_index, num_graphs))
+
+    def forward_event(self, x, pdg, mother_index, event_type):
+        """One event with dense attention (:meth:`TreeAttentionConv.forward_event`): the same
+        function as :meth:`forward_nodes`, in the form the single-event ONNX graph uses.
+
+        Shapes: ``x`` (N, 8) raw node features, ``pdg`` (N,) tokens, ``mother_index`` (N,)
+        each node's mother (itself for roots), ``event_type`` (1,); returns (1, S) logits.
+        """
+        mask = event_attention_mask(mother_index)
+        return self._run(x, pdg, event_type, torch.zeros_like(pdg),
+                         lambda conv, h: conv.forward_event(h, mask),
+                         lambda pool, h: pool.forward_event(h))
+
+    def _run(self, x, pdg, event_type, batch_index, convolve, pool):
+        """The network, with ``convolve(conv, h)`` and ``pool(pooling, h)`` doing the graph
+        operations of each layer."""
+        parts = [embed(self.pdg_embedding, pdg, "vocab_size"), self.encode(x)]
         if self.event_embedding is not None:
-            parts.append(embed(self.event_embedding, batch.event_type, "num_event_types")[batch.batch])
+            parts.append(embed(self.event_embedding, event_type, "num_event_types")[batch_index])
         h = torch.cat(parts, dim=1)
-        graph = graph_structure(batch.edge_index, h.shape[0], batch.get("mother_index"))
         state = None
-        for conv, pool, update in zip(self.convs, self.pools, self.updates):
-            h = F.leaky_relu(conv(h, graph), self.activation_slope)
-            pooled = pool(h, batch.batch, batch.num_graphs)
+        for conv, pooling, update in zip(self.convs, self.pools, self.updates):
+            h = F.leaky_relu(convolve(conv, h), self.activation_slope)
+            pooled = pool(pooling, h)
             state = pooled if state is None else torch.cat([state, pooled], dim=1)
             state = F.leaky_relu(update(state), self.activation_slope)
         return self.head(state)

@@ -156,7 +156,10 @@ class Attention(nn.Module):
                               dim=-1)
                 out = self._attend(q.to(dtype), k.to(dtype), v, mask)
             out, mixed = out[..., : d // h], out[..., d // h:]
-        out = self.proj(out.transpose(1, 2).reshape(b, lq, d))
+        # an explicit copy and a view, not reshape: re-tracing for ONNX export (dynamic number of
+        # particles) can otherwise turn the reshape into a view that does not exist
+        out = out.transpose(1, 2).clone(memory_format=torch.contiguous_format)
+        out = self.proj(out.view(b, lq, d))
         return out if vectors is None else (out, mixed)
 
     def _attend(self, q, k, v, mask):

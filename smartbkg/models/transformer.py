@@ -140,11 +140,15 @@ class ParticleTransformer(nn.Module):
 
         ``pairs``: the (b, i, j) indices of :func:`real_pairs`. The pair features are symmetric,
         so each real pair i <= j (about a quarter of the padded L x L grid) is embedded once and
-        mirrored.
+        mirrored. With ``pairs`` None every cell of the grid is embedded (the same biases for
+        real pairs; padding is masked either way): the ONNX export's path.
         """
         if self.pair_embedding is None:
             return [attention_mask(mask)]
         features = self.pair_inputs(p4, mask, adjacency).permute(0, 2, 3, 1)   # (B, L, L, F)
+        if pairs is None:   # every pair of the grid: no shape that depends on the data
+            bias = self.pair_embedding(features).permute(0, 3, 1, 2)
+            return [attention_mask(mask, chunk) for chunk in bias.split(self.heads, dim=1)]
         b, i, j = pairs
         values = self.pair_embedding(features[b, i, j])
         length = mask.shape[1]
@@ -169,11 +173,22 @@ class ParticleTransformer(nn.Module):
                                  max_num_nodes=length)
         pdg, _ = to_dense_batch(batch.pdg, batch.batch, batch_size=num_graphs,
                                 max_num_nodes=length)
-        p4 = x[..., 4:8]
         adjacency = (dense_adjacency(batch.edge_index, batch.batch, batch.ptr, length)
                      if "adjacency" in self.pair_names else None)
         pairs = real_pairs(mask, num_pairs) if self.pair_embedding is not None else None
-        event = embed(self.event_embedding, batch.event_type, "num_event_types")[:, None]
+        return self.forward_dense(x, pdg, mask, adjacency, batch.event_type, pairs)
+
+    def forward_dense(self, x, pdg, mask, adjacency, event_type, pairs=None):
+        """The forward on a dense, padded batch (the ONNX export's entry, without a PyG ``Batch``).
+
+        Shapes: ``x`` (B, L, 8) raw node features, ``pdg`` (B, L) tokens, ``mask`` (B, L) bool
+        (True for real particles, which come first in every row), ``adjacency`` (B, L, L) float
+        decay-tree adjacency (None without the ``adjacency`` pair feature), ``event_type``
+        (B,), ``pairs`` as for :meth:`attention_biases`; returns (B, S) logits.
+        """
+        num_graphs = x.shape[0]
+        p4 = x[..., 4:8]
+        event = embed(self.event_embedding, event_type, "num_event_types")[:, None]
         h = self.node_embedding(self.node_inputs(x, p4)) + embed(self.pdg_embedding, pdg, "vocab_size") + event
         h = self.encode_particles(h, p4, mask, adjacency, pairs)
         cls = self.cls_token.expand(num_graphs, -1, -1) + event

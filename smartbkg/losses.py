@@ -283,10 +283,10 @@ def list_losses():
     return _REGISTRY.names()
 
 
-#: Options every loss accepts (the speedup losses use them, the others ignore them).
 #: Losses that are a mean over events, so their value does not depend on which events share a
 #: batch (unlike ``speedup``, ``entropeedup`` and DisCo, computed on the whole batch).
 PER_EVENT_LOSSES = ("entropy", "extreme")
+#: Options every loss accepts (the speedup losses use them, the others ignore them).
 SAMPLING_CONTEXT = ("eps", "t_fast", "t_nn", "t_slow", "max_weight")
 
 

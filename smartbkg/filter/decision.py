@@ -17,15 +17,10 @@ from ..metrics import speedup_formula
 
 
 class Decision(NamedTuple):
-    """What the filter decided for n events and S skims.
-
-    Attributes:
-        keep: (n,) bool, the event goes on to detector simulation and skims.
-        counts: (n, S) bool, the event counts for skim s (u < p_s; implies ``keep``).
-        p: (n, S) float64 sampling probabilities.
-        weight: (n, S) float64, 1/p where the event counts for the skim, 0 elsewhere.
-        skims: the S skim names.
-    """
+    """What the filter decided for n events and S skims: ``keep`` (n,) bool, the event goes on
+    to detector simulation and skims; ``counts`` (n, S) bool, the event counts for skim s
+    (u < p_s; implies ``keep``); ``p`` (n, S) float64 sampling probabilities; ``weight`` (n, S)
+    float64, 1/p where the event counts for the skim, 0 elsewhere; ``skims`` the S skim names."""
 
     keep: np.ndarray
     counts: np.ndarray

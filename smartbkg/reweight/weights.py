@@ -19,14 +19,9 @@ from ..metrics import effective_sample_size
 
 
 class Weights(NamedTuple):
-    """Weights of sample B and what clipping did to them.
-
-    Attributes:
-        w: (n,) float64 weights, clipped at ``clip``.
-        clip: the largest weight allowed (inf: none).
-        clipped_fraction: share of events whose weight was clipped.
-        n_eff: Kish effective sample size (sum w)^2 / sum w^2.
-    """
+    """Weights of sample B and what clipping did to them: ``w`` (n,) float64 weights, clipped at
+    ``clip`` (the largest weight allowed, inf: none); ``clipped_fraction``, the share of events
+    whose weight was clipped; ``n_eff``, the Kish effective sample size (sum w)^2 / sum w^2."""
 
     w: np.ndarray
     clip: float

@@ -1,12 +1,15 @@
 """``smartbkg-filter RUN_DIR --data PATHS --out DIR``: apply a trained run to new events.
 
     smartbkg-filter RUN_DIR --data PATH [PATH ...] --out DIR [--skims A,B] [--seed N] [--device DEV]
+                    [--backend torch|onnx --onnx MODEL.onnx]
                     [--shard K/N] [--batch-size N] [--events-per-shard N] [--event-type NAME]
                     [--format F] [--strict] [--quiet]
 
 Writes the kept events as parquet shards with ``p_<skim>`` and ``weight_<skim>`` columns and
 ``summary.json`` (see :mod:`smartbkg.filter.apply`), and prints the main figures.
 """
+
+from pathlib import Path
 
 import torch
 
@@ -26,6 +29,10 @@ def build_parser():
     add_list_argument(parser, "--skims", metavar="SKIM", help="skims to filter on (default: every skim of the run)")
     parser.add_argument("--seed", type=integer(0, SEED_MAX), default=0, help="seed of the keep decisions (default 0)")
     parser.add_argument("--device", default="cpu", help="torch device of the network (default cpu)")
+    parser.add_argument("--backend", choices=("torch", "onnx"), default="torch",
+                        help="run the network in PyTorch (default) or the run's ONNX export in onnxruntime")
+    parser.add_argument("--onnx", metavar="MODEL.onnx", help="with --backend onnx: the graph that smartbkg-export "
+                        "wrote from this run")
     parser.add_argument("--shard", metavar="K/N", help="process only shard K of N (1 <= K <= N)")
     parser.add_argument("--batch-size", type=integer(1), default=1024, help="events per network call")
     parser.add_argument("--events-per-shard", type=integer(1), default=100_000, help="kept events per output file")
@@ -45,12 +52,38 @@ def main(argv=None):
     except RuntimeError as exc:
         raise ConfigError(f"--device {args.device!r}: {exc}") from None
     flt = Filter.from_run(args.run, skims=skims, device=device, batch_size=args.batch_size)
+    if args.backend == "onnx":
+        flt.backend = onnx_backend(args.onnx, args.run, flt.model_skims)
+    elif args.onnx is not None:
+        raise ConfigError("--onnx is for --backend onnx")
     summary = apply_filter(flt, args.data, args.out, seed=args.seed, shard=args.shard,
                            events_per_shard=args.events_per_shard, format=args.format,
                            default_event_type=args.event_type, strict=args.strict, progress=not args.quiet)
     if not args.quiet:
         print(format_summary(summary))
     return 0
+
+
+def onnx_backend(model_path, run_dir, model_skims):
+    """The filter's model call on onnxruntime (:class:`smartbkg.export.OnnxBackend`) for the export
+    ``model_path`` of the run ``run_dir``: (B, S) float32 numpy logits of the run's skims.
+
+    Raises:
+        ConfigError: no ``model_path``, or an export of another run (its configuration hash or
+            skims differ from the run's).
+    """
+    from ..export import OnnxBackend, config_hash
+    from ..train.checkpoint import load_checkpoint
+
+    if model_path is None:
+        raise ConfigError("--backend onnx needs --onnx MODEL.onnx, the graph smartbkg-export wrote from the run")
+    backend = OnnxBackend(model_path, threads=1)
+    run_hash = config_hash(load_checkpoint(Path(run_dir) / "checkpoints" / "best.pt")["config"])
+    metadata = backend.model.metadata
+    if metadata.get("config_hash") != run_hash or list(backend.skims) != list(model_skims):
+        raise ConfigError(f"--onnx {model_path} is the export of another run (configuration hash or skims "
+                          f"{list(backend.skims)} differ from {run_dir}'s {list(model_skims)})")
+    return lambda batch: backend(batch).numpy()
 
 
 def format_summary(summary):

@@ -102,3 +102,19 @@ def test_readers_benchmark(tmp_path):
     results = json.loads(out.read_text())["results"]
     assert len(results) == 5
     assert all(r["events_per_s"] > 0 and r["particles_per_event"] > 0 for r in results.values())
+
+
+def test_oracle_benchmark(tmp_path):
+    out = tmp_path / "oracle.json"
+    run_script("oracle", "--events", 600, "--runs", 32, "--bootstrap", 3,
+               "--skims", "tau_generic,hadronic_b", "--out", out)
+    result = json.loads(out.read_text())
+    assert result["events"] == 600 and result["runs"] == 32 and "oracle.py" in result["command"]
+    tau = result["skims"]["tau_generic"]
+    assert set(tau["by_K"]) == {"8", "16", "32"} and set(tau["by_K_crossfit"]) == {"4", "8", "16"}
+    assert 0 < tau["retention"] < 1 and 0.5 < tau["auc"] <= 1
+    assert all(positive(tau[key]) for key in ("speedup", "speedup_err", "perfect_limit"))
+    assert all(positive(v) and v <= tau["perfect_limit"] for v in tau["by_K"].values())
+    # a skim without passing events at this size is reported as skipped, not dropped
+    hadronic = result["skims"]["hadronic_b"]
+    assert "speedup" in hadronic or "skipped" in hadronic

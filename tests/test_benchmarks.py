@@ -118,3 +118,16 @@ def test_oracle_benchmark(tmp_path):
     # a skim without passing events at this size is reported as skipped, not dropped
     hadronic = result["skims"]["hadronic_b"]
     assert "speedup" in hadronic or "skipped" in hadronic
+
+
+def test_limits_benchmark(tmp_path):
+    out = tmp_path / "limits.json"
+    run_script("limits", "--models", "deepsets", "--skims", "tau_generic", "--train-events", 300, "--epochs", 1,
+               "--threads", 1, "--cache-dir", tmp_path / "cache", "--config-dir", tmp_path / "configs", "--out", out)
+    result = json.loads(out.read_text())
+    [row] = result["rows"]
+    assert row["skim"] == "tau_generic" and row["model"] == "deepsets" and row["train_events"] == 300
+    assert 0 <= row["auc"] <= 1 and positive(row["speedup"]) and positive(row["oracle_speedup"])
+    assert row["fraction_of_oracle"] == pytest.approx(row["speedup"] / row["oracle_speedup"])
+    assert row["fraction_of_perfect"] == pytest.approx(row["speedup"] / row["perfect_limit"])
+    assert (tmp_path / "configs" / "deepsets_300.yaml").is_file() and "gpu_command" in result

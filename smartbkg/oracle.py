@@ -35,6 +35,9 @@ import numpy as np
 from .errors import ConfigError, DataError
 from .metrics import T_FAST, T_NN, T_SLOW, _array, _labels, auc, speedup_formula, speedup_function
 from .sampling import _floor
+from .simulation.beams import Beams
+from .simulation.detector import DetectorConfig, reconstruct
+from .simulation.skims import SKIMS, apply_skims
 
 
 # ----------------------------------------------------------------------------- re-running the detector
@@ -66,10 +69,6 @@ def pass_counts(table, n_runs, seed, *, checkpoints=None, skims=None, beams=None
     Returns:
         dict k -> (n_events, n_skims) int32 pass counts after the first k runs.
     """
-    from .simulation.beams import Beams
-    from .simulation.detector import DetectorConfig, reconstruct
-    from .simulation.skims import SKIMS, apply_skims
-
     if not isinstance(n_runs, (int, np.integer)) or n_runs < 1:
         raise ConfigError(f"number of detector runs must be a positive integer, got {n_runs!r}")
     checkpoints = sorted(set([n_runs] if checkpoints is None else map(int, checkpoints)))

@@ -167,3 +167,32 @@ def test_export_benchmark_times_onnxruntime_and_pytorch(tmp_path):
     for figures in (run["event_ms"], run["batch_events_per_s"]):
         assert set(figures) == {"onnxruntime", "pytorch"}
         assert all(positive(value) for value in figures.values())
+
+
+def test_oracle_benchmark(tmp_path):
+    out = tmp_path / "oracle.json"
+    run_script("oracle", "--events", 600, "--runs", 32, "--bootstrap", 3,
+               "--skims", "tau_generic,hadronic_b", "--out", out)
+    result = json.loads(out.read_text())
+    assert result["events"] == 600 and result["runs"] == 32 and "oracle.py" in result["command"]
+    tau = result["skims"]["tau_generic"]
+    assert set(tau["by_K"]) == {"8", "16", "32"} and set(tau["by_K_crossfit"]) == {"4", "8", "16"}
+    assert 0 < tau["retention"] < 1 and 0.5 < tau["auc"] <= 1
+    assert all(positive(tau[key]) for key in ("speedup", "speedup_err", "perfect_limit"))
+    assert all(positive(v) and v <= tau["perfect_limit"] for v in tau["by_K"].values())
+    # a skim without passing events at this size is reported as skipped, not dropped
+    hadronic = result["skims"]["hadronic_b"]
+    assert "speedup" in hadronic or "skipped" in hadronic
+
+
+def test_limits_benchmark(tmp_path):
+    out = tmp_path / "limits.json"
+    run_script("limits", "--models", "deepsets", "--skims", "tau_generic", "--train-events", 300, "--epochs", 1,
+               "--threads", 1, "--cache-dir", tmp_path / "cache", "--config-dir", tmp_path / "configs", "--out", out)
+    result = json.loads(out.read_text())
+    [row] = result["rows"]
+    assert row["skim"] == "tau_generic" and row["model"] == "deepsets" and row["train_events"] == 300
+    assert 0 <= row["auc"] <= 1 and positive(row["speedup"]) and positive(row["oracle_speedup"])
+    assert row["fraction_of_oracle"] == pytest.approx(row["speedup"] / row["oracle_speedup"])
+    assert row["fraction_of_perfect"] == pytest.approx(row["speedup"] / row["perfect_limit"])
+    assert (tmp_path / "configs" / "deepsets_300.yaml").is_file() and "gpu_command" in result

@@ -29,6 +29,7 @@ class DeepSets(nn.Module):
         pdg_dim: width of the PDG embedding.
         hidden: width of the hidden layers of phi and rho.
         layers: number of hidden layers of phi (rho has one fewer, at least one).
+        detector_features: add the particles' :func:`~smartbkg.models.layers.detector_features`.
 
     Attributes:
         head: the final linear layer (hidden -> S), as in the other models (fine-tuning replaces it).
@@ -38,12 +39,12 @@ class DeepSets(nn.Module):
     """
 
     def __init__(self, *, num_skims=1, num_event_types=NUM_EVENT_TYPES, vocab_size=None, pdg_dim=16,
-                 hidden=128, layers=3):
+                 hidden=128, layers=3, detector_features=False):
         super().__init__()
-        self.encode = NodeFeatureEncoding()
+        self.encode = NodeFeatureEncoding(detector_features)
         self.pdg_embedding = nn.Embedding(vocab_size or default_vocab_size(), pdg_dim)
         self.event_embedding = nn.Embedding(num_event_types, hidden)
-        self.phi = MLP((8 + pdg_dim,) + (hidden,) * layers)
+        self.phi = MLP((self.encode.out_features + pdg_dim,) + (hidden,) * layers)
         self.rho = MLP((hidden,) * max(layers - 1, 2))
         self.head = Linear(hidden, num_skims)
         self.reset_parameters()

@@ -349,6 +349,7 @@ class GATGAP(nn.Module):
             default, as in the Belle II model).
         attention: ``"gat"`` (:class:`TreeGATConv`, as Belle II) or ``"gatv2"``
             (:class:`TreeGATv2Conv`).
+        detector_features: add the particles' :func:`~smartbkg.models.layers.detector_features`.
 
     Forward: a PyG ``Batch`` (contract: ``x`` (N, 8), ``pdg`` (N,), ``mother_index`` (N,) or
     else ``edge_index`` (2, E), ``batch`` (N,), ``event_type`` (B,)) -> (B, S) logits. With
@@ -359,17 +360,17 @@ class GATGAP(nn.Module):
 
     def __init__(self, *, num_skims=1, num_event_types=NUM_EVENT_TYPES, vocab_size=None, units=32, heads=4,
                  layers=6, pdg_dim=8, event_dim=0, negative_slope=0.2, activation_slope=0.01,
-                 attention="gat"):
+                 attention="gat", detector_features=False):
         super().__init__()
         if attention not in ATTENTION_LAYERS:
             raise ConfigError(f"attention must be one of {', '.join(ATTENTION_LAYERS)}, "
                               f"not {attention!r}")
         conv = ATTENTION_LAYERS[attention]
         self.activation_slope = activation_slope
-        self.encode = NodeFeatureEncoding()
+        self.encode = NodeFeatureEncoding(detector_features)
         self.pdg_embedding = nn.Embedding(vocab_size or default_vocab_size(), pdg_dim)
         self.event_embedding = nn.Embedding(num_event_types, event_dim) if event_dim else None
-        width, state = 8 + pdg_dim + event_dim, 0
+        width, state = self.encode.out_features + pdg_dim + event_dim, 0
         self.convs, self.pools, self.updates = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
         for _ in range(layers):
             self.convs.append(conv(width, units, heads, negative_slope))

@@ -65,17 +65,58 @@ class Linear(nn.Linear):
 
 
 class NodeFeatureEncoding(nn.Module):
-    r"""The fixed map :math:`\operatorname{asinh}(x / s)` of the raw node features (no parameters).
+    r"""The fixed map :math:`\operatorname{asinh}(x / s)` of the raw node features (no parameters),
+    optionally followed by the :func:`detector_features` of each particle.
 
-    Shapes: ``x`` (..., 8) raw features in the contract's order -> (..., 8) encoded.
+    Args:
+        detector_features: append the :data:`DETECTOR_FEATURES` of :func:`detector_features`.
+
+    Shapes: ``x`` (..., 8) raw features in the contract's order -> (..., ``out_features``)
+    encoded, ``out_features`` = 8 or 13.
     """
 
-    def __init__(self):
+    def __init__(self, detector_features=False):
         super().__init__()
         self.register_buffer("scales", torch.tensor(NODE_SCALES), persistent=False)
+        self.detector_features = detector_features
+        self.out_features = len(NODE_SCALES) + (len(DETECTOR_FEATURES) if detector_features else 0)
 
     def forward(self, x):
-        return torch.asinh(x / self.scales)
+        encoded = torch.asinh(x / self.scales)
+        return torch.cat([encoded, detector_features(x)], dim=-1) if self.detector_features else encoded
+
+
+#: Names of the columns of :func:`detector_features`.
+DETECTOR_FEATURES = ("asinh_pt", "cos_theta", "asinh_d0", "asinh_z0", "asinh_r_xy")
+#: Scales of :func:`detector_features`: the fast detector's track thresholds, pT 0.05 GeV, impact
+#: parameters d0 0.5 cm and z0 2 cm, and 1 cm for the production radius.
+DETECTOR_SCALES = (0.05, 0.5, 2.0, 1.0)
+
+
+def detector_features(x):
+    r"""What the detector response of a particle depends on, from its raw node features.
+
+    :math:`\operatorname{asinh}(p_T / 0.05)`, :math:`\cos\theta = p_z / |p|` (0 at rest),
+    :math:`\operatorname{asinh}(d_0 / 0.5)` and :math:`\operatorname{asinh}(z_0 / 2)` of the
+    straight line from the production vertex along the momentum (distance of closest approach to
+    the beam line and its z there, cm, as the tracking acceptance of the embedded detector), and
+    :math:`\operatorname{asinh}(r_{xy} / 1)` of the production vertex: products and ratios of the
+    raw features that a network would otherwise have to learn. Rotations about the beam axis
+    leave them unchanged.
+
+    Shapes: ``x`` (..., 8) raw features [prodTime, x, y, z, E, px, py, pz] -> (..., 5).
+    """
+    vx, vy, vz, px, py, pz = (x[..., k] for k in (1, 2, 3, 5, 6, 7))
+    pt2 = px * px + py * py
+    pt, p = torch.sqrt(pt2), torch.sqrt(pt2 + pz * pz)
+    moving, transverse = p > 0, pt2 > 0
+    cos_theta = torch.where(moving, pz / torch.where(moving, p, torch.ones_like(p)), torch.zeros_like(p))
+    safe_pt = torch.where(transverse, pt, torch.ones_like(pt))
+    d0 = torch.where(transverse, (vx * py - vy * px) / safe_pt, torch.hypot(vx, vy))
+    z0 = torch.where(transverse, vz - (vx * px + vy * py) * pz / (safe_pt * safe_pt), vz)
+    s_pt, s_d0, s_z0, s_r = DETECTOR_SCALES
+    return torch.stack([torch.asinh(pt / s_pt), cos_theta, torch.asinh(d0 / s_d0), torch.asinh(z0 / s_z0),
+                        torch.asinh(torch.hypot(vx, vy) / s_r)], dim=-1)
 
 
 def encode_invariant(value):
@@ -249,7 +290,8 @@ def count_parameters(module):
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
-__all__ = ["NODE_SCALES", "INVARIANT_SCALE", "linear", "Linear", "NodeFeatureEncoding",
+__all__ = ["NODE_SCALES", "INVARIANT_SCALE", "DETECTOR_FEATURES", "DETECTOR_SCALES", "detector_features", "linear", "Linear",
+           "NodeFeatureEncoding",
            "encode_invariant", "MLP", "attention_mask", "Attention", "SelfAttentionBlock",
            "ClassAttentionBlock", "reset_all", "init_embedding", "embed", "count_parameters",
            "default_vocab_size"]

@@ -12,6 +12,7 @@ TINY_MODELS = [
     ("gatgap", dict(units=8, heads=2, layers=2)),
     ("gatgap", dict(units=8, heads=2, layers=2, event_dim=4)),
     ("gatgap", dict(units=8, heads=2, layers=2, attention="gatv2")),
+    ("gatgap", dict(units=8, heads=2, layers=2, detector_features=True)),
     ("transformer", dict(dim=16, heads=2, blocks=2, cls_blocks=1, pair_hidden=8)),
     ("transformer", dict(dim=16, heads=2, blocks=2, cls_blocks=1, pair_hidden=8,
                          pair_bias="per_block",
@@ -24,6 +25,7 @@ TINY_MODELS = [
     ("lorentz", dict(dim=16, heads=2, blocks=2, cls_blocks=1, pair_hidden=8, invariant=False,
                      adjacency=False)),
     ("deepsets", dict(hidden=16, layers=2)),
+    ("deepsets", dict(hidden=16, layers=2, detector_features=True)),
 ]
 
 
@@ -31,7 +33,7 @@ def model_id(param):
     name, cfg = param
     return name + "".join(f"-{k}={v}" for k, v in cfg.items() if k in
                           ("event_dim", "attention", "pair_bias", "pair_features",
-                           "vector_update", "invariant"))
+                           "vector_update", "invariant", "detector_features"))
 
 
 @pytest.fixture(params=TINY_MODELS, ids=[model_id(p) for p in TINY_MODELS])

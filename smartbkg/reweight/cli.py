@@ -20,6 +20,7 @@ import numpy as np
 from ..cli_args import SEED_MAX, ArgumentParser, add_list_argument, integer
 from ..data.event_variables import DISCRETE
 from ..errors import ConfigError, DataError
+from ..models import list_models
 from .classifier import CLASSIFIERS
 
 
@@ -30,7 +31,9 @@ def build_parser():
     parser.add_argument("--example", action="store_true",
                         help="the embedded example: Pythia 8 Z -> hadrons, Monash into an alternative tune")
     parser.add_argument("--out", required=True, type=Path, help="report folder (new or empty)")
-    parser.add_argument("--classifier", choices=CLASSIFIERS, default="gbdt")
+    parser.add_argument("--classifier", default="gbdt", metavar="NAME",
+                        help=f"{', '.join(CLASSIFIERS)} on event-level features (default gbdt), or a smartbkg "
+                             "model (deepsets, gatgap, transformer, lorentz) on the decay trees of event files")
     parser.add_argument("--ensemble", type=integer(1), default=1, help="classifiers averaged (default 1)")
     parser.add_argument("--clip", type=float, default=None, help="largest weight (default: no clipping)")
     parser.add_argument("--seed", type=integer(0, SEED_MAX), default=1)
@@ -79,7 +82,8 @@ def _feature_table(paths):
 
 
 def load_features(paths, cm_energy=None):
-    """{name: (n,) array} of the files ``paths``: event files or feature tables (see the module)."""
+    """(table or None, {name: (n,) array}) of the files ``paths``: event files (their table and
+    event variables) or feature tables (None and their columns); see the module."""
     from ..data.event_variables import event_variables
     from ..data.readers import read_events
     from ..simulation.beams import Beams
@@ -89,11 +93,11 @@ def load_features(paths, cm_energy=None):
     if missing:
         raise DataError(f"input not found: {', '.join(missing)}")
     if all(p.is_file() and _is_feature_table(p) for p in paths):
-        return _feature_table(paths)
+        return None, _feature_table(paths)
     table = read_events(paths)
     beams = Beams() if cm_energy is None else Beams(cm_energy / 2, cm_energy / 2, 0.0)
     values = event_variables(table, beams)
-    return {k: v for k, v in values.items() if k != "event_type"}
+    return table, {k: v for k, v in values.items() if k != "event_type"}
 
 
 def main(argv=None):
@@ -101,6 +105,9 @@ def main(argv=None):
     out = args.out
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ConfigError(f"--out {out} exists and is not an empty folder")
+    if args.classifier not in CLASSIFIERS and args.classifier not in list_models():
+        raise ConfigError(f"--classifier {args.classifier!r}: choose {', '.join(CLASSIFIERS)} or a model of "
+                          f"{', '.join(list_models())}")
     if (args.clip is not None and not 0 < args.clip < float("inf")) or not 0 < args.test_fraction < 1:
         raise ConfigError("--clip must be a finite number > 0 and --test-fraction in (0, 1)")
     if args.example:
@@ -114,14 +121,22 @@ def main(argv=None):
         if not (args.a and args.b):
             raise ConfigError("give both samples (--a and --b), or --example")
         from .report import write_report
-        from .reweighting import reweight_samples
+        from .reweighting import reweight_samples, reweight_tables
 
-        a, b = load_features(args.a, args.events_cm_energy), load_features(args.b, args.events_cm_energy)
+        (table_a, a), (table_b, b) = (load_features(args.a, args.events_cm_energy),
+                                      load_features(args.b, args.events_cm_energy))
         for name, features in (("A", a), ("B", b)):
             if not features or len(next(iter(features.values()))) == 0:
                 raise DataError(f"sample {name} has no events")
-        result = reweight_samples(a, b, kind=args.classifier, ensemble=args.ensemble, clip=args.clip,
-                                  test_fraction=args.test_fraction, seed=args.seed, discrete=DISCRETE)
+        options = {"ensemble": args.ensemble, "clip": args.clip, "test_fraction": args.test_fraction,
+                   "seed": args.seed, "discrete": DISCRETE}
+        if args.classifier in CLASSIFIERS:
+            result = reweight_samples(a, b, kind=args.classifier, **options)
+        elif table_a is None or table_b is None:
+            raise ConfigError(f"--classifier {args.classifier} classifies decay trees: give event files, "
+                              "not feature tables")
+        else:
+            result = reweight_tables(table_a, table_b, a, b, model=args.classifier, **options)
         summary = write_report(out, result)
     before, after = summary["auc_before"], summary["auc_after"]
     print(f"second-classifier AUC {before['auc']:.4f} +- {before['auc_err']:.4f} before, "

@@ -13,7 +13,8 @@ the Monash sample to each value of :data:`FIT_SCAN`.
 from ..data.event_variables import DESCRIPTIONS, DISCRETE, event_variables
 from .fit import fit_parameter
 from .report import write_report
-from .reweighting import reweight_samples
+from .classifier import CLASSIFIERS
+from .reweighting import reweight_samples, reweight_tables
 from .zpole import Z_BEAMS, generate_z_hadrons
 
 #: The alternative settings (sample A); sample B is the Monash tune.
@@ -39,6 +40,8 @@ def run_example(out, *, events=20000, seed=1, kind="gbdt", ensemble=1, clip=None
     """Generate the two samples, reweight B into A, write the report (and fit alpha_s).
 
     Args:
+        kind: an event-level classifier (:data:`smartbkg.reweight.classifier.CLASSIFIERS`) or
+            the registry name of a graph model, which classifies the decay trees.
         out: report folder.
         events: events per sample (half of each trains the classifier, half tests the weights).
         seed: seed of everything (samples, splits, classifiers); each sample has its own stream.
@@ -49,10 +52,14 @@ def run_example(out, *, events=20000, seed=1, kind="gbdt", ensemble=1, clip=None
         the report summary (as in ``report.json``).
     """
     progress(f"generating {events} Z -> hadrons events with the variation (A) and with Monash (B)")
-    a = z_features(generate_z_hadrons(events, seed, VARIATION))
-    b = z_features(generate_z_hadrons(events, seed + 1))
+    table_a, table_b = generate_z_hadrons(events, seed, VARIATION), generate_z_hadrons(events, seed + 1)
+    a, b = z_features(table_a), z_features(table_b)
     progress(f"training the {kind} classifier and reweighting")
-    result = reweight_samples(a, b, kind=kind, ensemble=ensemble, clip=clip, seed=seed, discrete=DISCRETE)
+    if kind in CLASSIFIERS:
+        result = reweight_samples(a, b, kind=kind, ensemble=ensemble, clip=clip, seed=seed, discrete=DISCRETE)
+    else:  # a graph model on the decay trees
+        result = reweight_tables(table_a, table_b, a, b, model=kind, ensemble=ensemble, clip=clip, seed=seed,
+                                 discrete=DISCRETE)
     result.settings.update({"sample_a": {"process": "e+e- -> Z -> hadrons", **VARIATION},
                             "sample_b": {"process": "e+e- -> Z -> hadrons", "tune": "Monash"}})
     fitted = None

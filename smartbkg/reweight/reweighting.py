@@ -70,6 +70,37 @@ def _split(n, test_fraction, rng):
     return np.sort(order[n_test:]), np.sort(order[:n_test])
 
 
+def _matrices(features_a, features_b):
+    """(names, (n_a, F) array, (n_b, F) array) of two feature dicts with the same names."""
+    names = list(features_a)
+    if sorted(names) != sorted(features_b):
+        only_a, only_b = sorted(set(features_a) - set(features_b)), sorted(set(features_b) - set(features_a))
+        raise DataError(f"the two samples have different features (only in A: {only_a}; only in B: {only_b})")
+    if not names:
+        raise DataError("no features to reweight with")
+    xa = np.stack([np.asarray(features_a[k], dtype=np.float64) for k in names], axis=1)
+    xb = np.stack([np.asarray(features_b[k], dtype=np.float64) for k in names], axis=1)
+    if len(xa) < 2 or len(xb) < 2:
+        raise DataError(f"each sample needs at least 2 events, got {len(xa)} (A) and {len(xb)} (B)")
+    return names, xa, xb
+
+
+def _splits(n_a, n_b, test_fraction, seed):
+    """((train_a, test_a), (train_b, test_b)) index arrays, seeded."""
+    rng = np.random.default_rng(seed)
+    return _split(n_a, test_fraction, rng), _split(n_b, test_fraction, rng)
+
+
+def _evaluate(names, xa, xb, test_a, test_b, weights, settings, seed, discrete, bins):
+    result = ReweightResult(names, test_a, test_b, weights, settings=settings)
+    for j, name in enumerate(names):
+        for target, w in ((result.before, None), (result.after, weights.w)):
+            target[name] = compare_histograms(xa[test_a, j], xb[test_b, j], w, bins=bins, discrete=name in discrete)
+    result.auc_before = classifier_test(xa[test_a], xb[test_b], seed=seed + 1000)
+    result.auc_after = classifier_test(xa[test_a], xb[test_b], weights.w, seed=seed + 1000)
+    return result
+
+
 def reweight_samples(features_a, features_b, *, kind="gbdt", ensemble=1, clip=None, test_fraction=0.5, seed=0,
                      discrete=(), bins=30):
     """Weights that turn B into A, trained on one part of the events and evaluated on the rest.
@@ -85,27 +116,40 @@ def reweight_samples(features_a, features_b, *, kind="gbdt", ensemble=1, clip=No
     Returns:
         :class:`ReweightResult`.
     """
-    names = list(features_a)
-    if sorted(names) != sorted(features_b):
-        only_a, only_b = sorted(set(features_a) - set(features_b)), sorted(set(features_b) - set(features_a))
-        raise DataError(f"the two samples have different features (only in A: {only_a}; only in B: {only_b})")
-    if not names:
-        raise DataError("no features to reweight with")
-    xa = np.stack([np.asarray(features_a[k], dtype=np.float64) for k in names], axis=1)
-    xb = np.stack([np.asarray(features_b[k], dtype=np.float64) for k in names], axis=1)
-    if len(xa) < 2 or len(xb) < 2:
-        raise DataError(f"each sample needs at least 2 events, got {len(xa)} (A) and {len(xb)} (B)")
-    rng = np.random.default_rng(seed)
-    train_a, test_a = _split(len(xa), test_fraction, rng)
-    train_b, test_b = _split(len(xb), test_fraction, rng)
+    names, xa, xb = _matrices(features_a, features_b)
+    (train_a, test_a), (train_b, test_b) = _splits(len(xa), len(xb), test_fraction, seed)
     models = train_classifiers(xa[train_a], xb[train_b], kind, ensemble=ensemble, seed=seed)
     weights = classifier_weights(predict_q(models, xb[test_b]), len(train_a), len(train_b), clip=clip)
-    result = ReweightResult(names, test_a, test_b, weights,
-                            settings={"classifier": kind, "ensemble": ensemble, "clip": clip, "seed": seed,
-                                      "test_fraction": test_fraction, "events": {"a": len(xa), "b": len(xb)}})
-    for j, name in enumerate(names):
-        for target, w in ((result.before, None), (result.after, weights.w)):
-            target[name] = compare_histograms(xa[test_a, j], xb[test_b, j], w, bins=bins, discrete=name in discrete)
-    result.auc_before = classifier_test(xa[test_a], xb[test_b], seed=seed + 1000)
-    result.auc_after = classifier_test(xa[test_a], xb[test_b], weights.w, seed=seed + 1000)
-    return result
+    settings = {"classifier": kind, "ensemble": ensemble, "clip": clip, "seed": seed, "test_fraction": test_fraction,
+                "events": {"a": len(xa), "b": len(xb)}}
+    return _evaluate(names, xa, xb, test_a, test_b, weights, settings, seed, discrete, bins)
+
+
+def reweight_tables(table_a, table_b, features_a, features_b, *, model="deepsets", options=None, epochs=8,
+                    ensemble=1, clip=None, test_fraction=0.5, seed=0, discrete=(), bins=30):
+    """As :func:`reweight_samples`, with a smartbkg graph model on the decay trees as the classifier.
+
+    The classifier sees the whole decay tree of every event
+    (:func:`smartbkg.reweight.graph_classifier.graph_classifier_q`); the weights are judged, as
+    always, in the event-level ``features_a`` / ``features_b`` of the test halves (computed from
+    the same events, in the same order as the tables).
+
+    Args:
+        table_a, table_b: :class:`~smartbkg.data.table.EventTable` of the two samples (same event
+            types).
+        model, options, epochs: the registry name of the graph model, its options and the
+            training epochs.
+    """
+    from .graph_classifier import graph_classifier_q
+
+    names, xa, xb = _matrices(features_a, features_b)
+    if (len(xa), len(xb)) != (len(table_a), len(table_b)):
+        raise DataError(f"features of {len(xa)} and {len(xb)} events for tables of {len(table_a)} and "
+                        f"{len(table_b)} events")
+    (train_a, test_a), (train_b, test_b) = _splits(len(xa), len(xb), test_fraction, seed)
+    q = graph_classifier_q(table_a.take(train_a), table_b.take(train_b), table_b.take(test_b), model=model,
+                           options=options, epochs=epochs, ensemble=ensemble, seed=seed)
+    weights = classifier_weights(q, len(train_a), len(train_b), clip=clip)
+    settings = {"classifier": model, "options": dict(options or {}), "epochs": epochs, "ensemble": ensemble,
+                "clip": clip, "seed": seed, "test_fraction": test_fraction, "events": {"a": len(xa), "b": len(xb)}}
+    return _evaluate(names, xa, xb, test_a, test_b, weights, settings, seed, discrete, bins)

@@ -36,3 +36,15 @@ def test_bad_input_is_one_line(tmp_path):
         done = run(*args, "--out", tmp_path / "out")
         assert done.returncode == 2, (args, done.stderr)
         assert done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
+
+
+def test_graph_model_classifier_on_decay_trees(tmp_path):
+    """The example with a smartbkg graph model (DeepSets on the decay trees) as the classifier."""
+    out = tmp_path / "report"
+    done = run("--example", "--events", 600, "--out", out, "--seed", 4, "--classifier", "deepsets")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((out / "report.json").read_text())
+    assert summary["settings"]["classifier"] == "deepsets" and summary["test_events"] == {"a": 300, "b": 300}
+    assert 0 < summary["weights"]["n_eff_fraction"] <= 1 and summary["weights"]["mean"] > 0
+    bad = run("--a", tmp_path / "x.csv", "--b", tmp_path / "y.csv", "--out", tmp_path / "o", "--classifier", "nope")
+    assert bad.returncode == 2 and "--classifier 'nope'" in bad.stderr

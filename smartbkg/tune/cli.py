@@ -12,7 +12,8 @@ import optuna
 
 from ..cli_args import SEED32_MAX, ArgumentParser, add_list_argument, integer
 from ..errors import ConfigError
-from ..train.config import RunConfig, apply_override, parse_assignment, read_config_file
+from ..train.cli import given_options
+from ..train.config import RunConfig
 from .objective import OBJECTIVES
 from .space import default_space, load_space
 from .study import PRUNERS, run_study
@@ -56,12 +57,7 @@ def build_parser():
 
 def base_config(args):
     """The trials' common :class:`~smartbkg.train.config.RunConfig` of parsed arguments."""
-    values = read_config_file(args.config) if args.config else {}
-    overrides = {key: getattr(args, dest) for dest, key in FLAG_KEYS.items() if getattr(args, dest) is not None}
-    overrides.update(parse_assignment(text) for text in args.assignments)
-    for key, value in overrides.items():
-        apply_override(values, key, value)
-    return RunConfig.from_dict(values)
+    return RunConfig.from_dict(given_options(args, FLAG_KEYS))
 
 
 def main(argv=None):

@@ -287,6 +287,7 @@ def list_losses():
 #: Losses that are a mean over events, so their value does not depend on which events share a
 #: batch (unlike ``speedup``, ``entropeedup`` and DisCo, computed on the whole batch).
 PER_EVENT_LOSSES = ("entropy", "extreme")
+#: Options of the sampling context a loss may take: the retention eps, the timings and max_weight.
 SAMPLING_CONTEXT = ("eps", "t_fast", "t_nn", "t_slow", "max_weight")
 
 

@@ -1,7 +1,7 @@
 """Length bucketing: batches of events with similar particle counts.
 
 A model that pads every event of a batch to the batch's longest event (the transformer and the
-Lorentz-invariant attention, :func:`smartbkg.models.layers.dense_layout`) spends its attention on
+Lorentz-invariant attention, :func:`smartbkg.models.transformer.dense_layout`) spends its attention on
 ``B * max_n^2`` pairs while the events hold ``sum n_i^2``. Sorting events by length before they
 are cut into batches makes the batches homogeneous and removes most of the padding.
 

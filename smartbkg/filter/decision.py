@@ -19,7 +19,7 @@ from ..metrics import speedup_formula
 class Decision(NamedTuple):
     """What the filter decided for n events and S skims.
 
-    Attributes:
+    Fields (a named tuple):
         keep: (n,) bool, the event goes on to detector simulation and skims.
         counts: (n, S) bool, the event counts for skim s (u < p_s; implies ``keep``).
         p: (n, S) float64 sampling probabilities.

@@ -19,11 +19,11 @@ from .classifier import cross_fitted_q
 class HistogramComparison(NamedTuple):
     """A against normalised, weighted B in one variable.
 
-    Attributes:
+    Fields (a named tuple):
         edges: (bins + 1,); a, a_err: counts of A and sqrt(sum of A's weights^2);
         b, b_err: B's weighted counts scaled to A's total, with errors;
         chi2: sum over bins with content of (a - b)^2 / (a_err^2 + b_err^2); ndf: those bins - 1
-            (the normalisation); p_value: P(chi2(ndf) >= chi2).
+        (the normalisation); p_value: P(chi2(ndf) >= chi2).
     """
 
     edges: np.ndarray

@@ -20,9 +20,11 @@ from .zpole import Z_BEAMS, generate_z_hadrons
 VARIATION = {"TimeShower:alphaSvalue": 0.16, "StringZ:aLund": 0.8, "StringFlav:probStoUD": 0.275}
 #: Event-level features the classifier sees (all event variables but the constant event type).
 FEATURES = tuple(name for name in DESCRIPTIONS if name != "event_type")
-#: The fitted parameter, its scanned values and the value of the pseudo-data.
+#: The fitted parameter.
 FIT_PARAMETER = "TimeShower:alphaSvalue"
+#: The values of the fitted parameter the Monash sample is reweighted to.
 FIT_SCAN = (0.120, 0.130, 0.140, 0.150, 0.160)
+#: The parameter value of the pseudo-data sample.
 FIT_TRUTH = 0.145
 
 

@@ -21,7 +21,7 @@ from ..metrics import effective_sample_size
 class Weights(NamedTuple):
     """Weights of sample B and what clipping did to them.
 
-    Attributes:
+    Fields (a named tuple):
         w: (n,) float64 weights, clipped at ``clip``.
         clip: the largest weight allowed (inf: none).
         clipped_fraction: share of events whose weight was clipped.

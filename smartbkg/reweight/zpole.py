@@ -21,8 +21,9 @@ from ..simulation.pythia import TAU0_MAX_MM, PythiaBatches
 from ..simulation.record import collapse_record, to_belle2_lab
 from ..simulation.rng import CounterRNG
 
-#: The Z mass [GeV] (PDG 2024) and symmetric beams at the Z pole (no crossing angle).
+#: The Z mass [GeV] (PDG 2024).
 Z_MASS = 91.1876
+#: Symmetric beams at the Z pole (each of energy Z_MASS / 2), no crossing angle.
 Z_BEAMS = Beams(e_minus=Z_MASS / 2, e_plus=Z_MASS / 2, crossing_angle=0.0)
 #: The event type name of the Z-pole samples.
 EVENT_TYPE = "z_hadrons"

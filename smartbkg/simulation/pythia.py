@@ -190,7 +190,7 @@ class PythiaGenerator(PythiaBatches):
     Args:
         event_type: one of the seven type names.
         e_cm: centre-of-mass energy [GeV].
-        max_batch: the largest batch :meth:`generate` will be asked for.
+        max_batch: the largest batch :meth:`PythiaBatches.generate` will be asked for.
     """
 
     #: What the ``Beams:LHEF`` setting shows in the generator's settings (the real file is per batch).

@@ -24,6 +24,9 @@ from .errors import ConfigError
 
 #: Largest seed a command takes: seeds are non-negative 63-bit integers.
 SEED_MAX = 2**63 - 1
+#: Largest seed of the commands whose seeds go to scikit-learn or Optuna (NumPy's legacy
+#: ``RandomState``, which takes 32-bit seeds).
+SEED32_MAX = 2**32 - 1
 
 
 class ArgumentParser(argparse.ArgumentParser):

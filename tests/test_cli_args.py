@@ -8,7 +8,7 @@ from smartbkg import __version__
 from smartbkg.cli_args import ArgumentParser, add_list_argument, integer
 from smartbkg.errors import ConfigError
 
-SCRIPTS = ("convert", "generate", "train")
+SCRIPTS = ("classify", "convert", "evaluate", "filter", "generate", "reweight", "train", "tune")
 
 
 def _parser():

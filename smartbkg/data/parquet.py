@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 
 from ..errors import DataError
 from .checks import label_values, located, metadata_json, parse_metadata, reject_events, reporting
-from .table import EVENT_TYPES, FLOAT_FIELDS, EventTable, skim_names
+from .table import EVENT_TYPES, FLOAT_FIELDS, EventTable, outside_integer_range, skim_names
 
 FORMAT_VERSION = 1
 METADATA_KEY = b"smartbkg"
@@ -362,11 +362,7 @@ def _values(column, kind, path, name, nulls=False, offsets=None, event_id=None):
     values = column.to_numpy(zero_copy_only=False)
     if kind in _INTEGER_RANGE and (values.dtype.kind == "f" or values.dtype.itemsize * 8 > int(kind[3:])
                                    or values.dtype == np.uint64):
-        limits = _INTEGER_RANGE[kind]
-        with np.errstate(invalid="ignore"):
-            bad = (values < limits.min) | (values > limits.max)
-            if values.dtype.kind == "f":
-                bad |= values != np.round(values)  # NaN included
+        bad = outside_integer_range(values, _INTEGER_RANGE[kind])
         if bad.any():
             i = int(np.argmax(bad))
             event = None

@@ -115,11 +115,7 @@ class EventTable:
         values = np.asarray(self.particles[name])
         if values.dtype == np.int32 or values.dtype == np.bool_ or not values.size:
             return
-        limits = np.iinfo(np.int32)
-        with np.errstate(invalid="ignore"):
-            bad = (values < limits.min) | (values > limits.max)
-            if values.dtype.kind == "f":
-                bad |= values != np.round(values)  # NaN included
+        bad = outside_integer_range(values, np.iinfo(np.int32))
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             event = int(np.searchsorted(self.offsets, i, side="right")) - 1
@@ -309,3 +305,20 @@ def ragged_arange(starts, counts):
     ends = np.cumsum(counts)
     shift = np.repeat(starts - (ends - counts), counts)
     return np.arange(total, dtype=np.int64) + shift
+
+
+def outside_integer_range(values, limits):
+    """(n,) bool mask of the ``values`` that an integer type cannot hold exactly.
+
+    Args:
+        values: (n,) numeric array; limits: the type's :class:`numpy.iinfo`.
+
+    Returns:
+        True where a value lies outside [``limits.min``, ``limits.max``] or is no whole number
+        (NaN included).
+    """
+    with np.errstate(invalid="ignore"):
+        bad = (values < limits.min) | (values > limits.max)
+        if values.dtype.kind == "f":
+            bad |= values != np.round(values)  # NaN included
+    return bad

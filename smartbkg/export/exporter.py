@@ -19,7 +19,7 @@ from ..errors import ConfigError, DataError
 from ..models.layers import count_parameters
 from ..sampling import Calibration
 from ..train.checkpoint import load_checkpoint
-from ..train.loop import _instantiate
+from ..train.loop import instantiate_model
 from .graphs import BatchGraph, EventGraph, model_kind
 from .metadata import build_metadata, write_metadata
 from .runtime import (BATCH_INPUTS, EVENT_INPUTS, ExportedModel, batch_graph_path, metadata_path,
@@ -213,7 +213,7 @@ def export_run(run_dir, out, *, opset=DEFAULT_OPSET, skims=None):
     if missing:
         raise DataError(f"the best checkpoint has no calibration for skim(s) {missing}",
                         path=Path(run_dir) / "checkpoints" / "best.pt")
-    model = _instantiate(info)
+    model = instantiate_model(info)
     model.load_state_dict(checkpoint["model"])
     model.eval()
     model_kind(model)

@@ -36,7 +36,7 @@ from ..data.readers import expand_paths, iter_events
 from ..data.table import EventTable
 from ..errors import ConfigError, DataError
 from ..locking import locked_folder
-from ..simulation.production import _new_output_directory
+from ..simulation.production import new_output_directory
 from ..simulation.rng import CounterRNG
 from ..train.logging import write_json
 from .decision import shared_uniform, union_speedup
@@ -165,7 +165,7 @@ def apply_filter(flt, inputs, out, *, seed=0, shard=None, events_per_shard=100_0
     report = ReadReport()
     chunks = iter_events(files, format=format, default_event_type=default_event_type, strict=strict,
                          chunk_events=chunk_events, report=report, **read_options)
-    out = _new_output_directory(out)
+    out = new_output_directory(out)
     with locked_folder(out):  # one writer per output folder
         tally = FilterTally(flt.skims)
         writer = _ShardWriter(out, events_per_shard)

@@ -3,8 +3,9 @@
 A run folder written by ``smartbkg-train`` holds everything the filter needs: the best
 checkpoint (model weights and ``model_info``: architecture, skims, event types, vocabulary
 size), the resolved configuration (the preprocessing) and ``calibration.json`` (logit ->
-sampling probability per skim). :meth:`Filter.from_run` loads them and checks that they fit
-together and fit this installation (the PDG vocabulary). The filter then maps raw events
+sampling probability per skim). :meth:`Filter.from_run` loads them with
+:func:`smartbkg.train.run_folder.load_run`, which checks that they fit together and fit this
+installation (the PDG vocabulary). The filter then maps raw events
 (an :class:`~smartbkg.data.table.EventTable`, as any reader returns it) to sampling
 probabilities, and :meth:`Filter.decide` draws the keep decisions with one shared uniform
 number per event (:mod:`smartbkg.filter.decision`).
@@ -16,9 +17,7 @@ The model call is one small function, ``logits = backend(batch)`` (:class:`Torch
 another runtime (e.g. an exported ONNX graph) can replace it.
 """
 
-import json
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,17 +26,9 @@ from ..data.dataset import prepare_events
 from ..data.graphs import GraphStore
 from ..data.loader import plan_batches
 from ..data.table import EventTable
-from ..data.vocab import VOCAB_SIZE
 from ..errors import ConfigError, DataError
-from ..sampling import Calibration
-from ..train.checkpoint import load_checkpoint
-from ..train.config import RunConfig
-from ..train.data import _preprocess_config
-from ..train.loop import _instantiate
+from ..train.run_folder import load_run
 from .decision import shared_uniform
-
-CALIBRATION_FILE = "calibration.json"
-CHECKPOINT = Path("checkpoints") / "best.pt"
 
 
 class TorchBackend:
@@ -116,34 +107,13 @@ class Filter:
                 not match, skims the run did not train.
             DataError: a missing or unreadable checkpoint.
         """
-        run_dir = Path(run_dir)
-        if not run_dir.is_dir():
-            raise ConfigError(f"run folder {run_dir} does not exist")
-        calibration_path = run_dir / CALIBRATION_FILE
-        if not calibration_path.is_file():
-            raise ConfigError(f"run folder {run_dir} has no {CALIBRATION_FILE}: the run has not finished "
-                              "(training fits the calibration at the end)")
-        state = load_checkpoint(run_dir / CHECKPOINT)
-        info = state["model_info"]
-        if info["vocab_size"] != VOCAB_SIZE:
-            raise ConfigError(f"run folder {run_dir}: the network was trained with a PDG vocabulary of "
-                              f"{info['vocab_size']} tokens, this smartbkg has {VOCAB_SIZE}; use the smartbkg "
-                              "version the run was trained with")
-        calibrations = _read_calibrations(calibration_path)
-        if sorted(calibrations) != sorted(info["skims"]):
-            raise ConfigError(f"{calibration_path} calibrates skims {sorted(calibrations)}, the network predicts "
-                              f"{list(info['skims'])}: the calibration belongs to another run")
-        config = RunConfig.from_dict(state["config"])
-        try:
-            model = _instantiate(info)
-            model.load_state_dict(state["model"])
-        except (RuntimeError, KeyError, TypeError) as exc:
-            raise ConfigError(f"run folder {run_dir}: the checkpoint does not fit its model_info "
-                              f"({str(exc).splitlines()[0][:200]})") from None
-        t = config.train
-        return cls(TorchBackend(model, device), info["skims"], info["event_types"], calibrations,
-                   _preprocess_config(config.data.preprocess), skims=skims, batch_size=batch_size,
-                   timings={"t_fast": t.t_fast, "t_nn": t.t_nn, "t_slow": t.t_slow})
+        return cls.of_run(load_run(run_dir), skims=skims, device=device, batch_size=batch_size)
+
+    @classmethod
+    def of_run(cls, run, *, skims=None, device="cpu", batch_size=1024):
+        """The filter of a loaded :class:`~smartbkg.train.run_folder.Run` (see :meth:`from_run`)."""
+        return cls(TorchBackend(run.model, device), run.skims, run.event_types, run.calibrations, run.preprocess,
+                   skims=skims, batch_size=batch_size, timings=run.timings)
 
     # ------------------------------------------------------------------ scoring
     def prepare(self, table):
@@ -256,12 +226,3 @@ class Filter:
         events = self.timing["events"]
         return 1e3 * self.timing["network"] / events if events else float("nan")
 
-
-def _read_calibrations(path):
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read {path} ({exc})") from None
-    if not isinstance(data, dict) or not data:
-        raise ConfigError(f"{path} holds no calibration (expected {{skim: calibration}})")
-    return {skim: Calibration.from_dict(c) for skim, c in data.items()}

@@ -10,7 +10,7 @@ Z gamma at 13 TeV, with the feature-token transformer, a feed-forward network an
 import math
 from pathlib import Path
 
-from ..cli_args import SEED_MAX, ArgumentParser, integer
+from ..cli_args import SEED32_MAX, ArgumentParser, integer
 from ..errors import ConfigError
 
 
@@ -21,7 +21,7 @@ def main(argv=None):
     parser.add_argument("--background", type=integer(1), default=60000, help="background events to generate")
     parser.add_argument("--epochs", type=integer(1), default=10)
     parser.add_argument("--disco-lambda", type=float, default=10.0, help="DisCo strength of the decorrelated model")
-    parser.add_argument("--seed", type=integer(0, SEED_MAX), default=1)
+    parser.add_argument("--seed", type=integer(0, SEED32_MAX - 1000), default=1)
     args = parser.parse_args(argv)
     if args.out.exists() and (not args.out.is_dir() or any(args.out.iterdir())):
         raise ConfigError(f"--out {args.out} exists and is not an empty folder")

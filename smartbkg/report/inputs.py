@@ -1,93 +1,23 @@
 """What an evaluation report starts from: a finished run folder and labelled events.
 
-:func:`load_run` reads a run folder written by ``smartbkg-train`` (the best checkpoint, its
-configuration and ``calibration.json``); :func:`load_inputs` reads the events to evaluate on,
-preprocesses them as the run did, computes the network's logits and the generator-level event
-variables (:mod:`smartbkg.data.event_variables`) of every event, aligned row by row.
+:func:`smartbkg.train.run_folder.load_run` reads a run folder written by
+``smartbkg-train`` (the best checkpoint, its configuration and ``calibration.json``);
+:func:`load_inputs` reads the events to evaluate on, preprocesses and scores them as the filter
+does (:class:`smartbkg.filter.Filter`), and computes the generator-level event variables
+(:mod:`smartbkg.data.event_variables`) of every event, aligned row by row.
 
 The calibration of a run is fitted on its validation split; give data the run did not train or
 calibrate on (e.g. a sample generated with another seed) for an unbiased report.
 """
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
-import torch
 
-from ..data.dataset import prepare_events
 from ..data.event_variables import event_variables
-from ..data.graphs import GraphStore
 from ..data.readers import read_events
 from ..errors import ConfigError, DataError
-from ..sampling import Calibration
-from ..train.checkpoint import load_checkpoint
-from ..train.config import RunConfig
-from ..train.data import _preprocess_config
-from ..train.loop import _instantiate
-
-CALIBRATION_FILE = "calibration.json"
-CHECKPOINT = Path("checkpoints") / "best.pt"
-
-
-@dataclass
-class Run:
-    """A finished training run.
-
-    Attributes:
-        path: the run folder; config: its :class:`~smartbkg.train.config.RunConfig`;
-        model: the best model (eval mode, CPU); model_info: its architecture, skims, event types;
-        calibrations: {skim: :class:`~smartbkg.sampling.Calibration`}.
-    """
-
-    path: Path
-    config: RunConfig
-    model: torch.nn.Module
-    model_info: dict
-    calibrations: dict
-
-    @property
-    def skims(self):
-        return tuple(self.model_info["skims"])
-
-    @property
-    def timings(self):
-        """The run's times per event in ms, a dict with the keys t_fast, t_nn and t_slow."""
-        t = self.config.train
-        return {"t_fast": t.t_fast, "t_nn": t.t_nn, "t_slow": t.t_slow}
-
-
-def load_run(run_dir):
-    """The :class:`Run` in ``run_dir``.
-
-    Raises:
-        smartbkg.errors.ConfigError: no such folder, or no ``calibration.json`` (a run that did not finish), a
-            calibration of other skims than the network's.
-        smartbkg.errors.DataError: a missing or unreadable checkpoint.
-    """
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise ConfigError(f"run folder {run_dir} does not exist")
-    calibration_path = run_dir / CALIBRATION_FILE
-    if not calibration_path.is_file():
-        raise ConfigError(f"run folder {run_dir} has no {CALIBRATION_FILE}: the run has not finished "
-                          "(training fits the calibration at the end)")
-    try:
-        data = json.loads(calibration_path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{calibration_path}: unreadable ({exc})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{calibration_path}: expected an object skim -> calibration")
-    calibrations = {skim: Calibration.from_dict(entry) for skim, entry in data.items()}
-    state = load_checkpoint(run_dir / CHECKPOINT)
-    info = state["model_info"]
-    if sorted(calibrations) != sorted(info["skims"]):
-        raise ConfigError(f"{calibration_path} calibrates skims {sorted(calibrations)}, the network predicts "
-                          f"{list(info['skims'])}: the calibration belongs to another run")
-    model = _instantiate(info)
-    model.load_state_dict(state["model"])
-    return Run(run_dir, RunConfig.from_dict(state["config"]), model.eval(), info, calibrations)
+from ..filter import Filter
 
 
 @dataclass
@@ -118,7 +48,7 @@ def load_inputs(run, data, *, skims=None, batch_size=512):
     """Read, preprocess and score the events ``data`` with the network of ``run``.
 
     Args:
-        run: :class:`Run`.
+        run: :class:`~smartbkg.train.run_folder.Run` (:func:`~smartbkg.train.run_folder.load_run`).
         data: event files or folders (any format :func:`~smartbkg.data.read_events` reads) with
             skim labels.
         skims: skims to evaluate (default every skim of the run).
@@ -143,28 +73,19 @@ def load_inputs(run, data, *, skims=None, batch_size=512):
         raise DataError(f"the data's event types {list(table.event_types)} differ from the run's "
                         f"{list(run.model_info['event_types'])}")
     table = table.select_skims(run.skims)
-    prepared, good, _, _ = prepare_events(table, preprocess=_preprocess_config(run.config.data.preprocess),
-                                          strict=False, validate=False)
-    logits = _logits(run.model, GraphStore(prepared), batch_size)
-    columns = [run.skims.index(s) for s in skims]
+    scorer = Filter.of_run(run, skims=skims, batch_size=batch_size)
+    store, good = scorer.prepare(table)
+    if not len(store):
+        raise DataError("no event to evaluate (none has particles after the preprocessing)")
+    logits = scorer.logits_of_store(store).astype(np.float64)
     raw = table[np.flatnonzero(good)]
-    y = raw.labels[:, columns].astype(np.float64)
+    y = raw.labels[:, scorer.columns].astype(np.float64)
     for j, skim in enumerate(skims):
         n_pass = int(y[:, j].sum())
         if n_pass in (0, len(y)):
             raise DataError(f"the data has no {'passing' if n_pass == 0 else 'failing'} events of skim {skim!r} "
                             f"({len(y)} events)", field=skim)
     weight = np.ones(len(raw)) if raw.weight is None else raw.weight.astype(np.float64)
-    return Inputs(skims, logits[:, columns], y, weight, event_variables(raw), read_report.read,
+    return Inputs(skims, logits, y, weight, event_variables(raw), read_report.read,
                   read_report.read - len(table), int((~good).sum()))
 
-
-@torch.no_grad()
-def _logits(model, store, batch_size):
-    """(n, S) float64 logits of every event of ``store``, in order."""
-    n = len(store)
-    groups = [torch.arange(lo, min(lo + batch_size, n)) for lo in range(0, n, batch_size)]
-    parts = [model(batch).double().numpy() for batch in store.batches(groups)]
-    if not parts:
-        raise DataError("no event to evaluate (none has particles after the preprocessing)")
-    return np.concatenate(parts)

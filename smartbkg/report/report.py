@@ -22,10 +22,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
+from ..train.run_folder import load_run
 from .analysis import ALPHA, Options, analyse_skim
 from .figures import skim_figures
 from .html import render, summary_rows
-from .inputs import load_inputs, load_run
+from .inputs import load_inputs
 
 #: Keys of an oracle limit entry (one per skim) in an oracle JSON file.
 ORACLE_KEYS = ("speedup", "speedup_err", "perfect_limit")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cli_args import SEED_MAX, ArgumentParser, add_list_argument, integer
+from ..cli_args import SEED32_MAX, ArgumentParser, add_list_argument, integer
 from ..data.event_variables import DISCRETE
 from ..errors import ConfigError, DataError
 from ..models import list_models
@@ -36,7 +36,7 @@ def build_parser():
                              "model (deepsets, gatgap, transformer, lorentz) on the decay trees of event files")
     parser.add_argument("--ensemble", type=integer(1), default=1, help="classifiers averaged (default 1)")
     parser.add_argument("--clip", type=float, default=None, help="largest weight (default: no clipping)")
-    parser.add_argument("--seed", type=integer(0, SEED_MAX), default=1)
+    parser.add_argument("--seed", type=integer(0, SEED32_MAX - 1000), default=1)
     parser.add_argument("--test-fraction", type=float, default=0.5, help="share held out to evaluate (0.5)")
     parser.add_argument("--events-cm-energy", type=float, default=None, metavar="GEV",
                         help="sqrt(s) of event-file inputs with symmetric beams (default: the Belle II beams)")

@@ -382,7 +382,7 @@ def produce(output, n_events, seed=0, types=None, mix="cross-section", workers=1
     from ..filter.shard import parse_shard
 
     shard = parse_shard(shard)
-    output = _new_output_directory(output)
+    output = new_output_directory(output)
     stats = None
     if preprocess:
         from ..data.preprocess import PreprocessStats, preprocess_with_mask
@@ -444,8 +444,8 @@ def produce(output, n_events, seed=0, types=None, mix="cross-section", workers=1
     return metadata
 
 
-def _new_output_directory(output):
-    """Create the output directory of :func:`produce`, which must not exist or be empty.
+def new_output_directory(output):
+    """Create an output directory (of :func:`produce`, of the filter), which must not exist or be empty.
 
     Returns:
         the directory as a :class:`~pathlib.Path`.

@@ -107,7 +107,7 @@ def build_parser():
 
 def resolve_config(args):
     """The :class:`RunConfig` of parsed arguments (without ``--resume``)."""
-    given = _given(args)
+    given = given_options(args)
     config = RunConfig.from_dict(given)
     if config.out is None:
         config.out = str(Path("runs") / f"{config.model.name}-{config.loss.name}-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -115,10 +115,16 @@ def resolve_config(args):
     return config
 
 
-def _given(args):
-    """The options set explicitly (config file, then flags, then ``--set``) as a nested dict."""
+def given_options(args, flag_keys=FLAG_KEYS):
+    """The options set explicitly (``--config`` file, then flags, then ``--set``) as a nested dict.
+
+    Args:
+        args: parsed arguments with ``config`` (a YAML file or None), ``assignments`` (the
+            ``--set KEY=VALUE`` texts) and the destinations of ``flag_keys``.
+        flag_keys: {flag destination: dotted config key} (default: those of ``smartbkg-train``).
+    """
     values = read_config_file(args.config) if args.config else {}
-    for key, value in _overrides(args).items():
+    for key, value in config_overrides(args, flag_keys).items():
         apply_override(values, key, value)
     return values
 
@@ -140,9 +146,11 @@ def _check_init_from(config, model):
                           f"architecture is {info['name']!r} with options {info['options']}: drop them")
 
 
-def _overrides(args):
+def config_overrides(args, flag_keys=FLAG_KEYS):
+    """{dotted config key: value} of the flags given (``flag_keys``, see :func:`given_options`), then
+    of ``--set`` (which wins)."""
     overrides = {}
-    for dest, key in FLAG_KEYS.items():
+    for dest, key in flag_keys.items():
         value = getattr(args, dest)
         if value is not None:
             overrides[key] = value
@@ -153,7 +161,7 @@ def _overrides(args):
 def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.resume:
-        overrides = _overrides(args)
+        overrides = config_overrides(args)
         if overrides.get("out") == args.resume:
             del overrides["out"]
         fixed = sorted(k for k in overrides if k not in RESUMABLE)

@@ -97,7 +97,7 @@ def build_splits(data_cfg, run_dir, *, ctx, quiet=False):
     if paths is None:
         paths = [str(embedded_sample(d, run_dir, ctx=ctx, quiet=quiet))]
         skims = skims or list(EMBEDDED_DEFAULT_SKIMS)
-    preprocess = _preprocess_config(d.preprocess)
+    preprocess = preprocess_config(d.preprocess)
     if not d.in_memory and d.val_path is None:
         raise ConfigError("streaming training data (data.in_memory: false) needs separate validation files "
                           "(data.val_path)")
@@ -236,7 +236,16 @@ def embedded_sample(data_cfg, run_dir, *, ctx, quiet=False):
     return folder
 
 
-def _preprocess_config(options):
+def preprocess_config(options):
+    """The :class:`~smartbkg.data.preprocess.PreprocessConfig` of a run's ``data.preprocess`` options.
+
+    Args:
+        options: the ``data.preprocess`` dict of a :class:`~smartbkg.train.config.RunConfig`;
+            ``enabled: false`` turns the preprocessing off, the other keys are the config's fields.
+
+    Returns:
+        the config, or None when the preprocessing is off (raw events).
+    """
     if options.get("enabled", True) is False:
         return None
     return PreprocessConfig.from_dict({k: v for k, v in options.items() if k != "enabled"})

@@ -140,19 +140,19 @@ class Trainer:
         """
         t = self.config.train
         if model_info is not None:
-            return _instantiate(model_info), model_info
+            return instantiate_model(model_info), model_info
         data = {"skims": self.skims, "event_types": list(self.splits.event_types),
                 "num_event_types": len(self.splits.event_types), "vocab_size": self.splits.vocab_size}
         if t.init_from is None:
             info = {"name": self.config.model.name, "options": dict(self.config.model.options), **data}
-            return _instantiate(info), info
+            return instantiate_model(info), info
         source = load_checkpoint(t.init_from)
         info = dict(source["model_info"])
         if info["event_types"] != data["event_types"] or info["vocab_size"] != data["vocab_size"]:
             raise ConfigError(f"train.init_from {t.init_from}: the checkpoint was trained with event types "
                               f"{info['event_types']} and vocabulary {info['vocab_size']}, the data has "
                               f"{data['event_types']} and {data['vocab_size']}")
-        model = _instantiate(info)
+        model = instantiate_model(info)
         load_model_state(model, source["model"], t.init_from)
         reset = t.reset_head if t.reset_head is not None else info["skims"] != self.skims
         if not reset and info["skims"] != self.skims:
@@ -516,7 +516,18 @@ def _loss_fn(loss, epoch):
     return loss_fn
 
 
-def _instantiate(info):
+def instantiate_model(info):
+    """A fresh (untrained) model of the architecture a checkpoint's ``model_info`` describes.
+
+    Args:
+        info: the ``model_info`` dict of a checkpoint: ``name`` (registered model), ``options``
+            (its keyword arguments), ``skims`` (one output per skim), ``num_event_types`` and
+            ``vocab_size``.
+
+    Returns:
+        the :class:`torch.nn.Module` built by :func:`smartbkg.models.build_model`; load the
+        weights into it.
+    """
     return build_model(info["name"], num_skims=len(info["skims"]), num_event_types=info["num_event_types"],
                        vocab_size=info["vocab_size"], **info["options"])
 

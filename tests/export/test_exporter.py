@@ -11,7 +11,7 @@ from smartbkg.errors import ConfigError
 from smartbkg.export.exporter import PARITY_TOLERANCE, export_graph, load_run
 from smartbkg.export.runtime import (BATCH_INPUTS, EVENT_INPUTS, batch_graph_path, inference_session,
                                      padded_inputs)
-from smartbkg.train.loop import _instantiate
+from smartbkg.train.loop import instantiate_model
 
 
 def onnx_event_logits(session, events):
@@ -54,7 +54,7 @@ def test_exported_run_equals_pytorch_from_1_to_200_particles(exported_run, train
                                                              parity_events):
     path, _ = exported_run
     checkpoint, _ = load_run(trained_run)
-    model = _instantiate(checkpoint["model_info"])
+    model = instantiate_model(checkpoint["model_info"])
     model.load_state_dict(checkpoint["model"])
     reference = torch_logits(model, parity_events)
     assert {len(e["pdg"]) for e in parity_events} >= {1, MAX_PARTICLES}

@@ -7,12 +7,12 @@ from export_cases import UNKNOWN_PDG, events_batch
 from smartbkg.data.graphs import GraphStore
 from smartbkg.export.exporter import PARITY_TOLERANCE, load_run
 from smartbkg.export.runtime import OnnxBackend, padded_inputs
-from smartbkg.train.loop import _instantiate
+from smartbkg.train.loop import instantiate_model
 
 
 def test_backend_gives_the_torch_logits_on_batches(exported_run, trained_run, pythia_table):
     checkpoint, _ = load_run(trained_run)
-    model = _instantiate(checkpoint["model_info"])
+    model = instantiate_model(checkpoint["model_info"])
     model.load_state_dict(checkpoint["model"])
     model.eval()
     backend = OnnxBackend(exported_run[0])

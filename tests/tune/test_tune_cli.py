@@ -4,6 +4,7 @@ import pytest
 import yaml
 
 from smartbkg.cli import tune_main
+from smartbkg.tune.cli import build_parser
 
 
 def run(argv, capsys):
@@ -43,6 +44,9 @@ def test_print_space_shows_the_resolved_space(space_file, capsys):
     ("storage", "error: cannot use the storage postgresql://nobody:***@127.0.0.1:1/none: "),
     ("dialect", "error: cannot use the storage nosuchdb://x: "),
     ("missing", "error: smartbkg-tune: --trials and --study required"),
+    ("trials", "error: smartbkg-tune: argument --trials: expected an integer >= 1, got '0'"),
+    ("seed", "error: smartbkg-tune: argument --seed: expected an integer in [0, 4294967295], got '4294967296'"),
+    ("worker seed", "error: smartbkg-tune: worker k seeds its sampler with --seed + k, which must stay <= 4294967295"),
 ])
 def test_bad_input_is_one_line_and_exit_2(case, message, space_file, tmp_path, capsys):
     argv = {"model": ["--model", "nosuchnet", "--trials", 1, "--study", "s"],
@@ -51,7 +55,19 @@ def test_bad_input_is_one_line_and_exit_2(case, message, space_file, tmp_path, c
             "storage": ["--model", "deepsets", "--trials", 1, "--study", "s",
                         "--storage", "postgresql://nobody:secret@127.0.0.1:1/none"],
             "dialect": ["--model", "deepsets", "--trials", 1, "--study", "s", "--storage", "nosuchdb://x"],
-            "missing": ["--model", "deepsets"]}[case]
+            "missing": ["--model", "deepsets"],
+            "trials": ["--model", "deepsets", "--trials", 0, "--study", "s"],
+            "seed": ["--model", "deepsets", "--trials", 1, "--study", "s", "--seed", 2**32],
+            "worker seed": ["--model", "deepsets", "--trials", 1, "--study", "s", "--seed", 2**32 - 1,
+                            "--workers", 2]}[case]
     code, err, _ = run([*argv, "--dir", tmp_path], capsys)
     assert code == 2 and err.startswith(message) and err.count("\n") == 1, err
     assert "secret" not in err
+
+
+def test_list_options_take_spaces_and_commas():
+    args = build_parser().parse_args(["--data", "a.parquet", "b,1.parquet", "--skims", "x,y", "z",
+                                      "--objective", "speedup", "t_nn"])
+    assert args.data == ["a.parquet", "b,1.parquet"] and args.skims == ["x", "y", "z"]
+    assert args.objective == ["speedup", "t_nn"]
+    assert build_parser().parse_args(["--objective", "auc,speedup"]).objective == ["auc", "speedup"]

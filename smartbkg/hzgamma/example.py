@@ -163,7 +163,7 @@ def _sculpting_figure(results, path):
     import mplhep
 
     plt.style.use(mplhep.style.ROOT)
-    fig, ax = plt.subplots(figsize=(8, 6))
+    fig, ax = plt.subplots(figsize=(10, 7))
     first = results["sculpting"]["transformer"]
     ax.stairs(first["before"], first["edges"], color="k", label="background, no cut")
     for name, colour, label in (("transformer", "tab:blue", "transformer (lambda = 0)"),
@@ -173,7 +173,8 @@ def _sculpting_figure(results, path):
                   label=f"{label}: 10 % of bkg, {cut['signal_efficiency']:.0%} of signal")
     ax.set_xlabel(r"$m_{\ell\ell\gamma}$ [GeV]")
     ax.set_ylabel("normalised background")
-    ax.legend(fontsize="small")
+    ax.set_ylim(0, 1.45 * max(max(results["sculpting"][n]["after"]) for n in results["sculpting"]))
+    ax.legend(fontsize="x-small", loc="upper right")
     fig.savefig(path, dpi=80, bbox_inches="tight")
     plt.close(fig)
 

@@ -270,7 +270,14 @@ print(f"trained again from best_config.yaml: test AUC {summary['auc']:.4f}, test
 print(f"same figures as the trial: {summary == trial_summary}")"""),
 ]
 
-NOTEBOOKS["optuna_study.ipynb"] = OPTUNA_STUDY
+
+
+def optuna_study(full=False):
+    """The Optuna study notebook's cells (one size: a small study that runs in a few minutes)."""
+    return OPTUNA_STUDY
+
+
+NOTEBOOKS["optuna_study.ipynb"] = optuna_study
 
 
 def build(name, cells):

@@ -1,4 +1,4 @@
-"""A finished run folder read back: :func:`load_run`.
+"""A finished run folder read back: :func:`smartbkg.train.run_folder.load_run`.
 
 A run folder written by ``smartbkg-train`` holds the best checkpoint ``checkpoints/best.pt``
 (model weights and ``model_info``: architecture, skims, event types, vocabulary size), the

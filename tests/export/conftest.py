@@ -4,7 +4,7 @@ its export, generated once per session."""
 import numpy as np
 import pytest
 
-from export_cases import MAX_PARTICLES, UNKNOWN_PDG, joined_event, table_event
+from tests.export.export_cases import MAX_PARTICLES, UNKNOWN_PDG, joined_event, table_event
 from smartbkg.data.preprocess import preprocess
 from smartbkg.data.readers import read_events
 

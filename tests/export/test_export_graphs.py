@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from export_cases import EXPORTED_MODELS, MODEL_IDS, events_batch, small_model, torch_logits
+from tests.export.export_cases import EXPORTED_MODELS, MODEL_IDS, events_batch, small_model, torch_logits
 from smartbkg.data.pair_features import dense_adjacency
 from smartbkg.data.vocab import PDG_IDS, pdg_to_token
 from smartbkg.export.graphs import (BatchGraph, EventGraph, PdgLookup, hash_modulus, mother_or_self,

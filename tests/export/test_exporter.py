@@ -5,7 +5,7 @@ import onnx
 import pytest
 import torch
 
-from export_cases import (EXPORTED_MODELS, MODEL_IDS, MAX_PARTICLES, events_batch, small_model,
+from tests.export.export_cases import (EXPORTED_MODELS, MODEL_IDS, MAX_PARTICLES, events_batch, small_model,
                           torch_logits)
 from smartbkg.errors import ConfigError
 from smartbkg.export.exporter import PARITY_TOLERANCE, export_graph, load_run

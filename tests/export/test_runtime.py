@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from export_cases import UNKNOWN_PDG, events_batch
+from tests.export.export_cases import UNKNOWN_PDG, events_batch
 from smartbkg.data.graphs import GraphStore
 from smartbkg.export.exporter import PARITY_TOLERANCE, load_run
 from smartbkg.export.runtime import OnnxBackend, padded_inputs

@@ -266,7 +266,7 @@ class Trainer:
             self.config.to_yaml(self.run_dir / "config.yaml")
         self.logger = RunLogger(self.run_dir, enabled=self.ctx.is_main, purge_step=self.epoch + 1,
                                 purge_optimizer_step=self.step + 1)
-        if self.epoch > 0 and (self.stopped or self.epoch >= t.epochs) and self.ctx.is_main:
+        if self.epoch > 0 and (self.stopped or self.epoch >= t.epochs) and self.ctx.is_main and not t.silent:
             print(f"{self.run_dir}: {self._nothing_to_train()}", file=sys.stderr)
         try:
             while self.epoch < t.epochs and not self.stopped:

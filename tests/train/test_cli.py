@@ -177,6 +177,8 @@ def test_quiet_prints_the_final_line_and_warnings_silent_prints_nothing(sample_d
     assert any(w.startswith("the test set has") for w in summary["warnings"])
     code, err, out = run([*base, "--out", str(tmp_path / "silent"), "--silent"], capsys)
     assert (code, err, out) == (0, "", "")
+    code, err, out = run(["--resume", str(tmp_path / "silent"), "--silent"], capsys)  # nothing left to train
+    assert (code, err, out) == (0, "", "")
 
 
 PLUGIN = '''

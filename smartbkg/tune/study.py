@@ -108,6 +108,10 @@ def trial_counts(trials):
     return counts
 
 
+#: Tries to open an RDB storage whose tables another worker is creating at the same moment.
+SCHEMA_ATTEMPTS = 5
+
+
 def open_storage(url, study_dir, *, heartbeat=30, max_retry=3):
     """The Optuna storage of ``url`` (``None``: the journal file ``study_dir/journal.log``).
 
@@ -129,14 +133,21 @@ def open_storage(url, study_dir, *, heartbeat=30, max_retry=3):
     driver_url = url
     if url.startswith("postgresql://") and not _importable("psycopg") and _importable("psycopg2"):
         driver_url = "postgresql+psycopg2://" + url[len("postgresql://"):]  # SQLAlchemy 2.1 defaults to psycopg 3
-    try:
-        with warnings.catch_warnings():  # the heartbeat options are experimental in Optuna
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(driver_url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat,
-                                              grace_period=3 * heartbeat,
-                                              heartbeat_stale_trial_callback=_retry_callback(max_retry))
-    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as exc:
-        raise ConfigError(f"cannot use the storage {_safe_url(url)}: {_first_line(exc)}") from None
+    for attempt in range(SCHEMA_ATTEMPTS):
+        try:
+            with warnings.catch_warnings():  # the heartbeat options are experimental in Optuna
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(driver_url, engine_kwargs=engine_kwargs,
+                                                  heartbeat_interval=heartbeat, grace_period=3 * heartbeat,
+                                                  heartbeat_stale_trial_callback=_retry_callback(max_retry))
+        except sqlalchemy.exc.IntegrityError as exc:
+            # Workers that start together on a new database all create Optuna's tables; the
+            # losers of that race see a unique violation and find the tables there a moment later.
+            if attempt == SCHEMA_ATTEMPTS - 1:
+                raise ConfigError(f"cannot use the storage {_safe_url(url)}: {_first_line(exc)}") from None
+            time.sleep(0.5 * (attempt + 1))
+        except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as exc:
+            raise ConfigError(f"cannot use the storage {_safe_url(url)}: {_first_line(exc)}") from None
 
 
 def open_study(name, storage, settings, *, sampler=None, pruner=None):

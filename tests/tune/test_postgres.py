@@ -110,3 +110,26 @@ def test_a_killed_workers_trial_is_failed_by_the_heartbeat_and_retried(postgres,
     counts = trial_counts(list(trials.values()))
     assert (counts.complete, counts.retried, counts.finished, counts.running) == (2, 1, 2, 0)
     assert "2/2 trials: 2 complete, 0 pruned, 0 failed (1 retried)" in out
+
+
+def test_workers_starting_together_on_a_new_database_all_open_it(postgres):
+    """Workers that start at once on an empty database race to create Optuna's tables; each one
+    opens the storage (the losers of the race retry) instead of failing with a unique violation."""
+    import sqlalchemy
+
+    name = f"race_{uuid.uuid4().hex[:8]}"
+    admin = sqlalchemy.create_engine(postgres.replace("postgresql://", "postgresql+psycopg2://", 1),
+                                     isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
+    url = postgres.rsplit("/", 1)[0] + "/" + name
+    code = "from smartbkg.tune.study import open_storage; import sys; open_storage(sys.argv[1], '.'); print('ok')"
+    try:
+        workers = [subprocess.Popen([sys.executable, "-c", code, url], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    text=True) for _ in range(4)]
+        results = [w.communicate(timeout=120) for w in workers]
+        assert [out for out, _ in results] == ["ok\n"] * 4, [err for _, err in results]
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sqlalchemy.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()

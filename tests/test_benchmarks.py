@@ -1,7 +1,7 @@
 """The benchmark scripts run end to end at tiny sizes and write what they promise.
 
 Not benchmarks: nothing here looks at how fast anything is (figures on a loaded CI machine
-mean nothing). The tests keep the scripts from rotting between the sessions that measure with
+mean nothing). The tests keep the scripts from rotting between the occasions that measure with
 them: every model builds and steps, bf16 autocast and torch.compile run, and the JSON holds
 finite positive rates, the machine and the command.
 """

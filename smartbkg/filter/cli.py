@@ -9,14 +9,13 @@ Writes the kept events as parquet shards with ``p_<skim>`` and ``weight_<skim>``
 ``summary.json`` (see :mod:`smartbkg.filter.apply`), and prints the main figures.
 """
 
-from pathlib import Path
-
 import torch
 
 from ..cli_args import SEED_MAX, ArgumentParser, add_list_argument, integer
 from ..data.readers import FORMATS
 from ..errors import ConfigError
 from .apply import apply_filter
+from ..train.run_folder import load_run
 from .filter import Filter
 
 
@@ -51,9 +50,10 @@ def main(argv=None):
         device = torch.device(args.device)
     except RuntimeError as exc:
         raise ConfigError(f"--device {args.device!r}: {exc}") from None
-    flt = Filter.from_run(args.run, skims=skims, device=device, batch_size=args.batch_size)
+    run = load_run(args.run)
+    flt = Filter.of_run(run, skims=skims, device=device, batch_size=args.batch_size)
     if args.backend == "onnx":
-        flt.backend = onnx_backend(args.onnx, args.run, flt.model_skims)
+        flt.backend = onnx_backend(args.onnx, run)
     elif args.onnx is not None:
         raise ConfigError("--onnx is for --backend onnx")
     summary = apply_filter(flt, args.data, args.out, seed=args.seed, shard=args.shard,
@@ -64,25 +64,24 @@ def main(argv=None):
     return 0
 
 
-def onnx_backend(model_path, run_dir, model_skims):
+def onnx_backend(model_path, run):
     """The filter's model call on onnxruntime (:class:`smartbkg.export.OnnxBackend`) for the export
-    ``model_path`` of the run ``run_dir``: (B, S) float32 numpy logits of the run's skims.
+    ``model_path`` of the loaded :class:`~smartbkg.train.run_folder.Run` ``run``: (B, S) float32
+    numpy logits of the run's skims.
 
     Raises:
         ConfigError: no ``model_path``, or an export of another run (its configuration hash or
             skims differ from the run's).
     """
     from ..export import OnnxBackend, config_hash
-    from ..train.checkpoint import load_checkpoint
 
     if model_path is None:
         raise ConfigError("--backend onnx needs --onnx MODEL.onnx, the graph smartbkg-export wrote from the run")
     backend = OnnxBackend(model_path, threads=1)
-    run_hash = config_hash(load_checkpoint(Path(run_dir) / "checkpoints" / "best.pt")["config"])
     metadata = backend.model.metadata
-    if metadata.get("config_hash") != run_hash or list(backend.skims) != list(model_skims):
+    if metadata.get("config_hash") != config_hash(run.config.to_dict()) or list(backend.skims) != list(run.skims):
         raise ConfigError(f"--onnx {model_path} is the export of another run (configuration hash or skims "
-                          f"{list(backend.skims)} differ from {run_dir}'s {list(model_skims)})")
+                          f"{list(backend.skims)} differ from {run.path}'s {list(run.skims)})")
     return lambda batch: backend(batch).numpy()
 
 

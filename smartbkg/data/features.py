@@ -53,16 +53,6 @@ class FeatureDataset:
     def __len__(self):
         return len(self.x)
 
-    def subset(self, index):
-        """The events ``index`` (an integer array) as a new dataset (event_id kept)."""
-        index = torch.as_tensor(np.asarray(index, dtype=np.int64))
-        out = FeatureDataset.__new__(FeatureDataset)
-        out.__dict__.update({k: v for k, v in self.__dict__.items()})
-        for name in ("x", "y", "weight", "event_type", "event_id"):
-            setattr(out, name, getattr(self, name)[index])
-        out.variables = {k: v[index] for k, v in self.variables.items()}
-        return out
-
     def labels(self):
         """(n, S) bool labels."""
         return self.y.numpy().astype(bool)

@@ -19,6 +19,11 @@ from ..errors import ConfigError, DataError
 CLASSIFIERS = ("gbdt", "mlp")
 
 
+def feature_matrix(features, names):
+    """(n, F) float64 matrix of the feature dict ``features`` ({name: (n,) array}), columns in ``names`` order."""
+    return np.stack([np.asarray(features[k], dtype=np.float64) for k in names], axis=1)
+
+
 def make_classifier(kind, seed):
     """An unfitted scikit-learn classifier of ``kind`` (one of :data:`CLASSIFIERS`)."""
     from sklearn.ensemble import HistGradientBoostingClassifier

@@ -17,13 +17,9 @@ theta, as in the original method, where a parametrised classifier replaces the s
 import numpy as np
 
 from ..errors import ConfigError
-from .classifier import predict_q, train_classifiers
+from .classifier import feature_matrix, predict_q, train_classifiers
 from .evaluate import compare_histograms
 from .weights import classifier_weights
-
-
-def _matrix(features, names):
-    return np.stack([np.asarray(features[k], dtype=np.float64) for k in names], axis=1)
 
 
 def _parabola_minimum(values, chi2):
@@ -57,14 +53,14 @@ def fit_parameter(nominal, variations, data, *, parameter, kind="gbdt", seed=0, 
         raise ConfigError(f"a parameter fit needs at least 3 scanned values, got {len(variations)}")
     names = list(nominal)
     rng = np.random.default_rng(seed)
-    x_nominal = _matrix(nominal, names)
+    x_nominal = feature_matrix(nominal, names)
     order = rng.permutation(len(x_nominal))
     train, test = np.sort(order[len(order) // 2:]), np.sort(order[:len(order) // 2])
-    x_data = _matrix(data, names)
+    x_data = feature_matrix(data, names)
     values = np.array(sorted(variations), dtype=np.float64)
     weights = []
     for k, theta in enumerate(values):
-        x_theta = _matrix(variations[theta], names)
+        x_theta = feature_matrix(variations[theta], names)
         models = train_classifiers(x_theta, x_nominal[train], kind, seed=seed + k)
         weights.append(classifier_weights(predict_q(models, x_nominal[test]), len(x_theta), len(train)).w)
 

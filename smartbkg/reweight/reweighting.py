@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import DataError
-from .classifier import predict_q, train_classifiers
+from .classifier import feature_matrix, predict_q, train_classifiers
 from .evaluate import classifier_test, compare_histograms
 from .weights import classifier_weights
 
@@ -78,8 +78,7 @@ def _matrices(features_a, features_b):
         raise DataError(f"the two samples have different features (only in A: {only_a}; only in B: {only_b})")
     if not names:
         raise DataError("no features to reweight with")
-    xa = np.stack([np.asarray(features_a[k], dtype=np.float64) for k in names], axis=1)
-    xb = np.stack([np.asarray(features_b[k], dtype=np.float64) for k in names], axis=1)
+    xa, xb = feature_matrix(features_a, names), feature_matrix(features_b, names)
     if len(xa) < 2 or len(xb) < 2:
         raise DataError(f"each sample needs at least 2 events, got {len(xa)} (A) and {len(xb)} (B)")
     return names, xa, xb

@@ -3,6 +3,7 @@ oracle, fraction of the perfect limit, against the number of training events.
 
     python benchmarks/limits.py [--models deepsets,gatgap] [--skims tau_generic,leptonic_untagged]
         [--train-events 10000,30000] [--epochs 4] [--loss entropy] [--model-options JSON] [--seed 3]
+        [--event-features]
         [--oracle benchmarks/results/oracle.json] [--device auto] [--threads N]
         [--cache-dir DIR] [--config-dir DIR] [--out FILE.json]
 
@@ -10,7 +11,8 @@ For every model and training size, one multi-label run of the one training loop
 (:func:`smartbkg.train.loop.train`) on the embedded sample: ``train_events / 0.6`` events
 generated with ``--seed`` (60 % train, 20 % validation for early stopping and the calibration,
 20 % test), the CPU-sized model settings of ``benchmarks/train.py``, AdamW lr 1e-3, batch 128,
-``--epochs`` epochs with early stopping on the validation loss. Each (skim, model, size) row
+``--epochs`` epochs with early stopping on the validation loss; ``--event-features`` gives the
+networks the generator-level skim emulation (``data.event_features``, :mod:`smartbkg.data.skim_emulation`). Each (skim, model, size) row
 holds the test AUC and calibrated speedup, and their ratios to the oracle of
 ``benchmarks/results/oracle.json`` (a lower bound of the Bayes limit, so the fraction is an upper
 bound) and to the perfect-classifier limit (same floor, 1/max_weight). Every run's configuration
@@ -50,7 +52,7 @@ def run_config(model, skims, train_events, args, cache_dir, out):
     return {
         "data": {"generate_events": round(train_events / TRAIN_FRACTION), "generate_seed": args.seed,
                  "cache_dir": str(cache_dir), "skims": skims, "batch_size": 128,
-                 "val_fraction": 0.2, "test_fraction": 0.2},
+                 "val_fraction": 0.2, "test_fraction": 0.2, "event_features": args.event_features},
         "model": {"name": model, "options": {**CPU_OPTIONS.get(model, {}), **args.model_options.get(model, {})}},
         "loss": {"name": args.loss},
         "train": {"epochs": args.epochs, "lr": 1e-3, "device": args.device, "quiet": True,
@@ -59,14 +61,15 @@ def run_config(model, skims, train_events, args, cache_dir, out):
     }
 
 
-def rows_of(summary, model, options, train_events, oracle, command, seconds):
+def rows_of(summary, model, options, event_features, train_events, oracle, command, seconds):
     """Table rows (one per skim) from a run summary and the oracle results."""
     rows = []
     for skim in summary["skims"]:
         limit = oracle["skims"].get(skim, {})
         speedup = summary[f"speedup/{skim}"]
         rows.append({
-            "skim": skim, "model": model, "options": options, "train_events": train_events,
+            "skim": skim, "model": model, "options": options, "event_features": event_features,
+            "train_events": train_events,
             "test_events": summary["events"]["test"],
             "auc": summary[f"auc/{skim}"], "speedup": speedup, "speedup_raw": summary[f"speedup_raw/{skim}"],
             "oracle_speedup": limit.get("speedup"), "oracle_auc": limit.get("auc"),
@@ -89,6 +92,8 @@ def main(argv=None):
     parser.add_argument("--model-options", type=json.loads, default={},
                         help='JSON {model: {option: value}} over the CPU settings, '
                              'e.g. {"deepsets": {"detector_features": true}}')
+    parser.add_argument("--event-features", action="store_true",
+                        help="give the networks the generator-level skim emulation (data.event_features)")
     parser.add_argument("--seed", type=int, default=3, help="production seed of the training sample")
     parser.add_argument("--oracle", default=str(RESULTS / "oracle.json"))
     parser.add_argument("--device", default="auto")
@@ -108,7 +113,7 @@ def main(argv=None):
     try:
         for model in [m for m in args.models.split(",") if m]:
             for size in sizes:
-                name = f"{model}_{size}"
+                name = f"{model}{'_event_features' if args.event_features else ''}_{size}"
                 configs[name] = run_config(model, skims, size, args, args.cache_dir, run_root / name)
                 config = RunConfig.from_dict(configs[name])
                 if args.config_dir:
@@ -116,7 +121,7 @@ def main(argv=None):
                     config.to_yaml(Path(args.config_dir) / f"{name}.yaml")
                 start = time.perf_counter()
                 summary = train(config)
-                rows += rows_of(summary, model, configs[name]["model"]["options"], size, oracle,
+                rows += rows_of(summary, model, configs[name]["model"]["options"], args.event_features, size, oracle,
                                 f"smartbkg-train --config {name}.yaml",
                                 time.perf_counter() - start)
                 print(f"{name}: " + ", ".join(f"{r['skim']} AUC {r['auc']:.3f} speedup {r['speedup']:.2f}"

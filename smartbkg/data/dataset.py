@@ -107,6 +107,8 @@ class EventGraphDataset(Dataset):
         strict: raise :class:`~smartbkg.errors.DataError` on the first bad event instead of
             skipping and counting it.
         self_loops: add i->i edges to every graph.
+        event_features: give every graph the generator-level skim emulation
+            (``event_features``, :mod:`smartbkg.data.skim_emulation`).
         transform: PyG transform applied to items (``dataset[i]``; the fast
             :class:`~smartbkg.data.loader.GraphLoader` refuses datasets with a transform).
         read_options: further keyword arguments of :func:`~smartbkg.data.read_events`
@@ -123,7 +125,7 @@ class EventGraphDataset(Dataset):
     """
 
     def __init__(self, source, skims=None, *, preprocess=PreprocessConfig(), strict=False, self_loops=False,
-                 transform=None, read_options=None):
+                 event_features=False, transform=None, read_options=None):
         super().__init__(None, transform)
         self.preprocess_config = preprocess
         if isinstance(source, EventTable):
@@ -138,7 +140,7 @@ class EventGraphDataset(Dataset):
             read_report.notes.update(report.notes)
             read_report.kept = report.kept
             report = read_report
-        self.store = GraphStore(self.table, self_loops=self_loops)
+        self.store = GraphStore(self.table, self_loops=self_loops, event_features=event_features)
         self.report, self.preprocess_stats = report, stats
 
     # -------------------------------------------------------------- PyG Dataset
@@ -204,7 +206,7 @@ class StreamingEventGraphDataset(torch.utils.data.IterableDataset):
 
     Args:
         source: parquet file(s) or folder(s) of shards.
-        skims, preprocess, strict, self_loops: as for :class:`EventGraphDataset`.
+        skims, preprocess, strict, self_loops, event_features: as for :class:`EventGraphDataset`.
         shuffle: shuffle row-group order and events within buffers, by (seed, epoch).
         seed: seed of the shuffling.
         rank, world_size: this process's shard (default: torch.distributed when initialised,
@@ -220,7 +222,8 @@ class StreamingEventGraphDataset(torch.utils.data.IterableDataset):
     """
 
     def __init__(self, source, skims=None, *, preprocess=PreprocessConfig(), strict=False, self_loops=False,
-                 shuffle=True, seed=0, rank=None, world_size=None, buffer_events=BUFFER_EVENTS):
+                 event_features=False, shuffle=True, seed=0, rank=None, world_size=None,
+                 buffer_events=BUFFER_EVENTS):
         super().__init__()
         if buffer_events < 1:
             raise ConfigError(f"buffer_events must be at least 1, got {buffer_events}")
@@ -230,6 +233,7 @@ class StreamingEventGraphDataset(torch.utils.data.IterableDataset):
         self.paths = parquet_paths(source)
         skims = skim_names(skims)
         self.preprocess_config, self.strict, self.self_loops = preprocess, strict, self_loops
+        self.event_features = bool(event_features)
         self.shuffle, self.seed, self.buffer_events = shuffle, seed, int(buffer_events)
         self.rank, self.world_size = rank, world_size
         self.epoch = 0
@@ -363,7 +367,8 @@ class StreamingEventGraphDataset(torch.utils.data.IterableDataset):
             raw = np.random.default_rng(shuffle_seed).permutation(hi - lo)
             served = alive[raw]
             order = (np.cumsum(alive) - 1)[raw[served]]
-        store = GraphStore.from_tables(pieces, self_loops=self.self_loops, order=order)
+        store = GraphStore.from_tables(pieces, self_loops=self.self_loops, order=order,
+                                       event_features=self.event_features)
         at = np.zeros(hi - lo + 1, dtype=np.int64)
         np.cumsum(served, out=at[1:])
         bounds = at[cuts - lo]

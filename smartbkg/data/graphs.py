@@ -12,6 +12,8 @@ Every graph follows the batch contract of the data layer:
   from ``edge_index``; PyG offsets it like any ``*_index`` when batching);
 * ``y``: (B, S) float32 skim labels; ``event_type``: (B,) int64; ``weight``: (B,) float32;
   ``event_id``: (B,) int64 (bookkeeping: the event's identifier in its source);
+* ``event_features``: (B, F) float32, only in stores built with ``event_features=True``: the
+  generator-level skim emulation of :mod:`smartbkg.data.skim_emulation`;
 * ``batch``: (N,) int64 and ``ptr``: (B+1,) int64 for a ``Batch``.
 
 :class:`GraphStore` holds the flat tensors of many events (built once per dataset or streaming
@@ -32,6 +34,7 @@ from torch_geometric.data import Batch, Data
 
 from ..errors import DataError
 from .preprocess import index_dtype
+from .skim_emulation import skim_emulation
 from .table import NODE_FEATURES, ragged_arange
 from .vocab import pdg_to_token
 
@@ -39,6 +42,8 @@ from .vocab import pdg_to_token
 GROUPS_PER_GATHER = 4
 #: Per-graph attributes besides the node and edge tensors, in the order they are set.
 GRAPH_ATTRS = ("y", "event_type", "weight", "event_id")
+#: The optional per-graph attribute of :func:`~smartbkg.data.skim_emulation.skim_emulation`.
+EVENT_FEATURES = "event_features"
 #: Rows per block when node features are transposed into (n, 8) (blocks that fit in cache).
 _BLOCK = 65536
 
@@ -161,9 +166,9 @@ def event_data(x, pdg, mother, y, event_type, weight=1.0, event_id=0, self_loops
 
 
 def _data(x, pdg, distance, graph, self_loops):
-    """``Data`` from node tensors, :func:`mother_distance` and the per-graph attributes."""
+    """``Data`` from node tensors, :func:`mother_distance` and the per-graph attributes (in order)."""
     return Data(x=x, pdg=pdg, edge_index=tree_edges(distance, self_loops),
-                mother_index=mother_index(distance), **{name: graph[name] for name in GRAPH_ATTRS})
+                mother_index=mother_index(distance), **graph)
 
 
 class GraphStore:
@@ -176,30 +181,33 @@ class GraphStore:
         order: optional (n_events,) permutation of the table's events: the store holds event
             ``order[k]`` as its event ``k`` (equal to the store of ``table.take(order)``, built
             without that copy of the table).
+        event_features: also compute every event's
+            :func:`~smartbkg.data.skim_emulation.skim_emulation` (``event_features`` of the graphs).
 
     Attributes:
         x: (P, 8) float32; pdg: (P,) int64 tokens; distance: (P,) int64 :func:`mother_distance`
         within each event; offsets: (n_events + 1,) int64; counts: (n_events,) int64 nodes per
         graph; y: (n_events, S) float32;
         event_type, event_id: (n_events,) int64; weight: (n_events,) float32;
-        n_edges: (n_events,) int64 edges per graph.
+        n_edges: (n_events,) int64 edges per graph; event_features: (n_events, F) float32 (if
+        asked for); graph_attrs: the names of the per-graph attributes of its graphs.
     """
 
-    def __init__(self, table, self_loops=False, order=None):
-        self._build([table], self_loops, order)
+    def __init__(self, table, self_loops=False, order=None, event_features=False):
+        self._build([table], self_loops, order, event_features)
 
     @classmethod
-    def from_tables(cls, tables, self_loops=False, order=None):
+    def from_tables(cls, tables, self_loops=False, order=None, event_features=False):
         """One store for several tables (same skims and event types), without concatenating them first.
 
         ``order`` is an optional permutation of the events of all tables (numbered table after
         table), as for the constructor.
         """
         store = cls.__new__(cls)
-        store._build(list(tables), self_loops, order)
+        store._build(list(tables), self_loops, order, event_features)
         return store
 
-    def _build(self, tables, self_loops, order):
+    def _build(self, tables, self_loops, order, event_features):
         first = tables[0]
         if any(t.skims != first.skims or t.event_types != first.event_types for t in tables[1:]):
             raise DataError("tables of one store need the same skims and event types")
@@ -253,6 +261,10 @@ class GraphStore:
         self.weight = per_event([np.ones(len(t), np.float32) if t.weight is None else t.weight for t in tables],
                                 np.float32)
         self.event_id = per_event([t.event_id for t in tables], np.int64)
+        self.graph_attrs = GRAPH_ATTRS
+        if event_features:
+            self.event_features = per_event([skim_emulation(t) for t in tables], np.float32)
+            self.graph_attrs = GRAPH_ATTRS + (EVENT_FEATURES,)
 
     def __len__(self):
         return len(self.counts)
@@ -260,7 +272,7 @@ class GraphStore:
     def data(self, i):
         """Event ``i`` as a ``Data`` (copies, so transforms cannot change the store)."""
         lo, hi = int(self.offsets[i]), int(self.offsets[i + 1])
-        graph = {name: getattr(self, name)[i:i + 1].clone() for name in GRAPH_ATTRS}
+        graph = {name: getattr(self, name)[i:i + 1].clone() for name in self.graph_attrs}
         return _data(self.x[lo:hi].clone(), self.pdg[lo:hi].clone(), self.distance[lo:hi], graph, self.self_loops)
 
     def batch(self, events):
@@ -309,7 +321,7 @@ class GraphStore:
             rows = torch.from_numpy(ragged_arange(self.offsets.numpy()[events], counts))
             x, pdg, distance = (self.x.index_select(0, rows), self.pdg.index_select(0, rows),
                                 self.distance.index_select(0, rows))
-            graph = {name: getattr(self, name).index_select(0, torch.from_numpy(events)) for name in GRAPH_ATTRS}
+            graph = {name: getattr(self, name).index_select(0, torch.from_numpy(events)) for name in self.graph_attrs}
         else:  # the range first, first + 1, ... of events: slices
             events = slice(first, first + n_graphs)
             counts = self.counts.numpy()[events]
@@ -317,7 +329,7 @@ class GraphStore:
             node_at = bounds - bounds[0]
             nodes = slice(int(bounds[0]), int(bounds[-1]))
             x, pdg, distance = self.x[nodes], self.pdg[nodes], self.distance[nodes]
-            graph = {name: getattr(self, name)[events] for name in GRAPH_ATTRS}
+            graph = {name: getattr(self, name)[events] for name in self.graph_attrs}
             if not views:
                 x, pdg, graph = x.clone(), pdg.clone(), {name: value.clone() for name, value in graph.items()}
         edge_at = np.zeros(n_graphs + 1, dtype=np.int64)
@@ -337,7 +349,7 @@ class GraphStore:
                 **{name: value[g0:g1] for name, value in graph.items()},
                 "batch": batch[n0:n1] - g0,
                 "ptr": ptr[g0:g1 + 1] - n0,
-            }, edge_ptr[g0:g1 + 1] - e0)
+            }, edge_ptr[g0:g1 + 1] - e0, self.graph_attrs)
             g0 = g1
 
 
@@ -356,7 +368,7 @@ def _put_rows(out, rows, values):
     np.put(out.view(item).reshape(-1), rows, values.view(item).reshape(-1))
 
 
-def _assemble(attributes, edge_ptr):
+def _assemble(attributes, edge_ptr, graph_attrs=GRAPH_ATTRS):
     """A ``Batch`` with the attributes (in contract order) and PyG's slice and increment dicts."""
     # Filling the storage of an empty Batch directly skips PyG's per-attribute __setattr__ (and
     # Batch's metaclass, which inspects signatures on every call); the equality with
@@ -369,9 +381,9 @@ def _assemble(attributes, edge_ptr):
     zeros = torch.zeros(n_graphs, dtype=torch.int64)
     out._num_graphs = n_graphs
     out._slice_dict = {"x": ptr, "pdg": ptr, "edge_index": edge_ptr, "mother_index": ptr,
-                       **dict.fromkeys(GRAPH_ATTRS, graph_ptr)}
+                       **dict.fromkeys(graph_attrs, graph_ptr)}
     out._inc_dict = {"x": zeros, "pdg": zeros, "edge_index": ptr[:-1], "mother_index": ptr[:-1],
-                     **dict.fromkeys(GRAPH_ATTRS, zeros)}
+                     **dict.fromkeys(graph_attrs, zeros)}
     return out
 
 

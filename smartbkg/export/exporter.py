@@ -201,6 +201,10 @@ def export_run(run_dir, out, *, opset=DEFAULT_OPSET, skims=None):
     check_opset(opset)
     checkpoint, calibration = load_run(run_dir)
     info = checkpoint["model_info"]
+    if info.get("num_event_features"):
+        raise ConfigError("the model takes the generator-level skim emulation (data.event_features), which is "
+                          "computed in Python from the generator record and is not part of the ONNX graphs: "
+                          "export a run trained without event features, or filter with smartbkg-filter")
     if info["vocab_size"] != VOCAB_SIZE:
         raise ConfigError(f"the model was trained with a PDG vocabulary of {info['vocab_size']} "
                           f"tokens, the shipped one has {VOCAB_SIZE}: the PDG map of the graph "

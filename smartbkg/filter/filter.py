@@ -60,6 +60,8 @@ class Filter:
         skims: the skims to decide on (default: every calibrated one), a subset of ``model_skims``.
         batch_size: events per network call.
         timings: per-event times in ms (``t_fast``, ``t_nn``, ``t_slow``) for speedups.
+        event_features: the network takes the generator-level skim emulation
+            (``data.event_features`` of the run): computed for every event in :meth:`prepare`.
 
     Attributes:
         skims: the skims decided on; timing: seconds spent per stage (``prepare``: preprocessing
@@ -68,7 +70,7 @@ class Filter:
     """
 
     def __init__(self, backend, model_skims, event_types, calibrations, preprocess, *, skims=None,
-                 batch_size=1024, timings=None):
+                 batch_size=1024, timings=None, event_features=False):
         self.backend = backend
         self.model_skims = tuple(model_skims)
         self.event_types = tuple(event_types)
@@ -87,6 +89,7 @@ class Filter:
         self.columns = [self.model_skims.index(s) for s in skims]
         self.calibrations = {s: calibrations[s] for s in skims}
         self.preprocess = preprocess
+        self.event_features = bool(event_features)
         self.batch_size = int(batch_size)
         self.timings = dict(timings or {})
         self.timing = {"prepare": 0.0, "network": 0.0, "network_cpu": 0.0, "calibration": 0.0, "events": 0}
@@ -113,7 +116,8 @@ class Filter:
     def of_run(cls, run, *, skims=None, device="cpu", batch_size=1024):
         """The filter of a loaded :class:`~smartbkg.train.run_folder.Run` (see :meth:`from_run`)."""
         return cls(TorchBackend(run.model, device), run.skims, run.event_types, run.calibrations, run.preprocess,
-                   skims=skims, batch_size=batch_size, timings=run.timings)
+                   skims=skims, batch_size=batch_size, timings=run.timings,
+                   event_features=run.config.data.event_features)
 
     # ------------------------------------------------------------------ scoring
     def prepare(self, table):
@@ -132,7 +136,7 @@ class Filter:
         start = time.perf_counter()
         table = self._model_event_types(table)
         events, scored, _, _ = prepare_events(table, preprocess=self.preprocess, strict=False, validate=False)
-        store = GraphStore(events)
+        store = GraphStore(events, event_features=self.event_features)
         self.timing["prepare"] += time.perf_counter() - start
         return store, scored
 

@@ -50,6 +50,11 @@ def list_models():
     return _REGISTRY.names()
 
 
+def model_class(name):
+    """The class registered as ``name`` (ConfigError if unknown)."""
+    return _REGISTRY.get(name)
+
+
 def build_model(name, **cfg):
     """Build the model registered as ``name`` with keyword arguments ``cfg``.
 
@@ -71,4 +76,4 @@ def build_model(name, **cfg):
 
 from . import deepsets, feature_tokens, gatgap, lorentz, transformer  # noqa: E402,F401  (registers the models)
 
-__all__ = ["build_model", "list_models", "register_model"]
+__all__ = ["build_model", "list_models", "model_class", "register_model"]

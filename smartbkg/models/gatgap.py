@@ -33,7 +33,7 @@ from ..data.graphs import has_mother
 from ..data.table import NUM_EVENT_TYPES
 from ..errors import ConfigError
 from . import register_model
-from .layers import Linear, NodeFeatureEncoding, default_vocab_size, embed, linear, reset_all
+from .layers import MLP, Linear, NodeFeatureEncoding, default_vocab_size, embed, event_features_of, linear, reset_all
 
 
 class GraphStructure(NamedTuple):
@@ -350,9 +350,14 @@ class GATGAP(nn.Module):
         attention: ``"gat"`` (:class:`TreeGATConv`, as Belle II) or ``"gatv2"``
             (:class:`TreeGATv2Conv`).
         detector_features: add the particles' :func:`~smartbkg.models.layers.detector_features`.
+        num_event_features: F, width of the batch's ``event_features`` (the generator-level
+            skim emulation, :mod:`smartbkg.data.skim_emulation`; filled in from the data when
+            ``data.event_features`` is on), encoded by an MLP and joined to the final global
+            state; 0 (default): none.
 
     Forward: a PyG ``Batch`` (contract: ``x`` (N, 8), ``pdg`` (N,), ``mother_index`` (N,) or
-    else ``edge_index`` (2, E), ``batch`` (N,), ``event_type`` (B,)) -> (B, S) logits. With
+    else ``edge_index`` (2, E), ``batch`` (N,), ``event_type`` (B,), and ``event_features``
+    (B, F) when F > 0) -> (B, S) logits. With
     ``mother_index`` (every batch of :mod:`smartbkg.data.graphs` has it) the forward has no
     host-device synchronisation; a graph without it pays one for the check of
     :func:`graph_structure`.
@@ -360,7 +365,7 @@ class GATGAP(nn.Module):
 
     def __init__(self, *, num_skims=1, num_event_types=NUM_EVENT_TYPES, vocab_size=None, units=32, heads=4,
                  layers=6, pdg_dim=8, event_dim=0, negative_slope=0.2, activation_slope=0.01,
-                 attention="gat", detector_features=False):
+                 attention="gat", detector_features=False, num_event_features=0):
         super().__init__()
         if attention not in ATTENTION_LAYERS:
             raise ConfigError(f"attention must be one of {', '.join(ATTENTION_LAYERS)}, "
@@ -377,6 +382,8 @@ class GATGAP(nn.Module):
             self.pools.append(GlobalAttentionPooling(heads * units))
             self.updates.append(Linear(state + heads * units, units))
             width, state = heads * units, units
+        self.event_features = MLP((num_event_features, units, units)) if num_event_features else None
+        self.join = Linear(2 * units, units) if num_event_features else None
         self.head = Linear(units, num_skims)
 
     def reset_parameters(self):
@@ -385,17 +392,18 @@ class GATGAP(nn.Module):
     def forward(self, batch):
         graph = graph_structure(batch.edge_index, batch.x.shape[0], batch.get("mother_index"))
         return self.forward_nodes(batch.x, batch.pdg, graph, batch.batch, batch.event_type,
-                                  batch.num_graphs)
+                                  batch.num_graphs, event_features_of(batch, self.event_features))
 
-    def forward_nodes(self, x, pdg, graph, batch_index, event_type, num_graphs):
+    def forward_nodes(self, x, pdg, graph, batch_index, event_type, num_graphs, event_features=None):
         """The forward on plain tensors (the ONNX export's entry, without a PyG ``Batch``).
 
         Shapes: ``x`` (N, 8) raw node features, ``pdg`` (N,) tokens, ``graph`` the
         :class:`GraphStructure` of the N nodes, ``batch_index`` (N,) graph of each node,
-        ``event_type`` (B,), ``num_graphs`` B; returns (B, S) logits.
+        ``event_type`` (B,), ``num_graphs`` B, ``event_features`` (B, F) or None; returns
+        (B, S) logits.
         """
         return self._run(x, pdg, event_type, batch_index, lambda conv, h: conv(h, graph),
-                         lambda pool, h: pool(h, batch_index, num_graphs))
+                         lambda pool, h: pool(h, batch_index, num_graphs), event_features)
 
     def forward_event(self, x, pdg, mother_index, event_type):
         """One event with dense attention (:meth:`TreeAttentionConv.forward_event`): the same
@@ -409,7 +417,7 @@ class GATGAP(nn.Module):
                          lambda conv, h: conv.forward_event(h, mask),
                          lambda pool, h: pool.forward_event(h))
 
-    def _run(self, x, pdg, event_type, batch_index, convolve, pool):
+    def _run(self, x, pdg, event_type, batch_index, convolve, pool, event_features=None):
         """The network, with ``convolve(conv, h)`` and ``pool(pooling, h)`` doing the graph
         operations of each layer."""
         parts = [embed(self.pdg_embedding, pdg, "vocab_size"), self.encode(x)]
@@ -422,4 +430,7 @@ class GATGAP(nn.Module):
             pooled = pool(pooling, h)
             state = pooled if state is None else torch.cat([state, pooled], dim=1)
             state = F.leaky_relu(update(state), self.activation_slope)
+        if self.event_features is not None:
+            joined = torch.cat([state, self.event_features(event_features)], dim=1)
+            state = F.leaky_relu(self.join(joined), self.activation_slope)
         return self.head(state)

@@ -124,6 +124,22 @@ def encode_invariant(value):
     return torch.asinh(value / INVARIANT_SCALE)
 
 
+def event_features_of(batch, encoder):
+    """The batch's ``event_features`` (B, F) for a model with an event-feature ``encoder``, else None.
+
+    Raises:
+        ConfigError: the model takes event features and the batch has none (data built without
+            ``event_features``).
+    """
+    if encoder is None:
+        return None
+    features = batch.get("event_features")
+    if features is None:
+        raise ConfigError("the model takes event features, but the batch has none: build the data with "
+                          "event_features=True (data.event_features: true in a run)")
+    return features
+
+
 class MLP(nn.Sequential):
     """Linear -> GELU -> ... -> Linear over the last dimension; ``dims`` = (in, hidden..., out)."""
 
@@ -290,7 +306,7 @@ def count_parameters(module):
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
-__all__ = ["NODE_SCALES", "INVARIANT_SCALE", "DETECTOR_FEATURES", "DETECTOR_SCALES", "detector_features", "linear", "Linear",
+__all__ = ["event_features_of", "NODE_SCALES", "INVARIANT_SCALE", "DETECTOR_FEATURES", "DETECTOR_SCALES", "detector_features", "linear", "Linear",
            "NodeFeatureEncoding",
            "encode_invariant", "MLP", "attention_mask", "Attention", "SelfAttentionBlock",
            "ClassAttentionBlock", "reset_all", "init_embedding", "embed", "count_parameters",

@@ -60,6 +60,10 @@ class DataConfig:
             test events by count. It cuts the padding of the transformer and ``lorentz`` models;
             allowed with the per-event losses only (``entropy``, ``extreme``, without DisCo),
             because batch-level losses depend on which events share a batch.
+        event_features: give the network every event's generator-level skim emulation
+            (:mod:`smartbkg.data.skim_emulation`: the skims on an ideal detector and the skim
+            variables near their cuts) next to the decay tree; the models that take them
+            (``deepsets``, ``gatgap``) get ``num_event_features`` filled in from the data.
     """
 
     path: list[str] | None = None
@@ -81,6 +85,7 @@ class DataConfig:
     generate_types: list[str] | None = None
     cache_dir: str | None = None
     bucket_window: int | None = None
+    event_features: bool = False
 
 
 @dataclass

@@ -103,7 +103,8 @@ def build_splits(data_cfg, run_dir, *, ctx, quiet=False):
                           "(data.val_path)")
 
     def load(source):
-        return _restrict_types(EventGraphDataset(source, skims=skims, preprocess=preprocess), d.event_types)
+        return _restrict_types(EventGraphDataset(source, skims=skims, preprocess=preprocess,
+                                                 event_features=d.event_features), d.event_types)
 
     if d.in_memory:
         full = load(paths)
@@ -115,7 +116,8 @@ def build_splits(data_cfg, run_dir, *, ctx, quiet=False):
         val = full[np.sort(order[:n_val])] if n_val else None
         test = full[np.sort(order[n_val:n_val + n_test])] if n_test else None
     else:
-        full = train = StreamingEventGraphDataset(paths, skims=skims, preprocess=preprocess)
+        full = train = StreamingEventGraphDataset(paths, skims=skims, preprocess=preprocess,
+                                                  event_features=d.event_features)
         skims, val, test = train.skims, None, None
         if d.event_types is not None:
             raise ConfigError("data.event_types is not supported for streaming training data; "

@@ -27,6 +27,7 @@ Run folder (``config.out``)::
 """
 
 import contextlib
+import inspect
 import io
 import math
 import sys
@@ -37,9 +38,10 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data.features import FeatureDataset
+from ..data.skim_emulation import FEATURES as EMULATION_FEATURES
 from ..errors import ConfigError, DataError
 from ..losses import SAMPLING_CONTEXT, build_loss, list_losses
-from ..models import build_model, list_models
+from ..models import build_model, list_models, model_class
 from ..registry import import_modules
 from .checkpoint import (FORMAT_VERSION, load_checkpoint, load_model_state, rng_state, save_checkpoint,
                          set_rng_state)
@@ -142,7 +144,8 @@ class Trainer:
         if model_info is not None:
             return instantiate_model(model_info), model_info
         data = {"skims": self.skims, "event_types": list(self.splits.event_types),
-                "num_event_types": len(self.splits.event_types), "vocab_size": self.splits.vocab_size}
+                "num_event_types": len(self.splits.event_types), "vocab_size": self.splits.vocab_size,
+                "num_event_features": len(EMULATION_FEATURES) if self.config.data.event_features else 0}
         if t.init_from is None:
             info = {"name": self.config.model.name, "options": dict(self.config.model.options), **data}
             return instantiate_model(info), info
@@ -152,6 +155,10 @@ class Trainer:
             raise ConfigError(f"train.init_from {t.init_from}: the checkpoint was trained with event types "
                               f"{info['event_types']} and vocabulary {info['vocab_size']}, the data has "
                               f"{data['event_types']} and {data['vocab_size']}")
+        if info.get("num_event_features", 0) != data["num_event_features"]:
+            raise ConfigError(f"train.init_from {t.init_from}: the checkpoint was trained with "
+                              f"{info.get('num_event_features', 0)} event features, the run has "
+                              f"{data['num_event_features']} (data.event_features must match)")
         model = instantiate_model(info)
         load_model_state(model, source["model"], t.init_from)
         reset = t.reset_head if t.reset_head is not None else info["skims"] != self.skims
@@ -521,15 +528,16 @@ def instantiate_model(info):
 
     Args:
         info: the ``model_info`` dict of a checkpoint: ``name`` (registered model), ``options``
-            (its keyword arguments), ``skims`` (one output per skim), ``num_event_types`` and
-            ``vocab_size``.
+            (its keyword arguments), ``skims`` (one output per skim), ``num_event_types``,
+            ``vocab_size`` and ``num_event_features`` (absent or 0: none).
 
     Returns:
         the :class:`torch.nn.Module` built by :func:`smartbkg.models.build_model`; load the
         weights into it.
     """
+    extra = {"num_event_features": info["num_event_features"]} if info.get("num_event_features") else {}
     return build_model(info["name"], num_skims=len(info["skims"]), num_event_types=info["num_event_types"],
-                       vocab_size=info["vocab_size"], **info["options"])
+                       vocab_size=info["vocab_size"], **extra, **info["options"])
 
 
 def _check_names(config, feature_data=False):
@@ -539,6 +547,11 @@ def _check_names(config, feature_data=False):
     import_modules(config.imports)
     if config.train.init_from is None and config.model.name not in list_models():
         raise ConfigError(f"unknown model {config.model.name!r}; known: {', '.join(list_models())}")
+    if (config.data.event_features and config.train.init_from is None
+            and "num_event_features" not in inspect.signature(model_class(config.model.name)).parameters):
+        takes = [m for m in list_models() if "num_event_features" in inspect.signature(model_class(m)).parameters]
+        raise ConfigError(f"data.event_features: model {config.model.name!r} does not take event features "
+                          f"(these do: {', '.join(takes)})")
     if config.loss.name not in list_losses():
         raise ConfigError(f"unknown loss {config.loss.name!r}; known: {', '.join(list_losses())}")
     if config.loss.disco_variable is not None and not feature_data:

@@ -89,3 +89,20 @@ def test_an_opset_onnx_cannot_write_is_refused(opset, tmp_path):
 def test_a_model_outside_the_zoo_is_refused_in_one_line(tmp_path):
     with pytest.raises(ConfigError, match="cannot export Linear: no tensor forward for ONNX"):
         export_graph(torch.nn.Linear(2, 2), tmp_path / "model.onnx")
+
+
+def test_a_run_with_event_features_is_refused_in_one_line(sample_dir, tmp_path):
+    """The skim emulation is computed in Python from the record: it is not part of the ONNX graphs."""
+    from smartbkg.export.exporter import export_run
+    from smartbkg.train.config import RunConfig
+    from smartbkg.train.loop import Trainer
+
+    Trainer(RunConfig.from_dict({
+        "data": {"path": [str(sample_dir)], "skims": ["tau_generic"], "batch_size": 64, "event_features": True},
+        "model": {"name": "deepsets", "options": {"hidden": 8, "layers": 2}},
+        "train": {"epochs": 1, "quiet": True},
+        "out": str(tmp_path / "run"),
+    })).fit()
+    with pytest.raises(ConfigError, match="generator-level skim emulation"):
+        export_run(tmp_path / "run", tmp_path / "model.onnx")
+    assert not (tmp_path / "model.onnx").exists()

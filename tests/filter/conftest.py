@@ -37,3 +37,17 @@ def run_dir(sample_dir, tmp_path_factory):
         "out": str(out),
     }))
     return out
+
+
+@pytest.fixture(scope="session")
+def features_run_dir(sample_dir, tmp_path_factory):
+    """A finished run folder like ``run_dir``, with the generator-level skim emulation (``data.event_features``)."""
+    out = tmp_path_factory.mktemp("run_features") / "run"
+    train(RunConfig.from_dict({
+        "data": {"path": [str(sample_dir)], "skims": SKIMS, "batch_size": 64, "event_features": True},
+        "model": {"name": "deepsets", "options": {"hidden": 16, "layers": 2, "pdg_dim": 8}},
+        "loss": {"name": "entropy"},
+        "train": {"epochs": 2, "lr": 5e-3, "quiet": True, "patience": None},
+        "out": str(out),
+    }))
+    return out

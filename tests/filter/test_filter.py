@@ -10,6 +10,7 @@ import torch
 from smartbkg.data import read_events
 from smartbkg.data.graphs import GraphStore
 from smartbkg.data.preprocess import preprocess
+from smartbkg.data.skim_emulation import skim_emulation
 from smartbkg.data.table import EventTable
 from smartbkg.errors import ConfigError, DataError
 from smartbkg.filter import Filter
@@ -41,6 +42,20 @@ def test_probabilities_are_the_calibrated_network_output(run_dir, run_skims, eve
     one = Filter.from_run(run_dir, skims=["leptonic_untagged"])
     np.testing.assert_allclose(one.probabilities(events)[:, 0], p[:, 1])
     assert flt.network_ms_per_event > 0
+
+
+def test_a_run_with_event_features_computes_them_for_the_network(features_run_dir, events):
+    flt = Filter.from_run(features_run_dir)
+    assert flt.event_features
+    store, scored = flt.prepare(events)
+    table, _ = preprocess(events)
+    np.testing.assert_array_equal(store.event_features.numpy(), skim_emulation(table))
+    trainer = Trainer.resume(features_run_dir, overrides={"train.quiet": True})
+    trainer.model.load_state_dict(load_checkpoint(features_run_dir / "checkpoints" / "best.pt")["model"])
+    trainer.model.eval()
+    with torch.no_grad():
+        expected = trainer.model(GraphStore(table, event_features=True).batch(range(len(table)))).numpy()
+    np.testing.assert_allclose(flt.logits(events), expected, rtol=1e-5, atol=1e-5)
 
 
 def test_decide_is_seeded_and_iterates_tables(run_dir, events):

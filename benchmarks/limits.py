@@ -3,7 +3,7 @@ oracle, fraction of the perfect limit, against the number of training events.
 
     python benchmarks/limits.py [--models deepsets,gatgap] [--skims tau_generic,leptonic_untagged]
         [--train-events 10000,30000] [--epochs 4] [--loss entropy] [--model-options JSON] [--seed 3]
-        [--event-features]
+        [--event-features] [--ablate pdg,kinematics,edges,event_type]
         [--oracle benchmarks/results/oracle.json] [--device auto] [--threads N]
         [--cache-dir DIR] [--config-dir DIR] [--out FILE.json]
 
@@ -12,7 +12,11 @@ For every model and training size, one multi-label run of the one training loop
 generated with ``--seed`` (60 % train, 20 % validation for early stopping and the calibration,
 20 % test), the CPU-sized model settings of ``benchmarks/train.py``, AdamW lr 1e-3, batch 128,
 ``--epochs`` epochs with early stopping on the validation loss; ``--event-features`` gives the
-networks the generator-level skim emulation (``data.event_features``, :mod:`smartbkg.data.skim_emulation`). Each (skim, model, size) row
+networks the generator-level skim emulation (``data.event_features``, :mod:`smartbkg.data.skim_emulation`).
+``--ablate`` takes information away from every event of all three splits before training, to
+measure what the network uses: ``pdg`` (every PDG token set to 0, "unknown"), ``kinematics``
+(the node features x set to 0), ``edges`` (every particle a root: no mother-daughter edges),
+``event_type`` (one event type for all). Each (skim, model, size) row
 holds the test AUC and calibrated speedup, and their ratios to the oracle of
 ``benchmarks/results/oracle.json`` (a lower bound of the Bayes limit, so the fraction is an upper
 bound) and to the perfect-classifier limit (same floor, 1/max_weight). Every run's configuration
@@ -35,7 +39,10 @@ from pathlib import Path
 
 import torch
 
+from smartbkg.data.graphs import edge_counts
 from smartbkg.train.config import RunConfig
+from smartbkg.train.data import build_splits
+from smartbkg.train.distributed import setup_distributed
 from smartbkg.train.loop import train
 from train import CPU_OPTIONS, machine  # benchmarks/train.py: the CPU-sized model settings, the machine
 
@@ -61,7 +68,30 @@ def run_config(model, skims, train_events, args, cache_dir, out):
     }
 
 
-def rows_of(summary, model, options, event_features, train_events, oracle, command, seconds):
+#: What ``--ablate`` can take away, and how: a function of the shared graph store of the splits.
+ABLATIONS = {
+    "pdg": lambda store: store.pdg.zero_(),
+    "kinematics": lambda store: store.x.zero_(),
+    "event_type": lambda store: store.event_type.zero_(),
+    "edges": lambda store: (store.distance.zero_(),
+                            setattr(store, "n_edges", edge_counts(store.counts, store.counts, store.self_loops))),
+}
+
+
+def ablated_splits(config, ablate):
+    """The run's in-memory splits with the ``ablate`` information removed from every event."""
+    unknown = sorted(set(ablate) - set(ABLATIONS))
+    if unknown:
+        raise SystemExit(f"error: --ablate {unknown}: choose from {', '.join(ABLATIONS)}")
+    splits = build_splits(config.data, Path(config.out), ctx=setup_distributed(config.train.device), quiet=True)
+    stores = {id(s.store): s.store for s in (splits.train, splits.val, splits.test) if s is not None}
+    for store in stores.values():
+        for name in ablate:
+            ABLATIONS[name](store)
+    return splits
+
+
+def rows_of(summary, model, options, event_features, ablate, train_events, oracle, command, seconds):
     """Table rows (one per skim) from a run summary and the oracle results."""
     rows = []
     for skim in summary["skims"]:
@@ -69,6 +99,7 @@ def rows_of(summary, model, options, event_features, train_events, oracle, comma
         speedup = summary[f"speedup/{skim}"]
         rows.append({
             "skim": skim, "model": model, "options": options, "event_features": event_features,
+            "ablate": ablate,
             "train_events": train_events,
             "test_events": summary["events"]["test"],
             "auc": summary[f"auc/{skim}"], "speedup": speedup, "speedup_raw": summary[f"speedup_raw/{skim}"],
@@ -94,6 +125,7 @@ def main(argv=None):
                              'e.g. {"deepsets": {"detector_features": true}}')
     parser.add_argument("--event-features", action="store_true",
                         help="give the networks the generator-level skim emulation (data.event_features)")
+    parser.add_argument("--ablate", default="", help=f"comma-separated, from {', '.join(ABLATIONS)}")
     parser.add_argument("--seed", type=int, default=3, help="production seed of the training sample")
     parser.add_argument("--oracle", default=str(RESULTS / "oracle.json"))
     parser.add_argument("--device", default="auto")
@@ -107,21 +139,24 @@ def main(argv=None):
     oracle = json.loads(Path(args.oracle).read_text())
     skims = [s for s in args.skims.split(",") if s]
     sizes = [int(n) for n in args.train_events.split(",") if n]
+    ablate = [a for a in args.ablate.split(",") if a]
     load_before = list(os.getloadavg())
     run_root = Path(tempfile.mkdtemp(prefix="smartbkg-bench-limits-"))
     rows, configs = [], {}
     try:
         for model in [m for m in args.models.split(",") if m]:
             for size in sizes:
-                name = f"{model}{'_event_features' if args.event_features else ''}_{size}"
+                name = (f"{model}{'_event_features' if args.event_features else ''}"
+                        f"{''.join('_no_' + a for a in ablate)}_{size}")
                 configs[name] = run_config(model, skims, size, args, args.cache_dir, run_root / name)
                 config = RunConfig.from_dict(configs[name])
                 if args.config_dir:
                     Path(args.config_dir).mkdir(parents=True, exist_ok=True)
                     config.to_yaml(Path(args.config_dir) / f"{name}.yaml")
                 start = time.perf_counter()
-                summary = train(config)
-                rows += rows_of(summary, model, configs[name]["model"]["options"], args.event_features, size, oracle,
+                summary = train(config, splits=ablated_splits(config, ablate) if ablate else None)
+                rows += rows_of(summary, model, configs[name]["model"]["options"], args.event_features, ablate, size,
+                                oracle,
                                 f"smartbkg-train --config {name}.yaml",
                                 time.perf_counter() - start)
                 print(f"{name}: " + ", ".join(f"{r['skim']} AUC {r['auc']:.3f} speedup {r['speedup']:.2f}"

@@ -196,3 +196,17 @@ def test_limits_benchmark(tmp_path):
     assert row["fraction_of_oracle"] == pytest.approx(row["speedup"] / row["oracle_speedup"])
     assert row["fraction_of_perfect"] == pytest.approx(row["speedup"] / row["perfect_limit"])
     assert (tmp_path / "configs" / "deepsets_300.yaml").is_file() and "gpu_command" in result
+
+
+def test_limits_benchmark_ablation_with_event_features(tmp_path):
+    """--ablate takes the information out of every split: without PDG ids, kinematics and edges the
+    network still sees the event features, so it still separates (tau_generic AUC well above 0.5)."""
+    out = tmp_path / "limits.json"
+    run_script("limits", "--models", "deepsets", "--skims", "tau_generic", "--train-events", 600, "--epochs", 2,
+               "--threads", 1, "--event-features", "--ablate", "pdg,kinematics,edges,event_type",
+               "--cache-dir", tmp_path / "cache", "--config-dir", tmp_path / "configs", "--out", out)
+    [row] = json.loads(out.read_text())["rows"]
+    assert row["event_features"] is True and row["ablate"] == ["pdg", "kinematics", "edges", "event_type"]
+    assert row["auc"] > 0.8
+    config = (tmp_path / "configs" / "deepsets_event_features_no_pdg_no_kinematics_no_edges_no_event_type_600.yaml")
+    assert "event_features: true" in config.read_text()

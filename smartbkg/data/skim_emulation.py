@@ -28,9 +28,8 @@ from dataclasses import replace
 import numpy as np
 
 from ..simulation.beams import Beams
-from ..simulation.candidates import thrust
 from ..simulation.detector import SPECIES, DetectorConfig, final_state_mask, reconstruct
-from ..simulation.skims import SKIM_FUNCTIONS, SKIMS, SkimInput
+from ..simulation.skims import SKIM_FUNCTIONS, SKIMS, SkimInput, thrust_hemispheres
 from .preprocess import PreprocessConfig
 
 #: Seed of the in-flight decays of the emulation (a stream of its own).
@@ -51,6 +50,8 @@ FEATURES = (
     "n_photons",           # photons above the ECL thresholds
     "visible_energy",      # E*_vis of tracks and photons
     "thrust",              # thrust of tracks and photons (events with at most 10 tracks; else 0)
+    "min_hemisphere_tracks",  # fewer tracks of the two thrust hemispheres (same events; else 0)
+    "max_hemisphere_mass",    # larger invariant mass of the two hemispheres (same events; else 0)
     "leading_track_p",     # largest track p*
     "leading_lepton_p",    # largest p* of an electron or muon
     "hard_leptons",        # electrons and muons with p* > 2 GeV
@@ -59,8 +60,8 @@ FEATURES = (
     "leading_isolated_photon_e",  # the same among photons that form no pi0 candidate
 )
 _E_BEAM = 5.29
-_SCALES = np.array([1.0] * len(SKIMS) + [10.0, 10.0, 10.0, 10.0, 2 * _E_BEAM, 1.0] + [_E_BEAM] * 2 + [10.0] * 2
-                   + [_E_BEAM] * 2)
+_SCALES = np.array([1.0] * len(SKIMS) + [10.0, 10.0, 10.0, 10.0, 2 * _E_BEAM, 1.0, 10.0, 2.0] + [_E_BEAM] * 2
+                   + [10.0] * 2 + [_E_BEAM] * 2)
 #: Events handled at once (bounds the memory of the pair loops).
 CHUNK_EVENTS = 20_000
 #: Largest number of ideal tracks for which the thrust is computed (the tau topology).
@@ -119,9 +120,7 @@ def _features(table, beams):
     barrel = (s.photon_theta_lab > 32.2) & (s.photon_theta_lab < 128.7)
     in_pi0 = np.zeros(len(e_photon), dtype=bool)
     in_pi0[s.pi0.photons.ravel()] = True
-    event, p4, _ = s.objects
-    few = (s.n_tracks <= THRUST_MAX_TRACKS)[event]
-    thrust_value = thrust(event[few], p4[few, 1:], n)[0]
+    thrust_value, tracks_per_side, hemisphere_mass = thrust_hemispheres(s, s.n_tracks <= THRUST_MAX_TRACKS)
 
     def count(event_of, mask):
         return np.bincount(event_of[mask], minlength=n)
@@ -138,6 +137,8 @@ def _features(table, beams):
         reco.n_photons,
         s.visible_energy,
         thrust_value,
+        tracks_per_side.min(axis=1),
+        hemisphere_mass.max(axis=1),
         largest(s.track_event, track_p, np.ones(len(track_p), dtype=bool)),
         largest(s.track_event, track_p, lepton),
         count(s.track_event, lepton & (track_p > 2.0)),

@@ -207,11 +207,19 @@ def charm_dstar(s):
     return dst.any_per_event(s.n, dst.p > 2.5)
 
 
-def tau_generic(s):
-    """(n_events,) bool: 2-8 tracks, thrust > 0.85, E*_vis < 10 GeV, each hemisphere >= 1 track, mass < 1.8 GeV."""
-    candidate = (s.n_tracks >= 2) & (s.n_tracks <= 8) & (s.visible_energy < 10.0)
+def thrust_hemispheres(s, events):
+    """Thrust and the two thrust hemispheres of the chosen events (tracks and photons).
+
+    Args:
+        s: :class:`SkimInput`.
+        events: (n_events,) bool, the events to compute (the others get zeros).
+
+    Returns:
+        ((n_events,) thrust, (n_events, 2) tracks per hemisphere, (n_events, 2) hemisphere
+        invariant masses [GeV]).
+    """
     event, p4, is_track = s.objects
-    rows = np.flatnonzero(candidate[event])
+    rows = np.flatnonzero(events[event])
     event, p4, is_track = event[rows], p4[rows], is_track[rows]
     value, axis = thrust(event, p4[:, 1:], s.n)
     side = (np.einsum("ij,ij->i", p4[:, 1:], axis[event]) > 0).astype(np.int64)
@@ -219,6 +227,13 @@ def tau_generic(s):
     tracks_per_side = np.bincount(key[is_track], minlength=2 * s.n).reshape(s.n, 2)
     sums = np.stack([np.bincount(key, weights=p4[:, c], minlength=2 * s.n) for c in range(4)], axis=1)
     mass = np.sqrt(np.maximum(sums[:, 0] ** 2 - np.sum(sums[:, 1:] ** 2, axis=1), 0.0)).reshape(s.n, 2)
+    return value, tracks_per_side, mass
+
+
+def tau_generic(s):
+    """(n_events,) bool: 2-8 tracks, thrust > 0.85, E*_vis < 10 GeV, each hemisphere >= 1 track, mass < 1.8 GeV."""
+    candidate = (s.n_tracks >= 2) & (s.n_tracks <= 8) & (s.visible_energy < 10.0)
+    value, tracks_per_side, mass = thrust_hemispheres(s, candidate)
     return candidate & (value > 0.85) & (tracks_per_side >= 1).all(axis=1) & (mass < 1.8).all(axis=1)
 
 

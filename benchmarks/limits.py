@@ -5,7 +5,7 @@ oracle, fraction of the perfect limit, against the number of training events.
         [--train-events 10000,30000] [--epochs 4] [--loss entropy] [--model-options JSON] [--seed 3]
         [--event-features] [--ablate pdg,kinematics,edges,event_type]
         [--oracle benchmarks/results/oracle.json] [--device auto] [--threads N]
-        [--cache-dir DIR] [--config-dir DIR] [--out FILE.json]
+        [--cache-dir DIR] [--config-dir DIR] [--keep-runs DIR] [--out FILE.json]
 
 For every model and training size, one multi-label run of the one training loop
 (:func:`smartbkg.train.loop.train`) on the embedded sample: ``train_events / 0.6`` events
@@ -132,6 +132,8 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--cache-dir", default=str(Path(tempfile.gettempdir()) / "smartbkg-bench-cache"))
     parser.add_argument("--config-dir", default=None, help="also write every run's config here as YAML")
+    parser.add_argument("--keep-runs", default=None, metavar="DIR",
+                        help="write the run folders here and keep them (default: a temporary folder, removed)")
     parser.add_argument("--out", default=str(RESULTS / "limits.json"))
     args = parser.parse_args(argv)
     if args.threads:
@@ -141,7 +143,7 @@ def main(argv=None):
     sizes = [int(n) for n in args.train_events.split(",") if n]
     ablate = [a for a in args.ablate.split(",") if a]
     load_before = list(os.getloadavg())
-    run_root = Path(tempfile.mkdtemp(prefix="smartbkg-bench-limits-"))
+    run_root = Path(args.keep_runs) if args.keep_runs else Path(tempfile.mkdtemp(prefix="smartbkg-bench-limits-"))
     rows, configs = [], {}
     try:
         for model in [m for m in args.models.split(",") if m]:
@@ -162,7 +164,8 @@ def main(argv=None):
                 print(f"{name}: " + ", ".join(f"{r['skim']} AUC {r['auc']:.3f} speedup {r['speedup']:.2f}"
                                               for r in rows[-len(skims):]))
     finally:
-        shutil.rmtree(run_root, ignore_errors=True)
+        if not args.keep_runs:
+            shutil.rmtree(run_root, ignore_errors=True)
     result = {"command": "python benchmarks/limits.py " + " ".join(sys.argv[1:] if argv is None else argv),
               "machine": machine(torch.device("cuda" if torch.cuda.is_available() and args.device != "cpu" else "cpu")),
               "load_average_before": load_before, "load_average_after": list(os.getloadavg()),

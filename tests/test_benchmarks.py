@@ -210,3 +210,22 @@ def test_limits_benchmark_ablation_with_event_features(tmp_path):
     assert row["auc"] > 0.8
     config = (tmp_path / "configs" / "deepsets_event_features_no_pdg_no_kinematics_no_edges_no_event_type_600.yaml")
     assert "event_features: true" in config.read_text()
+
+
+def test_calibration_forms_on_a_kept_limits_run(tmp_path):
+    """limits.py --keep-runs keeps the run folder; calibration_forms.py fits every form on its
+    validation split and scores it on its test split."""
+    run_script("limits", "--models", "deepsets", "--skims", "tau_generic", "--train-events", 600, "--epochs", 1,
+               "--threads", 1, "--cache-dir", tmp_path / "cache", "--keep-runs", tmp_path / "runs",
+               "--out", tmp_path / "limits.json")
+    run = tmp_path / "runs" / "deepsets_600"
+    assert (run / "checkpoints" / "best.pt").is_file()
+    out = tmp_path / "forms.json"
+    run_script("calibration_forms", run, "--threads", 1, "--out", out)
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["form"] for r in rows] == ["exp", "skewed_sigmoid", "sigmoid"]
+    for r in rows:
+        assert positive(r["test_speedup"]) and 0 < r["test_kish_efficiency"] <= 1
+        assert r["fraction_of_oracle"] == pytest.approx(r["test_speedup"] / json.loads(
+            (tmp_path / "limits.json").read_text())["rows"][0]["oracle_speedup"])
+    assert rows[2]["params"] == {}

@@ -1,7 +1,7 @@
 """``smartbkg-tune``: an Optuna study of a filter network from the command line.
 
     smartbkg-tune --data shards/ --model gatgap --trials 50 --study gatgap-speedup \\
-                  [--storage URL] [--workers K] [--timeout S] [--space FILE] [--objective speedup]
+                  [--storage URL] [--workers K] [--timeout S] [--space FILE] [--objective speedup] [--oracle FILE]
 
 The trials' common configuration comes from ``--config`` (a ``smartbkg-train`` YAML), the flags
 and ``--set SECTION.OPTION=VALUE``, as for ``smartbkg-train``; the search space's values override
@@ -14,7 +14,7 @@ from ..cli_args import SEED32_MAX, ArgumentParser, add_list_argument, integer
 from ..errors import ConfigError
 from ..train.cli import given_options
 from ..train.config import RunConfig
-from .objective import OBJECTIVES
+from .objective import OBJECTIVES, read_oracle
 from .space import default_space, load_space
 from .study import PRUNERS, run_study
 
@@ -37,6 +37,8 @@ def build_parser():
     add_list_argument(p, "--objective", metavar="OBJECTIVE",
                       help=f"one or more of {', '.join(OBJECTIVES)} (several: Pareto front; default speedup)")
     p.add_argument("--skim", metavar="NAME", help="the skim whose metrics count (default: mean over skims)")
+    p.add_argument("--oracle", metavar="FILE", help="JSON of the Bayes-limit speedup per skim (benchmarks/oracle.py "
+                   "results), for --objective oracle_fraction")
     p.add_argument("--pruner", default="median", choices=PRUNERS)
     p.add_argument("--seed", type=integer(0, SEED32_MAX), default=0, help="sampler seed (worker k: seed + k)")
     p.add_argument("--heartbeat", type=integer(1), default=30, metavar="S",
@@ -77,7 +79,8 @@ def main(argv=None):
     run_study(config, model=space.model, n_trials=args.trials, study_name=args.study, root=args.dir,
               storage=args.storage, space=space, objectives=args.objective or ["speedup"],
               skim=args.skim, pruner=args.pruner, workers=args.workers, timeout=args.timeout, seed=args.seed,
-              heartbeat=args.heartbeat, max_retry=args.max_retry, quiet=args.quiet)
+              heartbeat=args.heartbeat, max_retry=args.max_retry, quiet=args.quiet,
+              oracle=read_oracle(args.oracle) if args.oracle else None)
     return 0
 
 

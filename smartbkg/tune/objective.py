@@ -9,6 +9,10 @@ Objectives (:data:`~smartbkg.tune.objective.OBJECTIVES`), each a number per tria
   formula (:mod:`smartbkg.metrics`) replaced by the time per event measured for the trial's own
   model (``train.t_nn`` of the trial's config is set to it, so every speedup of the run, the
   calibration and a speedup loss use it): larger networks must buy their time with quality;
+* ``oracle_fraction`` (maximise): the validation speedup of each counted skim divided by that
+  skim's Bayes limit (``oracle``: {skim: speedup}, e.g. from ``benchmarks/oracle.py``,
+  :func:`read_oracle`), averaged over the skims: unlike the mean speedup, a skim with a large
+  possible speedup does not outweigh the others;
 * ``t_nn`` (minimise): the measured network time per event in ms, as a second objective next
   to one of the above (``("speedup", "t_nn")``: a Pareto front of quality against cost).
 
@@ -24,15 +28,18 @@ of the first ``timing_events`` validation events, on the training device, as
 ``benchmarks/models.py`` measures inference. It depends on the machine and its load.
 """
 
+import json
 import math
 import statistics
 import time
+from pathlib import Path
 
 import optuna
 import torch
 
 from ..data.loader import GraphLoader
-from ..errors import ConfigError
+from ..data.skim_emulation import FEATURES as EMULATION_FEATURES
+from ..errors import ConfigError, DataError
 from ..locking import run_folder_lock
 from ..models import build_model
 from ..train.loop import Trainer
@@ -44,6 +51,7 @@ OBJECTIVES = {
     "significance": ("significance", "maximize"),
     "val_loss": ("val_loss", "minimize"),
     "speedup_measured": ("speedup", "maximize"),
+    "oracle_fraction": ("speedup", "maximize"),
     "t_nn": (None, "minimize"),
 }
 
@@ -56,9 +64,34 @@ def check_objectives(objectives):
         raise ConfigError(f"objectives must be distinct names among {', '.join(OBJECTIVES)}, got {list(objectives)}")
     if all(OBJECTIVES[name][0] is None for name in objectives):
         raise ConfigError("t_nn alone is no objective: add a quality objective, e.g. speedup,t_nn")
-    if "speedup_measured" in objectives and "speedup" in objectives:
-        raise ConfigError("choose one of speedup and speedup_measured")
+    speedups = [name for name in ("speedup", "speedup_measured", "oracle_fraction") if name in objectives]
+    if len(speedups) > 1:
+        raise ConfigError(f"choose one of {', '.join(speedups)}")
     return objectives
+
+
+def read_oracle(path):
+    """{skim: Bayes-limit speedup} from a JSON file: the results of ``benchmarks/oracle.py``
+    (``{"skims": {skim: {"speedup": x, ...}}}``) or a plain ``{skim: x}``.
+
+    Raises:
+        DataError: unreadable file, or a value that is not a positive number.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read the oracle speedups: {exc}", path=path) from None
+    skims = data.get("skims", data) if isinstance(data, dict) else None
+    if not isinstance(skims, dict):
+        raise DataError("the oracle file must map skims to speedups", path=path)
+    out = {}
+    for skim, value in skims.items():
+        value = value.get("speedup") if isinstance(value, dict) else value
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise DataError(f"skim {skim!r}: the oracle speedup must be a positive number, got {value!r}", path=path)
+        out[skim] = float(value)
+    return out
 
 
 def directions(objectives):
@@ -101,21 +134,22 @@ def measure_inference_time(model, batch, *, repeat=5):
 
 
 class PruningCallback:
-    """Trainer callback: report ``key`` of every epoch to an Optuna trial and stop a pruned one.
+    """Trainer callback: report ``value_of(record)`` of every epoch to an Optuna trial and stop a
+    pruned one (``name`` says what the value is).
 
     Raises ``optuna.TrialPruned`` (after the epoch's checkpoint is written) when the study's
     pruner says so, except after the last epoch (the trial is then complete); the epoch and value
     are recorded as the trial's ``pruned`` attribute.
     """
 
-    def __init__(self, trial, key):
-        self.trial, self.key = trial, key
+    def __init__(self, trial, value_of, name):
+        self.trial, self.value_of, self.name = trial, value_of, name
 
     def on_epoch_end(self, trainer, epoch, record):
-        value = record[self.key]
+        value = self.value_of(record)
         self.trial.report(value, epoch)
         if epoch < trainer.config.train.epochs and self.trial.should_prune():
-            reason = f"after epoch {epoch}: {self.key} = {value:.4g}"
+            reason = f"after epoch {epoch}: {self.name} = {value:.4g}"
             self.trial.set_user_attr("pruned", reason)
             raise optuna.TrialPruned(reason)
         return False
@@ -134,13 +168,22 @@ class TrialObjective:
         slot: callable(trial number) -> whether the trial may run (the study's trial budget);
             a trial that may not is failed at once with the attribute ``surplus``.
         timing_events, repeat: the batch and repetitions of the t_NN measurement.
+        oracle: {skim: Bayes-limit speedup} of every counted skim (objective ``oracle_fraction``).
     """
 
     def __init__(self, base, space, objectives, study_dir, splits, ctx, *, skim=None, slot=None,
-                 timing_events=256, repeat=5):
+                 timing_events=256, repeat=5, oracle=None):
         self.base, self.space, self.objectives = base, space, check_objectives(objectives)
         self.study_dir, self.splits, self.ctx, self.skim, self.slot = study_dir, splits, ctx, skim, slot
         self.key = metric_key(monitor_of(self.objectives), skim)
+        self.oracle = None
+        if "oracle_fraction" in self.objectives:
+            counted = [skim] if skim else list(splits.skims)
+            missing = [s for s in counted if s not in (oracle or {})]
+            if missing:
+                raise ConfigError(f"objective oracle_fraction needs the oracle speedup of skim(s) {missing} "
+                                  "(--oracle FILE, e.g. benchmarks/results/oracle.json)")
+            self.oracle = {s: oracle[s] for s in counted}
         self.prune = len(self.objectives) == 1
         loader = GraphLoader(splits.val, min(timing_events, len(splits.val)), shuffle=False)
         self.timing_batch = next(iter(loader)).to(ctx.device)
@@ -174,7 +217,8 @@ class TrialObjective:
         trial.set_user_attr("run_dir", str(out))
         if "speedup_measured" in self.objectives:
             config = config.with_overrides({"train.t_nn": t_nn})
-        callbacks = [PruningCallback(trial, self.key)] if self.prune else []
+        name = "oracle_fraction" if self.oracle else self.key
+        callbacks = [PruningCallback(trial, self.quality, name)] if self.prune else []
         with run_folder_lock(out):  # one writer per trial folder
             trainer = Trainer(config, splits=self.splits, ctx=self.ctx, callbacks=callbacks)
             try:
@@ -186,16 +230,24 @@ class TrialObjective:
         record = trainer.history[summary["best_epoch"] - 1]
         trial.set_user_attr("best_epoch", summary["best_epoch"])
         trial.set_user_attr("epochs_run", summary["epochs_run"])
-        values = [t_nn if OBJECTIVES[name][0] is None else record[self.key] for name in self.objectives]
+        values = [t_nn if OBJECTIVES[name][0] is None else self.quality(record) for name in self.objectives]
         if not all(math.isfinite(v) for v in values):
             raise ConfigError(f"the trial's objective values are not finite: {values}")
         return values[0] if len(values) == 1 else values
 
+    def quality(self, record):
+        """The quality objective of an epoch's record: the monitored metric, or the mean
+        fraction of the oracle speedup (``oracle_fraction``)."""
+        if self.oracle is None:
+            return record[self.key]
+        return statistics.fmean(record[f"val/speedup/{s}"] / limit for s, limit in self.oracle.items())
+
     def _time_per_event(self, config):
         """t_NN in ms of a freshly initialised model of ``config`` on the fixed timing batch."""
         s = self.splits
+        extra = {"num_event_features": len(EMULATION_FEATURES)} if config.data.event_features else {}
         model = build_model(config.model.name, num_skims=len(s.skims), num_event_types=len(s.event_types),
-                            vocab_size=s.vocab_size, **config.model.options).to(self.ctx.device)
+                            vocab_size=s.vocab_size, **extra, **config.model.options).to(self.ctx.device)
         return measure_inference_time(model, self.timing_batch, repeat=self.repeat)
 
 

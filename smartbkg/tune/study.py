@@ -196,7 +196,7 @@ def make_pruner(name, epochs):
 
 def run_study(config, *, n_trials, study_name, model=None, root="studies", storage=None, space=None,
               objectives=("speedup",), skim=None, pruner="median", workers=1, timeout=None, seed=0,
-              heartbeat=30, max_retry=3, quiet=False):
+              heartbeat=30, max_retry=3, quiet=False, oracle=None):
     """Run (or continue) a study to ``n_trials`` trials in total and return it.
 
     Args:
@@ -221,10 +221,15 @@ def run_study(config, *, n_trials, study_name, model=None, root="studies", stora
             ``train.seed`` of the config.
         heartbeat, max_retry: heartbeat interval (s) and retries of stale trials, RDB storages.
         quiet: no progress lines and no training output.
+        oracle: {skim: Bayes-limit speedup} for the objective ``oracle_fraction``
+            (:func:`~smartbkg.tune.objective.read_oracle`).
 
     Writes the best configuration(s) (:func:`~smartbkg.tune.study.write_best_configs`) and prints the best trial.
     """
     objectives = check_objectives(objectives)
+    if "oracle_fraction" in objectives and not oracle:
+        raise ConfigError("objective oracle_fraction needs the oracle speedups (--oracle FILE, e.g. "
+                          "benchmarks/results/oracle.json)")
     model = model or config.model.name
     if not isinstance(space, SearchSpace):
         space = default_space(model) if space is None else load_space(space, model)
@@ -245,7 +250,7 @@ def run_study(config, *, n_trials, study_name, model=None, root="studies", stora
            "deadline": None if timeout is None else time.time() + timeout, "seed": seed, "pruner": pruner,
            "heartbeat": heartbeat, "max_retry": max_retry, "quiet": quiet, "settings": settings,
            "threads": max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None,
-           "verbosity": optuna.logging.get_verbosity()}
+           "verbosity": optuna.logging.get_verbosity(), "oracle": oracle}
     worker = _Worker(job, 0)
     if not quiet:
         print(f"study {study_name!r}: {settings['model']}, objective {', '.join(objectives)}, "
@@ -336,7 +341,7 @@ class _Worker:
         if job["skim"] is not None and job["skim"] not in splits.skims:
             raise ConfigError(f"skim {job['skim']!r} is not among the trained skims {list(splits.skims)}")
         self.objective = TrialObjective(base, space, job["objectives"], self.study_dir, splits, ctx,
-                                        skim=job["skim"], slot=self._may_run)
+                                        skim=job["skim"], slot=self._may_run, oracle=job.get("oracle"))
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
         self.retry = _retry_callback(job["max_retry"])
 

@@ -12,9 +12,11 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from smartbkg.errors import ConfigError, DataError
 from smartbkg.train.config import RunConfig
 from smartbkg.train.loop import Trainer
 from smartbkg.tune import load_space, open_storage, run_study, trial_counts
+from smartbkg.tune.objective import read_oracle
 
 
 def _space(tiny_space, **params):
@@ -102,3 +104,34 @@ def test_a_dead_local_workers_trial_is_failed_and_retried(base_config, tiny_spac
     assert RunConfig.from_file(root / name / "trial_0001" / "config.yaml").loss.name == values["loss.name"]
     counts = trial_counts(study.get_trials())
     assert (counts.finished, counts.retried) == (1, 1)
+
+
+def test_oracle_fraction_study_with_event_features(base_config, tiny_space, tmp_path):
+    """The objective is the validation speedup over the oracle's (averaged over the counted skims)
+    at the best epoch; trials with the skim emulation time their model with its event-feature encoder."""
+    config = base_config.with_overrides({"data.event_features": True})
+    oracle = {"tau_generic": 3.0, "radiative": 15.0}
+    study = run_study(config, n_trials=2, study_name="fraction", root=tmp_path, space=_space(tiny_space),
+                      objectives=("oracle_fraction",), oracle=oracle, quiet=True)
+    for trial in study.get_trials():
+        history = json.loads((tmp_path / "fraction" / f"trial_{trial.number:04d}" / "metrics.json").read_text())
+        best = history[trial.user_attrs["best_epoch"] - 1]
+        assert trial.value == pytest.approx(best["val/speedup/tau_generic"] / 3.0)
+        assert trial.user_attrs["t_nn_ms"] > 0
+    with pytest.raises(ConfigError, match=r"oracle speedup of skim\(s\) \['tau_generic'\]"):
+        run_study(config, n_trials=3, study_name="fraction", root=tmp_path, space=_space(tiny_space),
+                  objectives=("oracle_fraction",), oracle={"radiative": 15.0}, quiet=True)
+
+
+def test_read_oracle_takes_the_benchmark_results_or_a_plain_mapping(tmp_path):
+    results = tmp_path / "oracle.json"
+    results.write_text(json.dumps({"command": "x", "skims": {"tau_generic": {"speedup": 3.3, "auc": 0.98}}}))
+    assert read_oracle(results) == {"tau_generic": 3.3}
+    plain = tmp_path / "plain.json"
+    plain.write_text(json.dumps({"radiative": 15}))
+    assert read_oracle(plain) == {"radiative": 15.0}
+    plain.write_text(json.dumps({"radiative": -1}))
+    with pytest.raises(DataError, match="positive number"):
+        read_oracle(plain)
+    with pytest.raises(DataError, match="cannot read"):
+        read_oracle(tmp_path / "missing.json")

@@ -47,6 +47,8 @@ def test_print_space_shows_the_resolved_space(space_file, capsys):
     ("trials", "error: smartbkg-tune: argument --trials: expected an integer >= 1, got '0'"),
     ("seed", "error: smartbkg-tune: argument --seed: expected an integer in [0, 4294967295], got '4294967296'"),
     ("worker seed", "error: smartbkg-tune: worker k seeds its sampler with --seed + k, which must stay <= 4294967295"),
+    ("no oracle", "error: objective oracle_fraction needs the oracle speedups (--oracle FILE"),
+    ("bad oracle", "error: "),  # the path, then: cannot read the oracle speedups
 ])
 def test_bad_input_is_one_line_and_exit_2(case, message, space_file, tmp_path, capsys):
     argv = {"model": ["--model", "nosuchnet", "--trials", 1, "--study", "s"],
@@ -59,9 +61,14 @@ def test_bad_input_is_one_line_and_exit_2(case, message, space_file, tmp_path, c
             "trials": ["--model", "deepsets", "--trials", 0, "--study", "s"],
             "seed": ["--model", "deepsets", "--trials", 1, "--study", "s", "--seed", 2**32],
             "worker seed": ["--model", "deepsets", "--trials", 1, "--study", "s", "--seed", 2**32 - 1,
-                            "--workers", 2]}[case]
+                            "--workers", 2],
+            "no oracle": ["--model", "deepsets", "--trials", 1, "--study", "s", "--objective", "oracle_fraction"],
+            "bad oracle": ["--model", "deepsets", "--trials", 1, "--study", "s", "--objective", "oracle_fraction",
+                           "--oracle", tmp_path / "missing.json"]}[case]
     code, err, _ = run([*argv, "--dir", tmp_path], capsys)
     assert code == 2 and err.startswith(message) and err.count("\n") == 1, err
+    if case == "bad oracle":
+        assert "missing.json: cannot read the oracle speedups" in err
     assert "secret" not in err
 
 

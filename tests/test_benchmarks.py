@@ -212,9 +212,10 @@ def test_limits_benchmark_ablation_with_event_features(tmp_path):
     assert "event_features: true" in config.read_text()
 
 
-def test_calibration_forms_on_a_kept_limits_run(tmp_path):
+def test_calibration_forms_and_independent_test_on_a_kept_limits_run(tmp_path):
     """limits.py --keep-runs keeps the run folder; calibration_forms.py fits every form on its
-    validation split and scores it on its test split."""
+    validation split and scores it on its test split; independent_test.py applies its filter to a
+    fresh sample."""
     run_script("limits", "--models", "deepsets", "--skims", "tau_generic", "--train-events", 600, "--epochs", 1,
                "--threads", 1, "--cache-dir", tmp_path / "cache", "--keep-runs", tmp_path / "runs",
                "--out", tmp_path / "limits.json")
@@ -229,3 +230,11 @@ def test_calibration_forms_on_a_kept_limits_run(tmp_path):
         assert r["fraction_of_oracle"] == pytest.approx(r["test_speedup"] / json.loads(
             (tmp_path / "limits.json").read_text())["rows"][0]["oracle_speedup"])
     assert rows[2]["params"] == {}
+    # the same run on an independent sample
+    out = tmp_path / "independent.json"
+    run_script("independent_test", run, "--events", 800, "--seed", 99, "--workers", 1, "--chunk", 300,
+               "--bootstrap", 5, "--threads", 1, "--out", out)
+    [row] = json.loads(out.read_text())["rows"]
+    assert row["skim"] == "tau_generic" and row["test_events"] == 800 and 0 < row["passing"] < 800
+    assert 0.5 < row["auc"] <= 1 and positive(row["speedup"]) and row["speedup_err"] > 0
+    assert row["fraction_of_perfect"] == pytest.approx(row["speedup"] / row["perfect_limit"])

@@ -50,8 +50,10 @@ RESULTS = Path(__file__).parent / "results"
 #: Fraction of the generated events that the split gives to training.
 TRAIN_FRACTION = 0.6
 #: Learning curve to run where a GPU is available.
-GPU_COMMAND = ("python benchmarks/limits.py --models deepsets,gatgap,transformer --train-events "
-               "30000,100000,300000,1000000 --epochs 20 --device cuda --out benchmarks/results/limits_gpu.json")
+GPU_COMMAND = ("python benchmarks/limits.py --models deepsets,gatgap,transformer --event-features --skims "
+               "hadronic_b,semileptonic_b,leptonic_untagged,radiative,charm_dstar,tau_generic --train-events "
+               "300000,1000000,3000000 --epochs 20 --device cuda --keep-runs runs/limits_gpu "
+               "--out benchmarks/results/limits_gpu.json")
 
 
 def run_config(model, skims, train_events, args, cache_dir, out):

@@ -50,7 +50,8 @@ class LorentzTransformer(ParticleTransformer):
         vector_update: update the four-momenta equivariantly after every block.
 
     The other options (``num_skims``, ``num_event_types``, ``vocab_size``, ``dim``, ``heads``,
-    ``blocks``, ``cls_blocks``, ``mlp_ratio``, ``pair_hidden``, ``pair_bias``, ``dropout``) are
+    ``blocks``, ``cls_blocks``, ``mlp_ratio``, ``pair_hidden``, ``pair_bias``, ``dropout``,
+    ``num_event_features``) are
     those of :class:`~smartbkg.models.transformer.ParticleTransformer` (``pair_bias`` is
     ``"shared"`` when ``vector_update`` is on: one MLP, applied again to every block's updated
     momenta).
@@ -60,14 +61,15 @@ class LorentzTransformer(ParticleTransformer):
 
     def __init__(self, *, num_skims=1, num_event_types=NUM_EVENT_TYPES, vocab_size=None, dim=128, heads=8,
                  blocks=8, cls_blocks=2, mlp_ratio=4, pair_hidden=64, pair_bias="shared",
-                 adjacency=True, invariant=True, vector_update=False, dropout=0.0):
+                 adjacency=True, invariant=True, vector_update=False, dropout=0.0, num_event_features=0):
         self.invariant, self.vector_update = invariant, vector_update
         names = ("adjacency",) * adjacency + INVARIANT_PAIR_FEATURES
         super().__init__(num_skims=num_skims, num_event_types=num_event_types,
                          vocab_size=vocab_size, dim=dim, heads=heads, blocks=blocks,
                          cls_blocks=cls_blocks, mlp_ratio=mlp_ratio, pair_features=names,
                          pair_hidden=pair_hidden,
-                         pair_bias="shared" if vector_update else pair_bias, dropout=dropout)
+                         pair_bias="shared" if vector_update else pair_bias, dropout=dropout,
+                         num_event_features=num_event_features)
         self.vector_mixers = (nn.ModuleList(Linear(dim, heads) for _ in range(blocks - 1))
                               if vector_update else None)
         self.reset_parameters()

@@ -39,7 +39,7 @@ from ..data.table import NUM_EVENT_TYPES
 from ..errors import ConfigError
 from . import register_model
 from .layers import (MLP, ClassAttentionBlock, Linear, NodeFeatureEncoding, SelfAttentionBlock,
-                     attention_mask, default_vocab_size, embed, init_embedding, reset_all)
+                     attention_mask, default_vocab_size, embed, event_features_of, init_embedding, reset_all)
 
 
 def dense_layout(ptr):
@@ -84,14 +84,18 @@ class ParticleTransformer(nn.Module):
         pair_bias: ``"shared"`` (one bias per head used by every block, as in ParT) or
             ``"per_block"`` (one bias per head and block).
         dropout: dropout of attention weights and MLP activations.
+        num_event_features: F, width of the batch's ``event_features`` (the generator-level
+            skim emulation, :mod:`smartbkg.data.skim_emulation`; filled in from the data when
+            ``data.event_features`` is on), encoded by an MLP and added to the event-type
+            embedding (every token and the class token); 0 (default): none.
 
-    Forward: a PyG ``Batch`` (contract) -> (B, S) logits.
+    Forward: a PyG ``Batch`` (contract; ``event_features`` (B, F) when F > 0) -> (B, S) logits.
     """
 
     def __init__(self, *, num_skims=1, num_event_types=NUM_EVENT_TYPES, vocab_size=None, dim=128, heads=8,
                  blocks=8, cls_blocks=2, mlp_ratio=4,
                  pair_features=("adjacency", "ln_m2", "angle"), pair_hidden=64,
-                 pair_bias="shared", dropout=0.0):
+                 pair_bias="shared", dropout=0.0, num_event_features=0):
         super().__init__()
         if pair_bias not in ("shared", "per_block"):
             raise ConfigError(f"pair_bias must be 'shared' or 'per_block', not {pair_bias!r}")
@@ -106,6 +110,7 @@ class ParticleTransformer(nn.Module):
         self.node_embedding = Linear(self.node_input_width(), dim)
         self.pdg_embedding = nn.Embedding(vocab_size or default_vocab_size(), dim)
         self.event_embedding = nn.Embedding(num_event_types, dim)
+        self.event_features = MLP((num_event_features, dim, dim)) if num_event_features else None
         self.pair_embedding = (MLP((len(self.pair_names), pair_hidden, pair_hidden,
                                     heads * self.bias_sets)) if self.pair_names else None)
         self.blocks = nn.ModuleList(
@@ -176,19 +181,23 @@ class ParticleTransformer(nn.Module):
         adjacency = (dense_adjacency(batch.edge_index, batch.batch, batch.ptr, length)
                      if "adjacency" in self.pair_names else None)
         pairs = real_pairs(mask, num_pairs) if self.pair_embedding is not None else None
-        return self.forward_dense(x, pdg, mask, adjacency, batch.event_type, pairs)
+        return self.forward_dense(x, pdg, mask, adjacency, batch.event_type, pairs,
+                                  event_features_of(batch, self.event_features))
 
-    def forward_dense(self, x, pdg, mask, adjacency, event_type, pairs=None):
+    def forward_dense(self, x, pdg, mask, adjacency, event_type, pairs=None, event_features=None):
         """The forward on a dense, padded batch (the ONNX export's entry, without a PyG ``Batch``).
 
         Shapes: ``x`` (B, L, 8) raw node features, ``pdg`` (B, L) tokens, ``mask`` (B, L) bool
         (True for real particles, which come first in every row), ``adjacency`` (B, L, L) float
         decay-tree adjacency (None without the ``adjacency`` pair feature), ``event_type``
-        (B,), ``pairs`` as for :meth:`attention_biases`; returns (B, S) logits.
+        (B,), ``pairs`` as for :meth:`attention_biases`, ``event_features`` (B, F) or None;
+        returns (B, S) logits.
         """
         num_graphs = x.shape[0]
         p4 = x[..., 4:8]
         event = embed(self.event_embedding, event_type, "num_event_types")[:, None]
+        if self.event_features is not None:
+            event = event + self.event_features(event_features)[:, None]
         h = self.node_embedding(self.node_inputs(x, p4)) + embed(self.pdg_embedding, pdg, "vocab_size") + event
         h = self.encode_particles(h, p4, mask, adjacency, pairs)
         cls = self.cls_token.expand(num_graphs, -1, -1) + event

@@ -75,7 +75,7 @@ def build_parser():
     add_list_argument(p, "--skims", metavar="SKIM", help="skims to train on (multi-label)")
     add_list_argument(p, "--event-types", metavar="TYPE", help="event types to keep")
     p.add_argument("--event-features", action="store_true", default=None,
-                   help="give the network the generator-level skim emulation of every event (deepsets, gatgap)")
+                   help="give the network the generator-level skim emulation of every event (graph models)")
     p.add_argument("--events", type=int, metavar="N", help="events to generate when there is no --data")
     p.add_argument("--cache-dir", metavar="DIR", help="cache of the generated sample (default RUN_DIR/data)")
     p.add_argument("--batch-size", type=int, metavar="N")

@@ -63,7 +63,7 @@ class DataConfig:
         event_features: give the network every event's generator-level skim emulation
             (:mod:`smartbkg.data.skim_emulation`: the skims on an ideal detector and the skim
             variables near their cuts) next to the decay tree; the models that take them
-            (``deepsets``, ``gatgap``) get ``num_event_features`` filled in from the data.
+            (``deepsets``, ``gatgap``, ``transformer``, ``lorentz``) get ``num_event_features`` filled in from the data.
     """
 
     path: list[str] | None = None

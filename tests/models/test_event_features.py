@@ -10,7 +10,9 @@ from smartbkg.data.synthetic import decay_trees
 from smartbkg.errors import ConfigError
 from smartbkg.models import build_model
 
-OPTIONS = {"deepsets": {"hidden": 16, "layers": 2}, "gatgap": {"units": 8, "heads": 2, "layers": 2}}
+OPTIONS = {"deepsets": {"hidden": 16, "layers": 2}, "gatgap": {"units": 8, "heads": 2, "layers": 2},
+           "transformer": {"dim": 16, "heads": 2, "blocks": 1, "cls_blocks": 1, "pair_hidden": 8},
+           "lorentz": {"dim": 16, "heads": 2, "blocks": 1, "cls_blocks": 1, "pair_hidden": 8}}
 
 
 @pytest.fixture(scope="module")
@@ -56,4 +58,4 @@ def test_models_without_the_option_ignore_the_features(name, batch):
 
 def test_models_that_do_not_take_event_features_say_so():
     with pytest.raises(ConfigError, match="num_event_features"):
-        build_model("transformer", num_event_features=len(FEATURES))
+        build_model("dnn", num_features=3, num_event_features=len(FEATURES))

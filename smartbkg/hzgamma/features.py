@@ -31,6 +31,7 @@ import numpy as np
 
 from .sample import _eta, _mass, _pt, _delta_r
 
+#: Names of the event-level features of the H -> Z gamma classifier, in column order.
 FEATURES = ("photon_eta", "lminus_eta", "lplus_eta", "min_dr", "max_dr", "flavour", "pt_over_m",
             "cos_big_theta", "cos_theta", "phi", "photon_pt_over_m", "lminus_pt", "lplus_pt", "photon_e_over_m")
 

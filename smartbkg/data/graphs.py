@@ -368,8 +368,9 @@ def _put_rows(out, rows, values):
     np.put(out.view(item).reshape(-1), rows, values.view(item).reshape(-1))
 
 
-def _assemble(attributes, edge_ptr, graph_attrs=GRAPH_ATTRS):
-    """A ``Batch`` with the attributes (in contract order) and PyG's slice and increment dicts."""
+def _assemble(attributes, edge_ptr, graph_attrs):
+    """A ``Batch`` with the attributes (in contract order) and PyG's slice and increment dicts
+    (``graph_attrs``: the names of the per-graph attributes)."""
     # Filling the storage of an empty Batch directly skips PyG's per-attribute __setattr__ (and
     # Batch's metaclass, which inspects signatures on every call); the equality with
     # Batch.from_data_list is tested.

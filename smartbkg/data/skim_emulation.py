@@ -20,7 +20,7 @@ before any simulation, as the network's input. They need the full generator reco
 lab frame (the Belle II preprocessing keeps every visible final-state particle) and assume the
 Belle II beams and acceptance.
 
-Cost: about 0.1 ms per event on one CPU core (the skims' combinatorics).
+Cost: about 0.05 ms per event on one CPU core (the skims' combinatorics; 3000 embedded events).
 """
 
 from dataclasses import replace
@@ -40,8 +40,9 @@ IDEAL_DETECTOR = replace(DetectorConfig(), track_efficiency=1.0, track_pt_turn_o
                          pt_resolution_b=0.0, pid_low=_IDENTITY, pid_high=_IDENTITY, photon_efficiency=1.0,
                          ecl_a=0.0, ecl_b=0.0, ecl_c=0.0)
 
-#: Feature names, in column order, with the scale each is divided by (energies and momenta in
-#: the CM frame over the beam energy E*_beam = 5.29 GeV, counts over 10).
+#: Feature names, in column order; each is divided by a scale (energies and momenta in the CM
+#: frame over the beam energy E*_beam = 5.29 GeV, the visible energy over sqrt(s), the hemisphere
+#: mass over 2 GeV, counts over 10).
 FEATURES = (
     *(f"pass_{skim}" for skim in SKIMS),  # the skim's decision on the ideal reconstruction (0/1)
     "n_tracks",            # tracks of the ideal detector

@@ -42,8 +42,7 @@ def main(argv=None):
     best = torch.load(Path(args.run) / "checkpoints" / "best.pt", weights_only=True)
     trainer.model.load_state_dict(best["model"])
     val, test = trainer.predict(trainer.val_loader), trainer.predict(trainer.test_loader)
-    t = trainer.config.train
-    timings = {"t_fast": t.t_fast, "t_nn": t.t_nn, "t_slow": t.t_slow}
+    t, timings = trainer.config.train, trainer.timings.as_kwargs()
     rows = []
     for j, skim in enumerate(trainer.skims):
         eps = trainer.splits.retention[skim]

@@ -62,7 +62,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    oracle = json.loads(Path(args.oracle).read_text())["skims"]
+    oracle_results = json.loads(Path(args.oracle).read_text())
+    oracle = oracle_results["skims"]
     load_before = list(os.getloadavg())
     table = generate(args.events, seed=args.seed, workers=args.workers)
     rows, configs = [], {}
@@ -70,10 +71,9 @@ def main(argv=None):
         run = load_run(run_dir)
         configs[str(run_dir)] = run.config.to_dict()
         flt = Filter.of_run(run)
-        t = run.config.train
-        timings = {"t_fast": t.t_fast, "t_nn": t.t_nn, "t_slow": t.t_slow}
+        t, timings = run.config.train, run.timings
         logits = np.concatenate([flt.logits(table[a:a + args.chunk]) for a in range(0, len(table), args.chunk)])
-        p = np.where(np.isnan(logits), 1.0, flt.calibrate(np.nan_to_num(logits)))
+        p = flt.calibrate(logits)  # events without particles after preprocessing: NaN logits, p = 1
         for j, skim in enumerate(flt.skims):
             y = table.labels[:, table.skims.index(skim)].astype(np.float64)
             scored = ~np.isnan(logits[:, j])
@@ -96,7 +96,7 @@ def main(argv=None):
     result = {"command": "python benchmarks/independent_test.py " + " ".join(sys.argv[1:] if argv is None else argv),
               "machine": machine(torch.device("cpu")), "load_average_before": load_before,
               "load_average_after": list(os.getloadavg()),
-              "oracle": {"file": Path(args.oracle).name, "command": json.loads(Path(args.oracle).read_text())["command"]},
+              "oracle": {"file": Path(args.oracle).name, "command": oracle_results["command"]},
               "configs": configs, "rows": rows}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -28,7 +28,7 @@ from dataclasses import replace
 import numpy as np
 
 from ..simulation.beams import Beams
-from ..simulation.detector import SPECIES, DetectorConfig, final_state_mask, reconstruct
+from ..simulation.detector import SPECIES, DetectorConfig, final_state_mask, reconstruct, track_efficiency
 from ..simulation.skims import SKIM_FUNCTIONS, SKIMS, SkimInput, thrust_hemispheres
 from .preprocess import PreprocessConfig
 
@@ -114,13 +114,9 @@ def _features(table, beams):
     n = s.n
     track_p = np.linalg.norm(s.track_p4[:, 1:], axis=1)
     pt = np.hypot(reco.tracks["px"], reco.tracks["py"])
-    nominal = DetectorConfig()
-    efficiency = nominal.track_efficiency * (1.0 - np.exp(-(pt - nominal.track_pt_min) / nominal.track_pt_turn_on))
+    efficiency = track_efficiency(pt, DetectorConfig())
     lepton = np.isin(s.pid, [SPECIES.index("e"), SPECIES.index("mu")])
-    e_photon = s.photon_p4[:, 0]
-    barrel = (s.photon_theta_lab > 32.2) & (s.photon_theta_lab < 128.7)
-    in_pi0 = np.zeros(len(e_photon), dtype=bool)
-    in_pi0[s.pi0.photons.ravel()] = True
+    e_photon, barrel = s.photon_p4[:, 0], s.photon_in_barrel
     thrust_value, tracks_per_side, hemisphere_mass = thrust_hemispheres(s, s.n_tracks <= THRUST_MAX_TRACKS)
 
     def count(event_of, mask):
@@ -145,6 +141,6 @@ def _features(table, beams):
         count(s.track_event, lepton & (track_p > 2.0)),
         count(s.track_event, ~lepton & (track_p > 2.0)),
         largest(s.photon_event, e_photon, barrel),
-        largest(s.photon_event, e_photon, barrel & ~in_pi0),
+        largest(s.photon_event, e_photon, barrel & ~s.photon_in_pi0),
     ]
     return np.stack([np.asarray(c, dtype=np.float64) for c in columns], axis=1)

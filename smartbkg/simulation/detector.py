@@ -283,6 +283,13 @@ def _theta_deg(p4):
     return np.degrees(np.arctan2(np.hypot(p4[:, 1], p4[:, 2]), p4[:, 3]))
 
 
+def track_efficiency(pt, config):
+    """(k,) tracking efficiency of charged particles of transverse momentum ``pt`` (k,) [GeV] in
+    the acceptance: ``track_efficiency * (1 - exp(-(pT - track_pt_min) / track_pt_turn_on))``
+    (meaningful above ``track_pt_min``)."""
+    return config.track_efficiency * (1.0 - np.exp(-(pt - config.track_pt_min) / config.track_pt_turn_on))
+
+
 def _tracks(obj, config, rng, event_id):
     """Tracking efficiency, IP requirement, momentum smearing and PID of charged candidates."""
     a = np.abs(obj.pdg)
@@ -302,7 +309,7 @@ def _tracks(obj, config, rng, event_id):
     safe_pt = np.maximum(pt, 1e-12)
     d0 = np.abs(vx * py - vy * px) / safe_pt
     z0 = vz - (vx * px + vy * py) / safe_pt**2 * pz
-    efficiency = config.track_efficiency * (1.0 - np.exp(-(pt - config.track_pt_min) / config.track_pt_turn_on))
+    efficiency = track_efficiency(pt, config)
     found = ((theta > config.track_theta_min) & (theta < config.track_theta_max) & (pt > config.track_pt_min)
              & (d0 < config.track_d0_max) & (np.abs(z0) < config.track_z0_max)
              & (rng.uniform("track/efficiency", eid, key) < efficiency))

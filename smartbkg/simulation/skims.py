@@ -104,6 +104,18 @@ class SkimInput:
         return pairs.take((m > 0.120) & (m < 0.145))
 
     @cached_property
+    def photon_in_barrel(self):
+        """(n_photons,) bool: photons in the barrel ECL (32.2-128.7 deg, lab frame)."""
+        return (self.photon_theta_lab > 32.2) & (self.photon_theta_lab < 128.7)
+
+    @cached_property
+    def photon_in_pi0(self):
+        """(n_photons,) bool: photons that form a pi0 candidate with another photon."""
+        used = np.zeros(len(self.photon_p4), dtype=bool)
+        used[self.pi0.photons.ravel()] = True
+        return used
+
+    @cached_property
     def k_pi(self):
         """K- pi+ pairs (opposite charges, any mass)."""
         pairs = combine(self.kaons, self.pions, self.n)
@@ -195,10 +207,8 @@ def leptonic_untagged(s):
 def radiative(s):
     """(n_events,) bool: a barrel photon 1.8 < E* < 3.4 GeV not in a pi0 candidate, >= 3 tracks."""
     e = s.photon_p4[:, 0]
-    hard = (e > 1.8) & (e < 3.4) & (s.photon_theta_lab > 32.2) & (s.photon_theta_lab < 128.7)
-    in_pi0 = np.zeros(len(e), dtype=bool)
-    in_pi0[s.pi0.photons.ravel()] = True
-    return s.photons.any_per_event(s.n, hard & ~in_pi0) & (s.n_tracks >= 3)
+    hard = (e > 1.8) & (e < 3.4) & s.photon_in_barrel
+    return s.photons.any_per_event(s.n, hard & ~s.photon_in_pi0) & (s.n_tracks >= 3)
 
 
 def charm_dstar(s):

@@ -143,9 +143,7 @@ class Trainer:
         t = self.config.train
         if model_info is not None:
             return instantiate_model(model_info), model_info
-        data = {"skims": self.skims, "event_types": list(self.splits.event_types),
-                "num_event_types": len(self.splits.event_types), "vocab_size": self.splits.vocab_size,
-                "num_event_features": len(EMULATION_FEATURES) if self.config.data.event_features else 0}
+        data = data_model_info(self.config, self.splits)
         if t.init_from is None:
             info = {"name": self.config.model.name, "options": dict(self.config.model.options), **data}
             return instantiate_model(info), info
@@ -521,6 +519,15 @@ def _loss_fn(loss, epoch):
     def loss_fn(logits, y, weight, disco_var):
         return loss(logits, y, weight=weight, epoch=epoch - 1, disco_var=disco_var)
     return loss_fn
+
+
+def data_model_info(config, splits):
+    """The entries of a checkpoint's ``model_info`` that the data fixes: ``skims``,
+    ``event_types``, ``num_event_types``, ``vocab_size`` and ``num_event_features`` (0 without
+    ``data.event_features``), for a run ``config`` on its :class:`~smartbkg.train.data.Splits`."""
+    return {"skims": list(splits.skims), "event_types": list(splits.event_types),
+            "num_event_types": len(splits.event_types), "vocab_size": splits.vocab_size,
+            "num_event_features": len(EMULATION_FEATURES) if config.data.event_features else 0}
 
 
 def instantiate_model(info):

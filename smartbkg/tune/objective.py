@@ -38,11 +38,9 @@ import optuna
 import torch
 
 from ..data.loader import GraphLoader
-from ..data.skim_emulation import FEATURES as EMULATION_FEATURES
 from ..errors import ConfigError, DataError
 from ..locking import run_folder_lock
-from ..models import build_model
-from ..train.loop import Trainer
+from ..train.loop import Trainer, data_model_info, instantiate_model
 
 #: name -> (training monitor or None, direction).
 OBJECTIVES = {
@@ -244,10 +242,9 @@ class TrialObjective:
 
     def _time_per_event(self, config):
         """t_NN in ms of a freshly initialised model of ``config`` on the fixed timing batch."""
-        s = self.splits
-        extra = {"num_event_features": len(EMULATION_FEATURES)} if config.data.event_features else {}
-        model = build_model(config.model.name, num_skims=len(s.skims), num_event_types=len(s.event_types),
-                            vocab_size=s.vocab_size, **extra, **config.model.options).to(self.ctx.device)
+        info = {"name": config.model.name, "options": dict(config.model.options),
+                **data_model_info(config, self.splits)}
+        model = instantiate_model(info).to(self.ctx.device)
         return measure_inference_time(model, self.timing_batch, repeat=self.repeat)
 
 

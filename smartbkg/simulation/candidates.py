@@ -2,8 +2,9 @@
 
 A :class:`Candidates` list holds one row per candidate, sorted by event, with the global
 indices of the tracks and photons it is built from (fixed width per list, for overlap checks),
-its four-momentum (E, px, py, pz) [GeV], charge and a free integer ``tag`` (e.g. the flavour
-sign given by the kaon charge). :func:`combine` forms every combination of a candidate of one
+its four-momentum (E, px, py, pz) [GeV], charge, a free integer ``tag`` (e.g. the flavour
+sign given by the kaon charge) and a ``log_weight`` (the log of the probability that the
+candidate is reconstructed, for expected candidate counts; 0 on a real reconstruction). :func:`combine` forms every combination of a candidate of one
 list with a candidate of another list *in the same event* that shares no track or photon, with
 ragged index arithmetic instead of per-event loops.
 """
@@ -26,6 +27,8 @@ class Candidates:
         p4: (k, 4) float64 four-momentum (E, px, py, pz) [GeV].
         charge: (k,) int64.
         tag: (k,) int64 bookkeeping value carried through :func:`combine` (summed).
+        log_weight: (k,) float64 log of the candidate's weight, summed through :func:`combine`
+            (the product of its objects' weights).
     """
 
     event: np.ndarray
@@ -34,12 +37,13 @@ class Candidates:
     p4: np.ndarray
     charge: np.ndarray
     tag: np.ndarray
+    log_weight: np.ndarray
 
     def __len__(self):
         return len(self.event)
 
     @classmethod
-    def singles(cls, event, p4, charge=None, kind="track", rows=None, tag=None):
+    def singles(cls, event, p4, charge=None, kind="track", rows=None, tag=None, object_id=None, log_weight=None):
         """One candidate per object.
 
         Args:
@@ -49,9 +53,12 @@ class Candidates:
             kind: ``"track"`` or ``"photon"``: which index column the object goes to.
             rows: (k,) indices of the objects to use (default all).
             tag: (n,) tags (default 0).
+            object_id: (n,) the identity of each object in the overlap checks of :func:`combine`
+                (default its position; objects with the same id never combine).
+            log_weight: (n,) log weights (default 0).
         """
         rows = np.arange(len(event)) if rows is None else np.asarray(rows, dtype=np.int64)
-        index = rows[:, None]
+        index = (rows if object_id is None else np.asarray(object_id, dtype=np.int64)[rows])[:, None]
         empty = np.zeros((len(rows), 0), dtype=np.int64)
         zeros = np.zeros(len(rows), dtype=np.int64)
         return cls(
@@ -61,12 +68,13 @@ class Candidates:
             p4=np.asarray(p4, dtype=np.float64)[rows],
             charge=zeros if charge is None else np.asarray(charge, dtype=np.int64)[rows],
             tag=zeros if tag is None else np.asarray(tag, dtype=np.int64)[rows],
+            log_weight=np.zeros(len(rows)) if log_weight is None else np.asarray(log_weight, dtype=np.float64)[rows],
         )
 
     def take(self, rows):
         """The candidates at ``rows`` (indices or boolean mask; order kept)."""
         return Candidates(self.event[rows], self.tracks[rows], self.photons[rows], self.p4[rows],
-                          self.charge[rows], self.tag[rows])
+                          self.charge[rows], self.tag[rows], self.log_weight[rows])
 
     @property
     def mass(self):
@@ -113,7 +121,7 @@ def combine(a, b, n_events, same=False, return_index=False):
 
     Returns:
         :class:`Candidates` (event-sorted) with the tracks and photons of both, summed
-        four-momenta, charges and tags (and, with ``return_index``, two (k,) int64 arrays).
+        four-momenta, charges, tags and log weights (and, with ``return_index``, two (k,) int64 arrays).
     """
     b_offsets = event_offsets(b.event, n_events)
     b_counts = np.diff(b_offsets)
@@ -131,6 +139,7 @@ def combine(a, b, n_events, same=False, return_index=False):
         p4=a.p4[ia] + b.p4[ib],
         charge=a.charge[ia] + b.charge[ib],
         tag=a.tag[ia] + b.tag[ib],
+        log_weight=a.log_weight[ia] + b.log_weight[ib],
     )
     return (out, ia, ib) if return_index else out
 
@@ -150,6 +159,7 @@ def concat(lists):
         p4=np.concatenate([c.p4 for c in lists]),
         charge=np.concatenate([c.charge for c in lists]),
         tag=np.concatenate([c.tag for c in lists]),
+        log_weight=np.concatenate([c.log_weight for c in lists]),
     )
     return merged.take(np.argsort(merged.event, kind="stable"))
 

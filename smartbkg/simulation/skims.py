@@ -56,9 +56,13 @@ class SkimInput:
     Args:
         reco: :class:`~smartbkg.simulation.detector.Reconstruction` (lab frame).
         beams: :class:`~smartbkg.simulation.beams.Beams`, for the lab -> CM transformation.
+        track_id: (n_tracks,) identity of every track in the overlap checks (default its
+            position): rows with one id are hypotheses of one track and never combine.
+        track_log_weight, photon_log_weight: (n_tracks,), (n_photons,) log weights the candidates
+            multiply (default 0), for expected candidate counts.
     """
 
-    def __init__(self, reco, beams):
+    def __init__(self, reco, beams, track_id=None, track_log_weight=None, photon_log_weight=None):
         self.n = reco.n_events
         self.e_beam = 0.5 * beams.e_cm
         to_cm = beams.lab_to_cm()
@@ -71,11 +75,13 @@ class SkimInput:
         self.pid = t["pid"]
         self.charge = t["charge"].astype(np.int64)
         self.n_tracks = np.asarray(reco.n_tracks)
+        self.track_id, self.track_log_weight, self.photon_log_weight = track_id, track_log_weight, photon_log_weight
 
     def _tracks(self, species):
         rows = np.flatnonzero(np.isin(self.pid, species))
         tag = self.charge if _K in species else None
-        return Candidates.singles(self.track_event, self.track_p4, self.charge, "track", rows, tag)
+        return Candidates.singles(self.track_event, self.track_p4, self.charge, "track", rows, tag,
+                                  self.track_id, self.track_log_weight)
 
     @cached_property
     def kaons(self):
@@ -94,7 +100,7 @@ class SkimInput:
 
     @cached_property
     def photons(self):
-        return Candidates.singles(self.photon_event, self.photon_p4, kind="photon")
+        return Candidates.singles(self.photon_event, self.photon_p4, kind="photon", log_weight=self.photon_log_weight)
 
     @cached_property
     def pi0(self):
@@ -181,14 +187,19 @@ class SkimInput:
         return np.bincount(event, weights=p4[:, 0], minlength=self.n)
 
 
+def hadronic_b_candidates(s):
+    """The B -> D(*) pi / D(*) rho candidates with Mbc > 5.27 and abs(DeltaE) < 0.1 (:class:`Candidates`)."""
+    mbc, de = s.mbc_delta_e(s.b_hadronic)
+    return s.b_hadronic.take((mbc > 5.27) & (np.abs(de) < 0.1))
+
+
 def hadronic_b(s):
     """(n_events,) bool: an exclusive B -> D(*) pi / D(*) rho with Mbc > 5.27, abs(DeltaE) < 0.1."""
-    mbc, de = s.mbc_delta_e(s.b_hadronic)
-    return s.b_hadronic.any_per_event(s.n, (mbc > 5.27) & (np.abs(de) < 0.1))
+    return hadronic_b_candidates(s).any_per_event(s.n)
 
 
-def semileptonic_b(s):
-    """(n_events,) bool: lepton p* > 1 GeV with a right-sign D (K pi or K pi pi), abs(cos theta_BY) < 1.5."""
+def semileptonic_b_candidates(s):
+    """The D-lepton pairs of :func:`semileptonic_b` (:class:`Candidates`)."""
     leptons = s.leptons.take(s.leptons.p > 1.0)
     d = concat([s.d0_kpi, s.dplus])
     d = d.take(d.p < 2.5)
@@ -196,7 +207,12 @@ def semileptonic_b(s):
     p_b = np.sqrt(s.e_beam**2 - M_B**2)
     m_y = y.mass
     cos_by = (2 * s.e_beam * y.p4[:, 0] - M_B**2 - m_y**2) / (2 * p_b * np.maximum(y.p, 1e-12))
-    return y.any_per_event(s.n, (leptons.charge[i_l] == d.tag[i_d]) & (np.abs(cos_by) < 1.5))
+    return y.take((leptons.charge[i_l] == d.tag[i_d]) & (np.abs(cos_by) < 1.5))
+
+
+def semileptonic_b(s):
+    """(n_events,) bool: lepton p* > 1 GeV with a right-sign D (K pi or K pi pi), abs(cos theta_BY) < 1.5."""
+    return semileptonic_b_candidates(s).any_per_event(s.n)
 
 
 def leptonic_untagged(s):
@@ -211,10 +227,15 @@ def radiative(s):
     return s.photons.any_per_event(s.n, hard & ~s.photon_in_pi0) & (s.n_tracks >= 3)
 
 
+def charm_dstar_candidates(s):
+    """The D*+ -> D0(K pi) pi+ candidates with p*(D*) > 2.5 GeV (:class:`Candidates`)."""
+    dst = s.dstar(s.d0_kpi)
+    return dst.take(dst.p > 2.5)
+
+
 def charm_dstar(s):
     """(n_events,) bool: D*+ -> D0(K pi) pi+ with p*(D*) > 2.5 GeV."""
-    dst = s.dstar(s.d0_kpi)
-    return dst.any_per_event(s.n, dst.p > 2.5)
+    return charm_dstar_candidates(s).any_per_event(s.n)
 
 
 def thrust_hemispheres(s, events):
@@ -250,6 +271,9 @@ def tau_generic(s):
 SKIM_FUNCTIONS = {f.__name__: f for f in (hadronic_b, semileptonic_b, leptonic_untagged, radiative,
                                           charm_dstar, tau_generic)}
 assert tuple(SKIM_FUNCTIONS) == SKIMS
+#: The skims that select an exclusive candidate, and the function giving their passing candidates.
+CANDIDATE_FUNCTIONS = {"hadronic_b": hadronic_b_candidates, "semileptonic_b": semileptonic_b_candidates,
+                       "charm_dstar": charm_dstar_candidates}
 
 
 def apply_skims(reco, beams, skims=SKIMS):

@@ -55,6 +55,23 @@ def test_concat_pads_and_keeps_event_order():
         sum(int(np.isin(singles.tracks[:, 0], t[t >= 0]).sum()) for t in merged.tracks)
 
 
+def test_object_ids_and_log_weights():
+    """Rows with one object id (two hypotheses of one track) never combine; log weights add up."""
+    event = np.array([0, 0, 0, 1])
+    p4 = np.tile([1.0, 0.1, 0.2, 0.3], (4, 1))
+    object_id = np.array([7, 7, 8, 9])  # rows 0 and 1 are the same track
+    log_weight = np.log([0.5, 0.25, 0.1, 0.9])
+    singles = Candidates.singles(event, p4, object_id=object_id, log_weight=log_weight)
+    np.testing.assert_array_equal(singles.tracks[:, 0], object_id)
+    pairs = combine(singles, singles, 2, same=True)
+    assert sorted(map(tuple, pairs.tracks.tolist())) == [(7, 8), (7, 8)]
+    np.testing.assert_allclose(np.sort(np.exp(pairs.log_weight)), [0.025, 0.05])
+    merged = concat([pairs, singles])
+    np.testing.assert_allclose(np.exp(merged.log_weight).sum(), 0.075 + 1.75)
+    np.testing.assert_allclose(merged.take(merged.event == 1).log_weight, [np.log(0.9)])
+    assert np.all(Candidates.singles(event, p4).log_weight == 0)
+
+
 def test_within_event_pairs():
     i, j = within_event_pairs(np.array([0, 2, 2, 5]))
     assert list(zip(i.tolist(), j.tolist())) == [(0, 0), (0, 1), (1, 0), (1, 1)] + \

@@ -11,7 +11,8 @@ import pytest
 from smartbkg.simulation.beams import Beams
 from smartbkg.simulation.candidates import thrust
 from smartbkg.simulation.detector import SPECIES, SPECIES_MASS, Reconstruction, two_body_decay
-from smartbkg.simulation.skims import M_B, M_D0, M_DPLUS, SKIMS, SkimInput, apply_skims
+from smartbkg.simulation.skims import (CANDIDATE_FUNCTIONS, M_B, M_D0, M_DPLUS, SKIM_FUNCTIONS, SKIMS, SkimInput,
+                                      apply_skims)
 
 BEAMS = Beams()
 E_BEAM = BEAMS.e_cm / 2
@@ -195,3 +196,12 @@ def test_apply_skims_columns():
 def test_events_without_objects():
     labels = apply_skims(reco([{}, {}, {}]), BEAMS)
     assert labels.shape == (3, len(SKIMS)) and not labels.any()
+
+
+def test_candidate_functions_are_the_skims():
+    """An exclusive skim passes exactly where its candidate function leaves a candidate."""
+    events, _ = zip(*[semileptonic(), semileptonic(lepton_charge=1)])
+    s = SkimInput(reco([b_to_d_pi(), b_to_d_rho(), b_to_d_pi(kaon_pid="pi"), *events, {}]), BEAMS)
+    for skim, candidates in CANDIDATE_FUNCTIONS.items():
+        np.testing.assert_array_equal(candidates(s).any_per_event(s.n), SKIM_FUNCTIONS[skim](s))
+    assert CANDIDATE_FUNCTIONS["hadronic_b"](s).count_per_event(s.n).tolist() == [1, 1, 0, 0, 0, 0]

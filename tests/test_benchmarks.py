@@ -6,6 +6,7 @@ them: every model builds and steps, bf16 autocast and torch.compile run, and the
 finite positive rates, the machine and the command.
 """
 
+import importlib.util
 import json
 import math
 import os
@@ -16,6 +17,9 @@ from pathlib import Path
 import pytest
 import torch
 
+import numpy as np
+
+from smartbkg.metrics import perfect_speedup
 from smartbkg.models import build_model
 from smartbkg.models.layers import count_parameters, default_vocab_size
 
@@ -238,3 +242,40 @@ def test_calibration_forms_and_independent_test_on_a_kept_limits_run(tmp_path):
     assert row["skim"] == "tau_generic" and row["test_events"] == 800 and 0 < row["passing"] < 800
     assert 0.5 < row["auc"] <= 1 and positive(row["speedup"]) and row["speedup_err"] > 0
     assert row["fraction_of_perfect"] == pytest.approx(row["speedup"] / row["perfect_limit"])
+
+
+def load_script(name):
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_binned_oracle_of_the_labels_themselves_is_the_perfect_classifier():
+    binned_oracle = load_script("emulation_information").binned_oracle
+    y = (np.random.default_rng(0).random(4000) < 0.05).astype(float)
+    everyone = np.zeros(4000, dtype=int)
+    # groups that are the labels: q = 1 and 0 (with no pseudo-events), p = 1 and the floor
+    perfect = binned_oracle(y.astype(int), y, everyone, splits=3, prior_events=0)
+    assert len(perfect) == 6
+    assert np.mean(perfect) == pytest.approx(perfect_speedup(y.mean(), max_weight=100.0), rel=0.05)
+    assert max(perfect) <= perfect_speedup(0.04, max_weight=100.0)
+    # shrinking towards the mean costs a little; a key without information gives every event the
+    # same p: no better than keeping all
+    assert np.mean(binned_oracle(y.astype(int), y, everyone, splits=3)) < np.mean(perfect)
+    assert binned_oracle(everyone, y, everyone, splits=2) == pytest.approx([1.0] * 4, abs=0.05)
+    assert binned_oracle(np.zeros(2, int), np.array([1.0, 0]), np.zeros(2, int), splits=1) == [None, None]
+
+
+def test_emulation_information_benchmark(tmp_path):
+    out = tmp_path / "information.json"
+    stdout = run_script("emulation_information", "--events", 3000, "--seed", 5, "--workers", 1, "--splits", 2,
+                        "--out", out)
+    result = json.loads(out.read_text())
+    assert [r["skim"] for r in result["rows"]] == ["hadronic_b", "semileptonic_b", "charm_dstar"]
+    for r in result["rows"]:
+        assert r["events"] == 3000 and r["passing"] >= r["passing_without_ideal_candidate"] \
+            >= r["passing_without_any_expected_candidate"] >= 0
+        for speedups in (r["speedup_ideal_decision"], r["speedup_ideal_decision_and_expected"]):
+            assert speedups["missing"] == 4 or positive(speedups["mean"])
+    assert "semileptonic_b" in stdout and "emulation_information.py" in result["command"]

@@ -11,16 +11,29 @@ resolution, efficiency and particle identification) and the skims of
 :mod:`smartbkg.simulation.skims` on the result, and returns the decisions and the skim
 variables closest to their cuts as :data:`FEATURES`.
 
-Nothing here uses the detector's randomness that makes the labels: the resolution, the
-efficiencies and the misidentification are off, and the in-flight decays (K_S0, hyperons)
-are drawn with their own seed (:data:`EMULATION_SEED`), independent of any production seed.
+The exclusive skims (``hadronic_b``, ``semileptonic_b``, ``charm_dstar``) also get the expected
+number of passing candidates (:func:`expected_candidates`): every track enters the candidate
+lists once per particle-identification hypothesis it can be given (the nominal confusion
+matrices, hypotheses of probability >= 1 %, energy from the hypothesis mass), and every passing
+candidate counts with the probability that the nominal detector reconstructs all of its tracks
+and photons and identifies each track as that hypothesis. This covers the events that pass only
+through a misidentified track (a pion taken for a kaon or a muon), which an ideal
+reconstruction cannot see, and ranks the ideal candidates by how likely they survive
+(soft tracks, many daughters). Resolution effects are not in it.
+
+Nothing here uses the detector's randomness that makes the labels: the ideal reconstruction has
+no resolution, inefficiency or misidentification, the expected counts use the nominal
+efficiencies and identification probabilities as numbers (never random draws), and the in-flight
+decays (K_S0, hyperons) are drawn with their own seed (:data:`EMULATION_SEED`), independent of
+any production seed.
 The features are a deterministic function of the generator record (and of the event
 identifier, through those decays), so a filter can compute them for every generated event
 before any simulation, as the network's input. They need the full generator record in the
 lab frame (the Belle II preprocessing keeps every visible final-state particle) and assume the
 Belle II beams and acceptance.
 
-Cost: about 0.05 ms per event on one CPU core (the skims' combinatorics; 3000 embedded events).
+Cost: about 0.4 ms per event on one CPU core, most of it the candidate combinatorics with all
+hypotheses (20000 embedded events).
 """
 
 from dataclasses import replace
@@ -28,8 +41,9 @@ from dataclasses import replace
 import numpy as np
 
 from ..simulation.beams import Beams
-from ..simulation.detector import SPECIES, DetectorConfig, final_state_mask, reconstruct, track_efficiency
-from ..simulation.skims import SKIM_FUNCTIONS, SKIMS, SkimInput, thrust_hemispheres
+from ..simulation.detector import (SPECIES, SPECIES_MASS, DetectorConfig, Reconstruction, final_state_mask,
+                                   reconstruct, track_efficiency)
+from ..simulation.skims import CANDIDATE_FUNCTIONS, SKIM_FUNCTIONS, SKIMS, SkimInput, thrust_hemispheres
 from .preprocess import PreprocessConfig
 
 #: Seed of the in-flight decays of the emulation (a stream of its own).
@@ -40,9 +54,16 @@ IDEAL_DETECTOR = replace(DetectorConfig(), track_efficiency=1.0, track_pt_turn_o
                          pt_resolution_b=0.0, pid_low=_IDENTITY, pid_high=_IDENTITY, photon_efficiency=1.0,
                          ecl_a=0.0, ecl_b=0.0, ecl_c=0.0)
 
+#: Hypotheses the expected candidate counts give a track: those of the skims' particle lists.
+HYPOTHESES = ("e", "mu", "pi", "K")
+#: Smallest identification probability of a hypothesis given to a track.
+MIN_HYPOTHESIS_PROBABILITY = 0.01
+#: Added to an expected candidate count before its logarithm (the feature's floor).
+EXPECTED_FLOOR = 1e-6
+
 #: Feature names, in column order; each is divided by a scale (energies and momenta in the CM
 #: frame over the beam energy E*_beam = 5.29 GeV, the visible energy over sqrt(s), the hemisphere
-#: mass over 2 GeV, counts over 10).
+#: mass over 2 GeV, counts over 10, log10 of the expected candidates over 6).
 FEATURES = (
     *(f"pass_{skim}" for skim in SKIMS),  # the skim's decision on the ideal reconstruction (0/1)
     "n_tracks",            # tracks of the ideal detector
@@ -59,12 +80,14 @@ FEATURES = (
     "hard_hadrons",        # other tracks with p* > 2 GeV (candidates for a misidentified lepton)
     "leading_barrel_photon_e",    # largest E* of a photon in the barrel ECL (32.2-128.7 deg)
     "leading_isolated_photon_e",  # the same among photons that form no pi0 candidate
+    # log10(EXPECTED_FLOOR + expected number of passing candidates), see expected_candidates
+    *(f"expected_{skim}" for skim in CANDIDATE_FUNCTIONS),
 )
 _E_BEAM = 5.29
 _SCALES = np.array([1.0] * len(SKIMS) + [10.0, 10.0, 10.0, 10.0, 2 * _E_BEAM, 1.0, 10.0, 2.0] + [_E_BEAM] * 2
-                   + [10.0] * 2 + [_E_BEAM] * 2)
-#: Events handled at once (bounds the memory of the pair loops).
-CHUNK_EVENTS = 20_000
+                   + [10.0] * 2 + [_E_BEAM] * 2 + [6.0] * len(CANDIDATE_FUNCTIONS))
+#: Events handled at once (bounds the memory of the candidate combinatorics).
+CHUNK_EVENTS = 10_000
 #: Largest number of ideal tracks for which the thrust is computed (the tau topology).
 THRUST_MAX_TRACKS = 10
 
@@ -142,5 +165,48 @@ def _features(table, beams):
         count(s.track_event, ~lepton & (track_p > 2.0)),
         largest(s.photon_event, e_photon, barrel),
         largest(s.photon_event, e_photon, barrel & ~s.photon_in_pi0),
+        *np.log10(EXPECTED_FLOOR + expected_candidates(reco, beams)).T,
     ]
     return np.stack([np.asarray(c, dtype=np.float64) for c in columns], axis=1)
+
+
+def expected_candidates(reco, beams, config=DetectorConfig()):
+    """Expected number of passing candidates of each exclusive skim on the nominal detector.
+
+    Args:
+        reco: :class:`~smartbkg.simulation.detector.Reconstruction` of the ideal detector
+            (every accepted track and photon, true identification).
+        beams: :class:`~smartbkg.simulation.beams.Beams`.
+        config: the nominal :class:`~smartbkg.simulation.detector.DetectorConfig` whose track
+            efficiency, identification matrices and photon efficiency weight the candidates.
+
+    Returns:
+        (n_events, len(CANDIDATE_FUNCTIONS)) float64: the sum over passing candidates (built
+        with every hypothesis of every track, no track used twice) of the product of their
+        tracks' efficiency times identification probability and their photons' efficiency.
+    """
+    t = reco.tracks
+    pt = np.hypot(t["px"], t["py"])
+    p = np.hypot(pt, t["pz"])
+    species = t["true_species"].astype(np.int64)
+    probability = np.where((p < config.pid_momentum_split)[:, None], np.asarray(config.pid_low)[species],
+                           np.asarray(config.pid_high)[species])
+    hypotheses = [SPECIES.index(h) for h in HYPOTHESES]
+    track, column = np.nonzero(probability[:, hypotheses] >= MIN_HYPOTHESIS_PROBABILITY)
+    hypothesis = np.asarray(hypotheses)[column]
+    tracks = {"px": t["px"][track], "py": t["py"][track], "pz": t["pz"][track],
+              "e": np.hypot(p[track], SPECIES_MASS[hypothesis]), "charge": t["charge"][track],
+              "pid": hypothesis.astype(np.int8), "track": track}
+    track_event = np.repeat(np.arange(reco.n_events), reco.n_tracks)[track]
+    photon_event = np.repeat(np.arange(reco.n_events), reco.n_photons)
+    expanded = Reconstruction.from_objects(reco.n_events, tracks, track_event, reco.photons, photon_event)
+    track = expanded.tracks["track"]
+    with np.errstate(divide="ignore"):  # a track at the pT threshold has efficiency 0
+        log_weight = np.log(track_efficiency(pt[track], config) * probability[track, expanded.tracks["pid"]])
+    photon_log_weight = np.full(len(reco.photons["e"]), np.log(config.photon_efficiency))
+    s = SkimInput(expanded, beams, track_id=track, track_log_weight=log_weight, photon_log_weight=photon_log_weight)
+    counts = []
+    for candidates in CANDIDATE_FUNCTIONS.values():
+        c = candidates(s)
+        counts.append(np.bincount(c.event, weights=np.exp(c.log_weight), minlength=s.n))
+    return np.stack(counts, axis=1).reshape(s.n, len(CANDIDATE_FUNCTIONS))

@@ -1,6 +1,8 @@
 """The generator-level skim emulation: what it computes, that it does not depend on how the events
 are stored or grouped, and that it carries the skims' information."""
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -8,10 +10,13 @@ from torch_geometric.data import Batch
 
 from smartbkg.data.graphs import GraphStore
 from smartbkg.data.preprocess import preprocess
-from smartbkg.data.skim_emulation import FEATURES, final_state_table, skim_emulation
+from smartbkg.data.skim_emulation import (FEATURES, HYPOTHESES, MIN_HYPOTHESIS_PROBABILITY, expected_candidates,
+                                          final_state_table, skim_emulation)
 from smartbkg.simulation import generate
-from smartbkg.simulation.detector import final_state_mask
-from smartbkg.simulation.skims import SKIMS
+from smartbkg.simulation.detector import (PID_HIGH, PID_LOW, SPECIES, SPECIES_MASS, DetectorConfig, Reconstruction,
+                                          final_state_mask, track_efficiency)
+from smartbkg.simulation.skims import CANDIDATE_FUNCTIONS, SKIMS, SkimInput
+from tests.simulation.test_skims import BEAMS, b_to_d_pi, b_to_d_rho, reco, semileptonic
 
 
 @pytest.fixture(scope="module")
@@ -92,3 +97,64 @@ def test_graph_store_carries_the_features(sample):
     order = np.random.default_rng(0).permutation(len(sample))
     reordered = GraphStore(sample, order=order, event_features=True)
     assert torch.equal(reordered.event_features, store.event_features[torch.from_numpy(order)])
+
+
+def hypothesis_probabilities(reco_event, config=DetectorConfig()):
+    """Per track: {hypothesis index: efficiency x identification probability} (>= 1 % ones)."""
+    t = reco_event.tracks
+    pt = np.hypot(t["px"], t["py"])
+    p = np.hypot(pt, t["pz"])
+    out = []
+    for k, species in enumerate(t["true_species"]):
+        matrix = PID_LOW if p[k] < config.pid_momentum_split else PID_HIGH
+        eff = track_efficiency(pt[k:k + 1], config)[0]
+        out.append({SPECIES.index(h): eff * matrix[species, SPECIES.index(h)] for h in HYPOTHESES
+                    if matrix[species, SPECIES.index(h)] >= MIN_HYPOTHESIS_PROBABILITY})
+    return out
+
+
+def enumerated_expectation(reco_event, skim, config=DetectorConfig()):
+    """E[number of passing candidates] by enumerating every outcome of one event's tracks (lost,
+    or reconstructed with each hypothesis) and photons (lost or found): the definition."""
+    t, g = reco_event.tracks, reco_event.photons
+    states = [[None, *options.items()] for options in hypothesis_probabilities(reco_event, config)]
+    total = 0.0
+    for outcome in itertools.product(*states, *[[False, True]] * len(g["e"])):
+        tracks, photons = outcome[:len(states)], outcome[len(states):]
+        probability = np.prod([1 - sum(o.values()) if s is None else s[1]
+                               for s, o in zip(tracks, hypothesis_probabilities(reco_event, config))])
+        probability *= np.prod([config.photon_efficiency if kept else 1 - config.photon_efficiency for kept in photons])
+        keep = [k for k, s in enumerate(tracks) if s is not None]
+        pid = np.array([tracks[k][0] for k in keep], dtype=np.int8)
+        p = np.stack([t["px"][keep], t["py"][keep], t["pz"][keep]], axis=1)
+        new_tracks = {"px": p[:, 0], "py": p[:, 1], "pz": p[:, 2], "e": np.hypot(np.linalg.norm(p, axis=1), SPECIES_MASS[pid]),
+                      "charge": t["charge"][keep], "pid": pid}
+        new_photons = {name: values[np.array(photons, dtype=bool)] for name, values in g.items()}
+        event = Reconstruction.from_objects(1, new_tracks, np.zeros(len(keep), np.int64), new_photons,
+                                            np.zeros(int(np.sum(photons)), np.int64))
+        total += probability * len(CANDIDATE_FUNCTIONS[skim](SkimInput(event, BEAMS)))
+    return total
+
+
+@pytest.mark.parametrize("event, skim", [(b_to_d_pi(), "hadronic_b"), (b_to_d_rho(), "hadronic_b"),
+                                         (semileptonic()[0], "semileptonic_b"), (b_to_d_pi(kaon_pid="pi"), "hadronic_b")])
+def test_expected_candidates_are_the_expectation_over_detector_outcomes(event, skim):
+    """The expected count equals the brute-force expectation over every reconstruction outcome,
+    including the one where a true pion is identified as a kaon (the last case: no ideal candidate)."""
+    ideal = reco([event])
+    expected = expected_candidates(ideal, BEAMS)[0, list(CANDIDATE_FUNCTIONS).index(skim)]
+    assert expected == pytest.approx(enumerated_expectation(ideal, skim), rel=1e-9, abs=1e-15)
+    assert (expected > 0.5) == (len(CANDIDATE_FUNCTIONS[skim](SkimInput(ideal, BEAMS))) > 0)
+    if skim == "hadronic_b" and expected < 0.5:
+        assert 1e-4 < expected < 0.1  # the misidentified pion makes the only candidate
+
+
+def test_expected_candidate_features(sample):
+    """Every ideal candidate counts (with its survival probability, at most 1 per candidate); the
+    feature sits at its floor, log10(1e-6) / 6 = -1, exactly where no hypothesis makes one."""
+    x = skim_emulation(sample)
+    for skim in CANDIDATE_FUNCTIONS:
+        feature = x[:, column(f"expected_{skim}")]
+        assert np.all(feature >= -1 - 1e-6) and np.all(feature < 1)
+        assert np.all(feature[x[:, column(f"pass_{skim}")] > 0] > -1 + 1e-3)
+        assert np.mean(feature > -1 + 1e-3) > np.mean(x[:, column(f"pass_{skim}")] > 0)  # misidentified ones

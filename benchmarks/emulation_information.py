@@ -1,0 +1,132 @@
+"""What the skim emulation's features are worth before any network: binned oracle speedups.
+
+    python benchmarks/emulation_information.py [--sample FOLDER | --events 1000000 --seed 3]
+        [--workers 2] [--splits 10] [--split-seed 0] [--out FILE.json]
+
+Reads a produced embedded sample (``smartbkg-generate`` / a training run's ``data`` cache) or
+generates one, computes :func:`smartbkg.data.skim_emulation.skim_emulation` and, for each
+exclusive skim, groups the events on few features: the ideal decision alone, or with the
+expected candidate count in bins of log10 (:data:`LOG_EDGES`). Each group's pass rate on a
+random half of the events (shrunk towards its parent group's rate by :data:`PRIOR_EVENTS`
+pseudo-events) is the q of the oracle filter (:func:`smartbkg.oracle.oracle_speedup`:
+p = clip(C sqrt(q), 1/max_weight, 1)), whose speedup is measured on the other half's labels; both
+ways, over ``--splits`` random halvings, reported as mean +- standard deviation. A filter that
+reads only those features can do no better than this (up to the statistics of the groups); the
+speedup with all features is what the learning curves of ``benchmarks/limits.py`` measure. The
+JSON (default ``benchmarks/results/emulation_information.json``) holds the command, the sample
+and the rows.
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from smartbkg.data.readers import read_events
+from smartbkg.data.skim_emulation import FEATURES, skim_emulation
+from smartbkg.oracle import oracle_speedup
+from smartbkg.simulation import generate
+from smartbkg.simulation.skims import CANDIDATE_FUNCTIONS
+
+RESULTS = Path(__file__).parent / "results"
+#: Bin edges of log10(1e-6 + expected number of candidates): below the first, none is expected.
+LOG_EDGES = (-5.99, -4, -3, -2.5, -2, -1.5, -1, -0.5)
+#: Pseudo-events at the parent group's pass rate added to each group (see binned_oracle).
+PRIOR_EVENTS = 20
+
+
+def binned_oracle(key, y, parent, *, splits=10, seed=0, prior_events=PRIOR_EVENTS):
+    """Speedups of the oracle filter whose q is each ``key`` group's pass rate on the other half.
+
+    For each of ``splits`` random halvings (seeded), q of a group is its pass rate on one half,
+    shrunk towards the pass rate of its ``parent`` group (``prior_events`` pseudo-events at that
+    rate, so that a group with few events and no pass does not get q = 0), and the oracle filter
+    with that q is scored on the other half's labels, both ways.
+
+    Args:
+        key, parent: (n,) int group of every event; each key group lies inside one parent group.
+        y: (n,) 0/1 labels.
+
+    Returns:
+        list of the 2 * ``splits`` speedups (None where the scored half has no passing event).
+    """
+    groups = np.unique(key, return_inverse=True)[1]
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(splits):
+        first = rng.permutation(len(y)) < len(y) // 2
+        for fit in (first, ~first):
+            q_parent = rate(parent[fit], y[fit], parent)
+            passed = np.bincount(groups[fit], weights=y[fit], minlength=groups.max() + 1)[groups]
+            total = np.bincount(groups[fit], minlength=groups.max() + 1)[groups]
+            q = (passed + prior_events * q_parent) / (total + prior_events)
+            score = ~fit
+            out.append(oracle_speedup(q[score], y[score]).speedup if y[score].any() and q.any() else None)
+    return out
+
+
+def rate(groups_fit, y_fit, groups):
+    """(n,) pass rate of each event's group among the fitted events (0 for an unseen group)."""
+    size = max(groups.max(), groups_fit.max(initial=0)) + 1
+    passed = np.bincount(groups_fit, weights=y_fit, minlength=size)
+    return (passed / np.maximum(np.bincount(groups_fit, minlength=size), 1))[groups]
+
+
+def summary(speedups):
+    """Mean and standard deviation of the speedups that exist, and how many do not."""
+    values = [v for v in speedups if v is not None]
+    return {"mean": float(np.mean(values)) if values else None,
+            "std": float(np.std(values, ddof=1)) if len(values) > 1 else None,
+            "missing": len(speedups) - len(values)}
+
+
+def text(result):
+    return "n/a" if result["mean"] is None else f"{result['mean']:.2f} +- {result['std'] or 0:.2f}"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sample", help="folder of a produced embedded sample (default: generate one)")
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--splits", type=int, default=10, help="random halvings of the events")
+    parser.add_argument("--split-seed", type=int, default=0)
+    parser.add_argument("--out", default=str(RESULTS / "emulation_information.json"))
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    table = read_events(args.sample) if args.sample else generate(args.events, seed=args.seed, workers=args.workers)
+    x = skim_emulation(table)
+    seconds = time.perf_counter() - start
+    rows = []
+    for skim in CANDIDATE_FUNCTIONS:
+        y = table.labels[:, table.skims.index(skim)].astype(np.float64)
+        ideal = (x[:, FEATURES.index(f"pass_{skim}")] > 0).astype(np.int64)
+        expected_bin = np.digitize(6 * x[:, FEATURES.index(f"expected_{skim}")], LOG_EDGES)
+        everyone = np.zeros(len(y), dtype=np.int64)
+        ideal_only = summary(binned_oracle(ideal, y, everyone, splits=args.splits, seed=args.split_seed))
+        with_expected = summary(binned_oracle(ideal * 100 + expected_bin, y, ideal, splits=args.splits,
+                                              seed=args.split_seed))
+        without_ideal = ideal == 0
+        row = {"skim": skim, "events": len(y), "passing": int(y.sum()),
+               "passing_without_ideal_candidate": int(y[without_ideal].sum()),
+               "passing_without_any_expected_candidate": int(y[without_ideal & (expected_bin == 0)].sum()),
+               "speedup_ideal_decision": ideal_only, "speedup_ideal_decision_and_expected": with_expected}
+        rows.append(row)
+        print(f"{skim:16s} passing {row['passing']:6d} (without an ideal candidate {row['passing_without_ideal_candidate']}, "
+              f"without any expected {row['passing_without_any_expected_candidate']}); binned oracle speedup: "
+              f"ideal decision {text(ideal_only)}, with expected candidates {text(with_expected)}")
+    result = {"command": "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
+              "sample": args.sample or {"events": args.events, "seed": args.seed},
+              "log_edges": LOG_EDGES, "prior_events": PRIOR_EVENTS, "splits": args.splits,
+              "split_seed": args.split_seed, "read_and_emulate_s": seconds, "rows": rows}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

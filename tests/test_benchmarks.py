@@ -199,6 +199,8 @@ def test_limits_benchmark(tmp_path):
     assert 0 <= row["auc"] <= 1 and positive(row["speedup"]) and positive(row["oracle_speedup"])
     assert row["fraction_of_oracle"] == pytest.approx(row["speedup"] / row["oracle_speedup"])
     assert row["fraction_of_perfect"] == pytest.approx(row["speedup"] / row["perfect_limit"])
+    # the skim emulation is timed and charged to the filter: the same probabilities cost more
+    assert row["emulation_ms_per_event"] > 0 and row["speedup_with_emulation_time"] < row["speedup"]
     assert (tmp_path / "configs" / "deepsets_300.yaml").is_file() and "gpu_command" in result
 
 
@@ -218,12 +220,12 @@ def test_limits_benchmark_ablation_with_event_features(tmp_path):
 
 def test_calibration_forms_and_independent_test_on_a_kept_limits_run(tmp_path):
     """limits.py --keep-runs keeps the run folder; calibration_forms.py fits every form on its
-    validation split and scores it on its test split; independent_test.py applies its filter to a
-    fresh sample."""
+    validation split and scores it on its test split; independent_test.py applies its filter (with
+    the skim emulation) to a fresh sample."""
     run_script("limits", "--models", "deepsets", "--skims", "tau_generic", "--train-events", 600, "--epochs", 1,
-               "--threads", 1, "--cache-dir", tmp_path / "cache", "--keep-runs", tmp_path / "runs",
+               "--threads", 1, "--event-features", "--cache-dir", tmp_path / "cache", "--keep-runs", tmp_path / "runs",
                "--out", tmp_path / "limits.json")
-    run = tmp_path / "runs" / "deepsets_600"
+    run = tmp_path / "runs" / "deepsets_event_features_600"
     assert (run / "checkpoints" / "best.pt").is_file()
     out = tmp_path / "forms.json"
     run_script("calibration_forms", run, "--threads", 1, "--out", out)
@@ -242,6 +244,8 @@ def test_calibration_forms_and_independent_test_on_a_kept_limits_run(tmp_path):
     assert row["skim"] == "tau_generic" and row["test_events"] == 800 and 0 < row["passing"] < 800
     assert 0.5 < row["auc"] <= 1 and positive(row["speedup"]) and row["speedup_err"] > 0
     assert row["fraction_of_perfect"] == pytest.approx(row["speedup"] / row["perfect_limit"])
+    # the skim emulation is timed and charged to the filter: the same probabilities cost more
+    assert row["emulation_ms_per_event"] > 0 and row["speedup_with_emulation_time"] < row["speedup"]
 
 
 def load_script(name):
@@ -278,4 +282,7 @@ def test_emulation_information_benchmark(tmp_path):
             >= r["passing_without_any_expected_candidate"] >= 0
         for speedups in (r["speedup_ideal_decision"], r["speedup_ideal_decision_and_expected"]):
             assert speedups["missing"] == 4 or positive(speedups["mean"])
+        assert set(r["unexplained_passes_per_run"]) == {"nominal", "resolution only", "identification only",
+                                                        "ideal, other in-flight decays"}
+        assert all(0 <= v <= 3000 for v in r["unexplained_passes_per_run"].values())
     assert "semileptonic_b" in stdout and "emulation_information.py" in result["command"]

@@ -199,8 +199,6 @@ def test_limits_benchmark(tmp_path):
     assert 0 <= row["auc"] <= 1 and positive(row["speedup"]) and positive(row["oracle_speedup"])
     assert row["fraction_of_oracle"] == pytest.approx(row["speedup"] / row["oracle_speedup"])
     assert row["fraction_of_perfect"] == pytest.approx(row["speedup"] / row["perfect_limit"])
-    # the skim emulation is timed and charged to the filter: the same probabilities cost more
-    assert row["emulation_ms_per_event"] > 0 and row["speedup_with_emulation_time"] < row["speedup"]
     assert (tmp_path / "configs" / "deepsets_300.yaml").is_file() and "gpu_command" in result
 
 

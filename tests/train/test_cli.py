@@ -166,6 +166,17 @@ def _without_warnings(err):
     return [line for line in err.splitlines() if not line.startswith("warning: ")]
 
 
+def test_speedup_loss_warns_about_skims_with_less_than_one_passing_event_per_batch(sample_dir, tmp_path, capsys):
+    base = ["--data", str(sample_dir), "--skims", "tau_generic", "--epochs", "1", *TINY, "--loss", "speedup"]
+    # about 16 % passing: 0.6 per batch of 4 (warned), about 10 per batch of 64 (not warned)
+    code, err, _ = run([*base, "--batch-size", "4", "--out", str(tmp_path / "small")], capsys)
+    assert code == 0 and "warning: loss speedup: tau_generic passes" in err and "per training batch of 4" in err
+    summary = json.loads((tmp_path / "small" / "summary.json").read_text())
+    assert any(w.startswith("loss speedup: tau_generic") for w in summary["warnings"])
+    code, err, _ = run([*base, "--out", str(tmp_path / "large")], capsys)
+    assert code == 0 and "loss speedup" not in err
+
+
 def test_quiet_prints_the_final_line_and_warnings_silent_prints_nothing(sample_dir, tmp_path, capsys):
     base = ["--data", str(sample_dir), "--skims", "tau_generic", "--epochs", "1", *TINY]
     code, err, out = run([*base, "--out", str(tmp_path / "quiet")], capsys)

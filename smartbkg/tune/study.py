@@ -140,14 +140,32 @@ def open_storage(url, study_dir, *, heartbeat=30, max_retry=3):
                 return optuna.storages.RDBStorage(driver_url, engine_kwargs=engine_kwargs,
                                                   heartbeat_interval=heartbeat, grace_period=3 * heartbeat,
                                                   heartbeat_stale_trial_callback=_retry_callback(max_retry))
-        except sqlalchemy.exc.IntegrityError as exc:
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as exc:
             # Workers that start together on a new database all create Optuna's tables; the
-            # losers of that race see a unique violation and find the tables there a moment later.
+            # losers of that race see a unique violation or "relation already exists" and find
+            # the tables there a moment later.
+            if not _schema_race(exc):
+                raise ConfigError(f"cannot use the storage {_safe_url(url)}: {_first_line(exc)}") from None
             if attempt == SCHEMA_ATTEMPTS - 1:
                 raise ConfigError(f"cannot use the storage {_safe_url(url)}: {_first_line(exc)}") from None
             time.sleep(0.5 * (attempt + 1))
         except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as exc:
             raise ConfigError(f"cannot use the storage {_safe_url(url)}: {_first_line(exc)}") from None
+
+
+#: SQLSTATE codes of losing the race to create a table: unique_violation, duplicate_table, duplicate_object.
+_RACE_SQLSTATES = {"23505", "42P07", "42710"}
+
+
+def _schema_race(exc):
+    """Whether a SQLAlchemy error is a lost race to create Optuna's tables (any IntegrityError, or
+    a PostgreSQL error whose SQLSTATE says the table or object already exists)."""
+    import sqlalchemy
+
+    if isinstance(exc, sqlalchemy.exc.IntegrityError):
+        return True
+    code = getattr(exc.orig, "pgcode", None) or getattr(exc.orig, "sqlstate", None)
+    return code in _RACE_SQLSTATES
 
 
 def open_study(name, storage, settings, *, sampler=None, pruner=None):

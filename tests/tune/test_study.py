@@ -135,3 +135,26 @@ def test_read_oracle_takes_the_benchmark_results_or_a_plain_mapping(tmp_path):
         read_oracle(plain)
     with pytest.raises(DataError, match="cannot read"):
         read_oracle(tmp_path / "missing.json")
+
+
+class _DriverError(Exception):
+    def __init__(self, pgcode):
+        super().__init__(f"SQLSTATE {pgcode}")
+        self.pgcode = pgcode
+
+
+def test_only_a_lost_race_to_create_the_tables_is_retried():
+    """Workers creating Optuna's tables together: the losers' unique violation or "relation already
+    exists" (psycopg2 pgcode / psycopg sqlstate) is a race to retry; other SQL errors are not."""
+    import sqlalchemy
+
+    from smartbkg.tune.study import _schema_race
+
+    def error(kind, code):
+        return kind("CREATE TABLE alembic_version ...", {}, _DriverError(code))
+
+    assert _schema_race(error(sqlalchemy.exc.IntegrityError, "23505"))
+    assert _schema_race(error(sqlalchemy.exc.ProgrammingError, "42P07"))  # duplicate_table
+    assert _schema_race(error(sqlalchemy.exc.ProgrammingError, "42710"))  # duplicate_object
+    assert not _schema_race(error(sqlalchemy.exc.ProgrammingError, "42601"))  # syntax error
+    assert not _schema_race(error(sqlalchemy.exc.ProgrammingError, None))

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from smartbkg.data.readers import read_events
-from smartbkg.data.skim_emulation import FEATURES, IDEAL_DETECTOR, skim_emulation
+from smartbkg.data.skim_emulation import EXPECTED_SCALE, FEATURES, IDEAL_DETECTOR, skim_emulation
 from smartbkg.oracle import detector_seeds, oracle_speedup
 from smartbkg.simulation import generate
 from smartbkg.simulation.beams import Beams
@@ -78,20 +78,20 @@ def binned_oracle(key, y, parent, *, splits=10, seed=0, prior_events=PRIOR_EVENT
     for _ in range(splits):
         first = rng.permutation(len(y)) < len(y) // 2
         for fit in (first, ~first):
-            q_parent = rate(parent[fit], y[fit], parent)
-            passed = np.bincount(groups[fit], weights=y[fit], minlength=groups.max() + 1)[groups]
-            total = np.bincount(groups[fit], minlength=groups.max() + 1)[groups]
-            q = (passed + prior_events * q_parent) / (total + prior_events)
+            passed_parent, total_parent = group_counts(parent, y, fit)
+            passed, total = group_counts(groups, y, fit)
+            q = (passed + prior_events * (passed_parent / np.maximum(total_parent, 1))) / (total + prior_events)
             score = ~fit
             out.append(oracle_speedup(q[score], y[score]).speedup if y[score].any() and q.any() else None)
     return out
 
 
-def rate(groups_fit, y_fit, groups):
-    """(n,) pass rate of each event's group among the fitted events (0 for an unseen group)."""
-    size = max(groups.max(), groups_fit.max(initial=0)) + 1
-    passed = np.bincount(groups_fit, weights=y_fit, minlength=size)
-    return (passed / np.maximum(np.bincount(groups_fit, minlength=size), 1))[groups]
+def group_counts(groups, y, fit):
+    """(n,) passing and (n,) total events of each event's group (non-negative ints ``groups``)
+    among the events where ``fit`` is true."""
+    size = groups.max() + 1
+    passed = np.bincount(groups[fit], weights=y[fit], minlength=size)
+    return passed[groups], np.bincount(groups[fit], minlength=size)[groups]
 
 
 def summary(speedups):
@@ -139,7 +139,7 @@ def main(argv=None):
     for skim in CANDIDATE_FUNCTIONS:
         y = table.labels[:, table.skims.index(skim)].astype(np.float64)
         ideal = (x[:, FEATURES.index(f"pass_{skim}")] > 0).astype(np.int64)
-        expected_bin = np.digitize(6 * x[:, FEATURES.index(f"expected_{skim}")], LOG_EDGES)
+        expected_bin = np.digitize(EXPECTED_SCALE * x[:, FEATURES.index(f"expected_{skim}")], LOG_EDGES)
         everyone = np.zeros(len(y), dtype=np.int64)
         ideal_only = summary(binned_oracle(ideal, y, everyone, splits=args.splits, seed=args.split_seed))
         with_expected = summary(binned_oracle(ideal * 100 + expected_bin, y, ideal, splits=args.splits,

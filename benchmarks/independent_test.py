@@ -88,10 +88,10 @@ def main(argv=None):
         t, timings = run.config.train, run.timings
         logits = np.concatenate([flt.logits(table[a:a + args.chunk]) for a in range(0, len(table), args.chunk)])
         p = flt.calibrate(logits)  # events without particles after preprocessing: NaN logits, p = 1
-        charged = timings
-        if run.config.data.event_features:
-            emulation_ms = emulation_ms or emulation_time(table[:args.timing_events])
-            charged = {**timings, "t_nn": timings["t_nn"] + emulation_ms}
+        if run.config.data.event_features and emulation_ms is None:
+            emulation_ms = emulation_time(table[:args.timing_events])
+        run_emulation_ms = emulation_ms if run.config.data.event_features else None
+        charged = {**timings, "t_nn": timings["t_nn"] + (run_emulation_ms or 0.0)}
         for j, skim in enumerate(flt.skims):
             y = table.labels[:, table.skims.index(skim)].astype(np.float64)
             scored = ~np.isnan(logits[:, j])
@@ -106,7 +106,7 @@ def main(argv=None):
                 "speedup_err": bootstrap_speedup(p[:, j], y, args.bootstrap, args.seed + j, t.max_weight, timings),
                 "oracle_speedup": limit, "fraction_of_oracle": speedup / limit if limit else None,
                 "perfect_limit": perfect, "fraction_of_perfect": speedup / perfect,
-                "emulation_ms_per_event": emulation_ms if charged is not timings else None,
+                "emulation_ms_per_event": run_emulation_ms,
                 "speedup_with_emulation_time": M.speedup(p[:, j], y, max_weight=t.max_weight, **charged),
             })
             r = rows[-1]

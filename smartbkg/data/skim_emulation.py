@@ -42,7 +42,7 @@ import numpy as np
 
 from ..simulation.beams import Beams
 from ..simulation.detector import (SPECIES, SPECIES_MASS, DetectorConfig, Reconstruction, final_state_mask,
-                                   reconstruct, track_efficiency)
+                                   identification_probabilities, reconstruct, track_efficiency)
 from ..simulation.skims import CANDIDATE_FUNCTIONS, SKIM_FUNCTIONS, SKIMS, SkimInput, thrust_hemispheres
 from .preprocess import PreprocessConfig
 
@@ -60,6 +60,8 @@ HYPOTHESES = ("e", "mu", "pi", "K")
 MIN_HYPOTHESIS_PROBABILITY = 0.01
 #: Added to an expected candidate count before its logarithm (the feature's floor).
 EXPECTED_FLOOR = 1e-6
+#: Scale of the expected-candidate features: log10(EXPECTED_FLOOR + n) / EXPECTED_SCALE.
+EXPECTED_SCALE = 6.0
 
 #: Feature names, in column order; each is divided by a scale (energies and momenta in the CM
 #: frame over the beam energy E*_beam = 5.29 GeV, the visible energy over sqrt(s), the hemisphere
@@ -85,7 +87,7 @@ FEATURES = (
 )
 _E_BEAM = 5.29
 _SCALES = np.array([1.0] * len(SKIMS) + [10.0, 10.0, 10.0, 10.0, 2 * _E_BEAM, 1.0, 10.0, 2.0] + [_E_BEAM] * 2
-                   + [10.0] * 2 + [_E_BEAM] * 2 + [6.0] * len(CANDIDATE_FUNCTIONS))
+                   + [10.0] * 2 + [_E_BEAM] * 2 + [EXPECTED_SCALE] * len(CANDIDATE_FUNCTIONS))
 #: Events handled at once (bounds the memory of the candidate combinatorics).
 CHUNK_EVENTS = 10_000
 #: Largest number of ideal tracks for which the thrust is computed (the tau topology).
@@ -189,8 +191,7 @@ def expected_candidates(reco, beams, config=DetectorConfig()):
     pt = np.hypot(t["px"], t["py"])
     p = np.hypot(pt, t["pz"])
     species = t["true_species"].astype(np.int64)
-    probability = np.where((p < config.pid_momentum_split)[:, None], np.asarray(config.pid_low)[species],
-                           np.asarray(config.pid_high)[species])
+    probability = identification_probabilities(p, species, config)
     hypotheses = [SPECIES.index(h) for h in HYPOTHESES]
     track, column = np.nonzero(probability[:, hypotheses] >= MIN_HYPOTHESIS_PROBABILITY)
     hypothesis = np.asarray(hypotheses)[column]

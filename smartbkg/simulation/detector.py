@@ -290,6 +290,14 @@ def track_efficiency(pt, config):
     return config.track_efficiency * (1.0 - np.exp(-(pt - config.track_pt_min) / config.track_pt_turn_on))
 
 
+def identification_probabilities(p, species, config):
+    """(k, len(SPECIES)) probabilities of each reconstructed hypothesis for tracks of momentum
+    ``p`` (k,) [GeV] and true species ``species`` (k,) (index into :data:`SPECIES`): the row of
+    ``pid_low`` below ``pid_momentum_split``, of ``pid_high`` above."""
+    return np.where((p < config.pid_momentum_split)[:, None], np.asarray(config.pid_low)[species],
+                    np.asarray(config.pid_high)[species])
+
+
 def _tracks(obj, config, rng, event_id):
     """Tracking efficiency, IP requirement, momentum smearing and PID of charged candidates."""
     a = np.abs(obj.pdg)
@@ -316,8 +324,7 @@ def _tracks(obj, config, rng, event_id):
     beta = p / np.maximum(e, 1e-12)
     sigma = np.hypot(config.pt_resolution_a * pt, config.pt_resolution_b / np.maximum(beta, 1e-3))
     scale = 1.0 + sigma * rng.normal("track/momentum", eid, key)
-    rows = np.where((p < config.pid_momentum_split)[:, None],
-                    np.asarray(config.pid_low)[species], np.asarray(config.pid_high)[species])
+    rows = identification_probabilities(p, species, config)
     edges = np.cumsum(rows / rows.sum(axis=1, keepdims=True), axis=1)
     u = rng.uniform("track/pid", eid, key)
     pid = np.minimum((u[:, None] >= edges).sum(axis=1), len(SPECIES) - 1).astype(np.int8)

@@ -144,9 +144,7 @@ def open_storage(url, study_dir, *, heartbeat=30, max_retry=3):
             # Workers that start together on a new database all create Optuna's tables; the
             # losers of that race see a unique violation or "relation already exists" and find
             # the tables there a moment later.
-            if not _schema_race(exc):
-                raise ConfigError(f"cannot use the storage {_safe_url(url)}: {_first_line(exc)}") from None
-            if attempt == SCHEMA_ATTEMPTS - 1:
+            if not _schema_race(exc) or attempt == SCHEMA_ATTEMPTS - 1:
                 raise ConfigError(f"cannot use the storage {_safe_url(url)}: {_first_line(exc)}") from None
             time.sleep(0.5 * (attempt + 1))
         except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as exc:

@@ -21,7 +21,9 @@ and Belle II performance papers, rounded):
   ``track_efficiency * (1 - exp(-(pT - track_pt_min) / track_pt_turn_on))``; the track must
   come from the interaction point: the straight-line distance of closest approach to the beam
   line below ``track_d0_max`` and its z there within ``track_z0_max`` (so most K_S0, Lambda
-  and hyperon daughters are not in the list). Momentum resolution
+  and hyperon daughters are not in the list; :func:`ip_probability` gives a daughter's
+  chance over the flight length, which ``reconstruct(..., expected_flight=True)`` reports
+  instead of cutting on the drawn one). Momentum resolution
   sigma(pT)/pT = 0.0011 pT [GeV] (+) 0.0025/beta, applied to abs(p) with the direction kept.
 * **Particle identification**: the reconstructed hypothesis (e, mu, pi, K, p) is drawn from a
   confusion matrix per true species, one below and one above ``pid_momentum_split`` (muons
@@ -36,7 +38,7 @@ Every random number is addressed by (seed, event id, particle) through
 which other events are processed with it.
 """
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -224,28 +226,93 @@ def two_body_decay(parent, m1, m2, cos_theta, phi):
 @dataclass
 class _Visible:
     """Visible-particle candidates as flat columns: event index, key (particle address for the
-    random numbers), pdg, four-momentum (k, 4) and production vertex (k, 3) [cm]."""
+    random numbers), pdg, four-momentum (k, 4), production vertex (k, 3) [cm], and the
+    probability over the flight of the particle's parent that it is produced close enough to the
+    interaction point to make a track (:func:`ip_probability`; NaN for generator particles,
+    whose vertex decides)."""
 
     event: np.ndarray
     key: np.ndarray
     pdg: np.ndarray
     p4: np.ndarray
     vertex: np.ndarray
+    ip_probability: np.ndarray
+
+    _FIELDS = ("event", "key", "pdg", "p4", "vertex", "ip_probability")
 
     def take(self, rows):
-        return _Visible(self.event[rows], self.key[rows], self.pdg[rows], self.p4[rows], self.vertex[rows])
+        return _Visible(*(getattr(self, f)[rows] for f in self._FIELDS))
 
     @staticmethod
     def concat(parts):
-        return _Visible(*(np.concatenate([getattr(p, f) for p in parts])
-                          for f in ("event", "key", "pdg", "p4", "vertex")))
+        return _Visible(*(np.concatenate([getattr(p, f) for p in parts]) for f in _Visible._FIELDS))
 
 
-def _decay(objects, decays, rng, stage, event_id, radius_max):
-    """Decay the objects listed in ``decays`` (two-body, after a flight drawn from c*tau).
+def _impact_parameters(vertex, p):
+    """Straight-line distance d0 of closest approach to the beam line (z axis) and z0, its z
+    there [cm], of tracks from ``vertex`` (k, 3) [cm] with momentum ``p`` (k, 3) [GeV]."""
+    pt2 = np.maximum(p[:, 0] ** 2 + p[:, 1] ** 2, 1e-24)
+    d0 = (vertex[:, 0] * p[:, 1] - vertex[:, 1] * p[:, 0]) / np.sqrt(pt2)
+    z0 = vertex[:, 2] - (vertex[:, 0] * p[:, 0] + vertex[:, 1] * p[:, 1]) / pt2 * p[:, 2]
+    return d0, z0
+
+
+def _linear_interval(a, b, limit):
+    """(lo, hi) of the lengths L with abs(a + b L) < limit, elementwise ((k,) each; an empty
+    interval has lo >= hi)."""
+    safe = np.where(b == 0, 1.0, b)
+    ends = np.stack([(-limit - a) / safe, (limit - a) / safe])
+    inside = np.abs(a) < limit
+    lo = np.where(b == 0, np.where(inside, -np.inf, np.inf), ends.min(axis=0))
+    hi = np.where(b == 0, np.where(inside, np.inf, -np.inf), ends.max(axis=0))
+    return lo, hi
+
+
+def ip_probability(origin, direction, decay_length, p, config):
+    """Probability that a decay product makes an interaction-point track, over the flight of its
+    parent, with the product's momentum (the decay mode and angles) held fixed.
+
+    The parent flies from ``origin`` along ``direction`` a length L drawn from
+    exp(-L / ``decay_length``); the product starts at origin + L direction. It passes the
+    impact-parameter cuts (abs(d0) < ``track_d0_max``, abs(z0) < ``track_z0_max``, both linear
+    in L) and the parent decays within ``decay_radius_max`` for L in an interval [lo, hi], of
+    probability exp(-lo / decay_length) - exp(-hi / decay_length).
+
+    Args:
+        origin: (k, 3) parent production vertex [cm].
+        direction: (k, 3) unit vector of the parent's flight.
+        decay_length: (k,) mean decay length beta gamma c tau [cm] (> 0).
+        p: (k, 3) momentum of the product [GeV].
+        config: :class:`DetectorConfig`.
 
     Returns:
-        (the objects that were not decayed, the daughters of decays within ``radius_max``).
+        (k,) float64 probabilities.
+    """
+    d0_origin, z0_origin = _impact_parameters(origin, p)
+    d0_end, z0_end = _impact_parameters(origin + direction, p)
+    lo_d, hi_d = _linear_interval(d0_origin, d0_end - d0_origin, config.track_d0_max)
+    lo_z, hi_z = _linear_interval(z0_origin, z0_end - z0_origin, config.track_z0_max)
+    # Transverse radius below decay_radius_max: a quadratic in L, u2 L^2 + 2 b L + c < 0.
+    u2 = np.maximum(direction[:, 0] ** 2 + direction[:, 1] ** 2, 1e-24)
+    b = origin[:, 0] * direction[:, 0] + origin[:, 1] * direction[:, 1]
+    c = origin[:, 0] ** 2 + origin[:, 1] ** 2 - config.decay_radius_max**2
+    root = np.sqrt(np.maximum(b**2 - u2 * c, 0.0))
+    lo = np.maximum.reduce([np.zeros(len(u2)), lo_d, lo_z, (-b - root) / u2])
+    hi = np.minimum.reduce([hi_d, hi_z, (-b + root) / u2])
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.where(hi > lo, np.exp(-lo / decay_length) - np.exp(-hi / decay_length), 0.0)
+
+
+def _decay(objects, decays, rng, stage, event_id, config, keep_trackable=False):
+    """Decay the objects listed in ``decays`` (two-body, after a flight drawn from c*tau).
+
+    The daughters get their :func:`ip_probability`. With ``keep_trackable`` the charged
+    trackable daughters of a decay beyond ``decay_radius_max`` are kept too (for
+    :func:`reconstruct` with ``expected_flight``, where their probability decides).
+
+    Returns:
+        (the objects that were not decayed, the daughters of decays within
+        ``decay_radius_max``).
     """
     todo = np.isin(np.abs(objects.pdg), list(decays))
     parents = objects.take(np.flatnonzero(todo))
@@ -253,6 +320,7 @@ def _decay(objects, decays, rng, stage, event_id, radius_max):
     d1 = np.zeros(len(key), np.int64)
     d2 = np.zeros(len(key), np.int64)
     flight = np.zeros(len(key))
+    flight_scale = np.zeros(len(key))
     u = rng.uniform(f"{stage}/mode", eid, key)
     p = np.linalg.norm(parents.p4[:, 1:], axis=1)
     for pid, (ctau, mass, modes) in decays.items():
@@ -263,19 +331,30 @@ def _decay(objects, decays, rng, stage, event_id, radius_max):
         d1[sel] = np.array([m[1] for m in modes])[choice]
         d2[sel] = np.array([m[2] for m in modes])[choice]
         if ctau > 0:
-            flight[sel] = p[sel] / mass * ctau * rng.exponential(f"{stage}/flight", eid[sel], key[sel])
+            flight_scale[sel] = p[sel] / mass * ctau
+            flight[sel] = flight_scale[sel] * rng.exponential(f"{stage}/flight", eid[sel], key[sel])
     sign = np.sign(parents.pdg)
     d1, d2 = _conjugate(d1, sign), _conjugate(d2, sign)
-    vertex = parents.vertex + flight[:, None] * parents.p4[:, 1:] / np.maximum(p, 1e-12)[:, None]
+    direction = parents.p4[:, 1:] / np.maximum(p, 1e-12)[:, None]
+    vertex = parents.vertex + flight[:, None] * direction
     q1, q2 = two_body_decay(parents.p4, _mass(d1), _mass(d2),
                             2.0 * rng.uniform(f"{stage}/cos", eid, key) - 1.0,
                             2.0 * np.pi * rng.uniform(f"{stage}/phi", eid, key))
-    inside = np.hypot(vertex[:, 0], vertex[:, 1]) < radius_max
-    both = np.concatenate([inside, inside])
+    inside = np.hypot(vertex[:, 0], vertex[:, 1]) < config.decay_radius_max
+    daughter_pdg = np.concatenate([d1, d2])
+    q = np.concatenate([q1, q2])
+    probability = np.full(len(q), np.nan)
+    mean_length = np.tile(flight_scale, 2)
+    flew = mean_length > 0
+    probability[flew] = ip_probability(np.tile(parents.vertex, (2, 1))[flew], np.tile(direction, (2, 1))[flew],
+                                       mean_length[flew], q[flew, 1:], config)
+    kept = np.concatenate([inside, inside])
+    if keep_trackable:
+        kept |= np.isin(np.abs(daughter_pdg), list(CHARGED))
     daughters = _Visible(
         np.tile(parents.event, 2), np.concatenate([4 * key + 1, 4 * key + 2]) + (1 << 32),
-        np.concatenate([d1, d2]), np.concatenate([q1, q2]), np.concatenate([vertex, vertex]),
-    ).take(np.flatnonzero(both))
+        daughter_pdg, q, np.concatenate([vertex, vertex]), probability,
+    ).take(np.flatnonzero(kept))
     return objects.take(np.flatnonzero(~todo)), daughters
 
 
@@ -298,8 +377,9 @@ def identification_probabilities(p, species, config):
                     np.asarray(config.pid_high)[species])
 
 
-def _tracks(obj, config, rng, event_id):
-    """Tracking efficiency, IP requirement, momentum smearing and PID of charged candidates."""
+def _tracks(obj, config, rng, event_id, expected_flight=False):
+    """Tracking efficiency, IP requirement, momentum smearing and PID of charged candidates
+    (with ``expected_flight``, see :func:`reconstruct`)."""
     a = np.abs(obj.pdg)
     species = np.zeros(len(a), np.int8)
     charge = np.zeros(len(a), np.int8)
@@ -312,15 +392,14 @@ def _tracks(obj, config, rng, event_id):
     pt = np.hypot(px, py)
     p = np.sqrt(pt**2 + pz**2)
     theta = _theta_deg(obj.p4)
-    # Straight-line closest approach to the beam line (z axis).
-    vx, vy, vz = obj.vertex[:, 0], obj.vertex[:, 1], obj.vertex[:, 2]
-    safe_pt = np.maximum(pt, 1e-12)
-    d0 = np.abs(vx * py - vy * px) / safe_pt
-    z0 = vz - (vx * px + vy * py) / safe_pt**2 * pz
+    d0, z0 = _impact_parameters(obj.vertex, obj.p4[:, 1:])
+    from_ip = (np.abs(d0) < config.track_d0_max) & (np.abs(z0) < config.track_z0_max)
+    flown = ~np.isnan(obj.ip_probability)
+    if expected_flight:
+        from_ip = np.where(flown, obj.ip_probability > 0, from_ip)
     efficiency = track_efficiency(pt, config)
     found = ((theta > config.track_theta_min) & (theta < config.track_theta_max) & (pt > config.track_pt_min)
-             & (d0 < config.track_d0_max) & (np.abs(z0) < config.track_z0_max)
-             & (rng.uniform("track/efficiency", eid, key) < efficiency))
+             & from_ip & (rng.uniform("track/efficiency", eid, key) < efficiency))
     beta = p / np.maximum(e, 1e-12)
     sigma = np.hypot(config.pt_resolution_a * pt, config.pt_resolution_b / np.maximum(beta, 1e-3))
     scale = 1.0 + sigma * rng.normal("track/momentum", eid, key)
@@ -333,6 +412,8 @@ def _tracks(obj, config, rng, event_id):
     f = np.flatnonzero(found)
     columns = {"px": rpx[f], "py": rpy[f], "pz": rpz[f], "e": energy[f], "charge": charge[f],
                "pid": pid[f], "true_species": species[f], "true_index": key[f]}
+    if expected_flight:
+        columns["ip_probability"] = np.where(flown, obj.ip_probability, 1.0)[f]
     return columns, obj.event[f]
 
 
@@ -356,7 +437,7 @@ def _photons(obj, config, rng, event_id):
     return columns, obj.event[f]
 
 
-def reconstruct(table, seed, config=DetectorConfig()):
+def reconstruct(table, seed, config=DetectorConfig(), expected_flight=False):
     """Simulate the detector response for every event of a generator-level table.
 
     Args:
@@ -364,6 +445,11 @@ def reconstruct(table, seed, config=DetectorConfig()):
             generator record (before preprocessing).
         seed: detector seed; with ``table.event_id`` it addresses every random number.
         config: :class:`DetectorConfig`.
+        expected_flight: instead of cutting the decay products of in-flight decays on their
+            impact parameters at the drawn decay length, keep every one that the flight of its
+            parent can bring to the interaction point and give the tracks the column
+            ``ip_probability`` (:func:`ip_probability`; 1 for generator particles). The
+            decay modes and angles stay drawn.
 
     Returns:
         :class:`Reconstruction` with the tracks and photons of every event.
@@ -376,14 +462,16 @@ def reconstruct(table, seed, config=DetectorConfig()):
     vertex = np.stack([pp["x"][fs], pp["y"][fs], pp["z"][fs]], axis=1).astype(np.float64)
     rng = CounterRNG(seed)
     # In-flight decays, generation by generation (Omega- -> Xi0 pi- -> Lambda pi0 pi- -> ...).
-    flying = _Visible(event, key, pp["pdg"][fs].astype(np.int64), p4, vertex)
+    flying = _Visible(event, key, pp["pdg"][fs].astype(np.int64), p4, vertex, np.full(len(fs), np.nan))
     landed = []
     while len(flying.key):
-        stays, flying = _decay(flying, IN_FLIGHT, rng, "in-flight", table.event_id, config.decay_radius_max)
+        stays, flying = _decay(flying, IN_FLIGHT, rng, "in-flight", table.event_id, config, expected_flight)
         landed.append(stays)
-    visible, photons = _decay(_Visible.concat(landed), PI0_DECAY, rng, "pi0", table.event_id, np.inf)
+    visible, photons = _decay(_Visible.concat(landed), PI0_DECAY, rng, "pi0", table.event_id,
+                              replace(config, decay_radius_max=np.inf))
     visible = _Visible.concat([visible, photons])
     a = np.abs(visible.pdg)
-    tracks, track_event = _tracks(visible.take(np.flatnonzero(np.isin(a, list(CHARGED)))), config, rng, table.event_id)
+    tracks, track_event = _tracks(visible.take(np.flatnonzero(np.isin(a, list(CHARGED)))), config, rng,
+                                  table.event_id, expected_flight)
     photons, photon_event = _photons(visible.take(np.flatnonzero(a == 22)), config, rng, table.event_id)
     return Reconstruction.from_objects(len(table), tracks, track_event, photons, photon_event)

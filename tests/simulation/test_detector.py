@@ -7,10 +7,10 @@ import pytest
 
 from smartbkg.data.table import EventTable
 from smartbkg.simulation.detector import (PID_HIGH, PID_LOW, SPECIES, SPECIES_MASS, DetectorConfig,
-                                          final_state_mask, reconstruct, two_body_decay)
+                                          final_state_mask, ip_probability, reconstruct, two_body_decay)
 
 MASS = {211: 0.13957, 321: 0.493677, 13: 0.10566, 11: 0.000511, 22: 0.0, 12: 0.0, 130: 0.497611,
-        2112: 0.939565, 310: 0.497611, 3222: 1.18937, 3112: 1.197449, 3312: 1.32171, 3322: 1.31486,
+        2112: 0.939565, 310: 0.497611, 3122: 1.115683, 3222: 1.18937, 3112: 1.197449, 3312: 1.32171, 3322: 1.31486,
         3334: 1.67245}
 #: Everything that reaches the detector is seen: full solid angle, no thresholds, no IP requirement.
 SEE_ALL = replace(DetectorConfig(), track_theta_min=0.0, track_theta_max=180.0, track_pt_min=0.0,
@@ -149,6 +149,52 @@ def test_k_short_decays_in_flight():
     # With the default IP requirement (d0 < 0.5 cm) most daughters of a K_S0 flying 10.8 cm on average are lost.
     default = reconstruct(table_of(k_short, n), seed=6)
     assert default.n_tracks.mean() < 0.5 * reco.n_tracks.mean()
+
+
+def test_ip_probability_is_the_chance_of_a_flight_that_passes_the_cuts():
+    """The analytic probability against lengths drawn from the exponential, with the cuts
+    written out (origins off the beam line, the radius cut and a track parallel to the flight
+    included)."""
+    rng = np.random.default_rng(3)
+    k = 400
+    config = replace(DetectorConfig(), decay_radius_max=3.0)
+    origin = rng.normal(scale=[0.2, 0.2, 1.0], size=(k, 3))
+    direction = rng.normal(size=(k, 3))
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    decay_length = rng.uniform(0.2, 20.0, k)
+    p = np.where(np.arange(k)[:, None] % 10 == 0, direction, rng.normal(size=(k, 3)))
+    lengths = rng.exponential(size=(20_000, 1)) * decay_length
+    vertex = origin + lengths[..., None] * direction
+    pt = np.hypot(p[:, 0], p[:, 1])
+    d0 = (vertex[..., 0] * p[:, 1] - vertex[..., 1] * p[:, 0]) / pt
+    z0 = vertex[..., 2] - (vertex[..., 0] * p[:, 0] + vertex[..., 1] * p[:, 1]) / pt**2 * p[:, 2]
+    passed = ((np.abs(d0) < config.track_d0_max) & (np.abs(z0) < config.track_z0_max)
+              & (np.hypot(vertex[..., 0], vertex[..., 1]) < config.decay_radius_max))
+    expected = ip_probability(origin, direction, decay_length, p, config)
+    np.testing.assert_allclose(expected, passed.mean(axis=0), atol=4 * np.sqrt(0.25 / len(lengths)))
+    assert 0.05 < expected.mean() < 0.95
+
+
+@pytest.mark.parametrize("pdg, p", [(310, 1.0), (310, 0.3), (3122, 1.5), (3312, 1.0)])
+def test_expected_flight_averages_the_drawn_flights(pdg, p):
+    """Over many events (other decay modes, angles and lengths each), the tracks of the
+    in-flight decay products found with drawn flights average to the summed ``ip_probability``
+    of the tracks that ``expected_flight`` keeps; tracks of generator particles keep 1."""
+    n = 6000
+    table = table_of([(pdg, p * direction(70), (0.01, -0.02, 0.1)), (211, direction(80), (0, 0, 0))], n)
+    drawn = reconstruct(table, seed=13)
+    expected = reconstruct(table, seed=13, expected_flight=True)
+    assert "ip_probability" not in drawn.tracks
+    probability = expected.tracks["ip_probability"]
+    prompt = expected.tracks["true_index"] == 1
+    np.testing.assert_array_equal(probability[prompt], 1.0)
+    assert 0 < probability[~prompt].min() and probability[~prompt].max() <= 1
+    products = (drawn.tracks["true_index"] != 1).sum()
+    assert products > 100
+    sigma = np.sqrt(np.sum(probability[~prompt] * (1 - probability[~prompt])))
+    assert products == pytest.approx(probability[~prompt].sum(), abs=4 * sigma)
+    # The same draws of everything else: every track found with its drawn flight is kept.
+    assert set(drawn.tracks["true_index"]) <= set(expected.tracks["true_index"])
 
 
 def test_response_is_addressed_by_event_id():

@@ -1,8 +1,8 @@
 """What the skim emulation's features are worth before any network: binned oracle speedups.
 
-    python benchmarks/emulation_information.py [--sample FOLDER | --events 1000000 --seed 3]
+    python benchmarks/emulation_information.py [--sample FOLDER [--first N] | --events 1000000 --seed 3]
         [--workers 2] [--splits 10] [--split-seed 0] [--runs 2] [--run-seed 1]
-        [--out FILE.json]
+        [--in-flight-draws M] [--out FILE.json]
 
 Reads a produced embedded sample (``smartbkg-generate`` / a training run's ``data`` cache) or
 generates one, computes :func:`smartbkg.data.skim_emulation.skim_emulation` and, for each
@@ -19,7 +19,12 @@ The events without any expected candidate still pass now and then. To say why, t
 records go ``--runs`` times through four detectors (:data:`VARIANTS`): the nominal one, the ideal
 one with only the resolution on, the ideal one with only the identification on, and the ideal
 one itself, each with other seeds than the emulation's (so other draws of the in-flight decays);
-the passes per run of each are reported. The JSON (default
+the passes per run of each are reported.
+
+With ``--in-flight-draws M`` the expected counts are also taken over the in-flight decays
+(:func:`smartbkg.data.skim_emulation.expected_candidates_over_decays`: the flight lengths exactly,
+the decay modes and angles averaged over M draws), binned the same way, and their cost is timed
+(CPU ms per event). The JSON (default
 ``benchmarks/results/emulation_information.json``) holds the command, the sample and the rows.
 """
 
@@ -28,12 +33,15 @@ import json
 import sys
 import time
 from dataclasses import replace
+from functools import partial
+from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
 
 from smartbkg.data.readers import read_events
-from smartbkg.data.skim_emulation import EXPECTED_SCALE, FEATURES, IDEAL_DETECTOR, skim_emulation
+from smartbkg.data.skim_emulation import (EXPECTED_FLOOR, EXPECTED_SCALE, FEATURES, IDEAL_DETECTOR,
+                                          expected_candidates_over_decays, skim_emulation)
 from smartbkg.oracle import detector_seeds, oracle_speedup
 from smartbkg.simulation import generate
 from smartbkg.simulation.beams import Beams
@@ -114,6 +122,26 @@ def passes_per_run(table, skim, runs, seed):
     return out
 
 
+def timed_over_decays(table, draws):
+    """(:func:`expected_candidates_over_decays` of a table, the CPU seconds it took)."""
+    start = time.process_time()
+    counts = expected_candidates_over_decays(table, draws)
+    return counts, time.process_time() - start
+
+
+def over_decays(table, draws, workers, chunk=10_000):
+    """:func:`expected_candidates_over_decays` of every event, in chunks on ``workers`` processes,
+    and its CPU time per event [ms] (summed over the processes)."""
+    parts = [table.take(np.arange(start, min(start + chunk, len(table)))) for start in range(0, len(table), chunk)]
+    work = partial(timed_over_decays, draws=draws)
+    if workers > 1:
+        with Pool(workers) as pool:
+            results = pool.map(work, parts)
+    else:
+        results = [work(part) for part in parts]
+    return np.concatenate([r[0] for r in results]), 1e3 * sum(r[1] for r in results) / len(table)
+
+
 def text(result):
     return "n/a" if result["mean"] is None else f"{result['mean']:.2f} +- {result['std'] or 0:.2f}"
 
@@ -121,6 +149,7 @@ def text(result):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sample", help="folder of a produced embedded sample (default: generate one)")
+    parser.add_argument("--first", type=int, help="use the first N events of --sample")
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
@@ -129,12 +158,18 @@ def main(argv=None):
     parser.add_argument("--runs", type=int, default=2,
                         help="detector runs per variant for the unexplained passes (0: none)")
     parser.add_argument("--run-seed", type=int, default=1, help="seed of those detector runs")
+    parser.add_argument("--in-flight-draws", type=int, default=0,
+                        help="also take the expected counts over the in-flight decays, with M draws (0: not)")
     parser.add_argument("--out", default=str(RESULTS / "emulation_information.json"))
     args = parser.parse_args(argv)
     start = time.perf_counter()
     table = read_events(args.sample) if args.sample else generate(args.events, seed=args.seed, workers=args.workers)
+    if args.first:
+        table = table.take(np.arange(min(args.first, len(table))))
     x = skim_emulation(table)
     seconds = time.perf_counter() - start
+    if args.in_flight_draws:
+        averaged, averaged_ms = over_decays(table, args.in_flight_draws, args.workers)
     rows = []
     for skim in CANDIDATE_FUNCTIONS:
         y = table.labels[:, table.skims.index(skim)].astype(np.float64)
@@ -149,6 +184,14 @@ def main(argv=None):
                "passing_without_ideal_candidate": int(y[without_ideal].sum()),
                "passing_without_any_expected_candidate": int(y[without_ideal & (expected_bin == 0)].sum()),
                "speedup_ideal_decision": ideal_only, "speedup_ideal_decision_and_expected": with_expected}
+        if args.in_flight_draws:
+            n = averaged[:, list(CANDIDATE_FUNCTIONS).index(skim)]
+            averaged_bin = np.digitize(np.log10(EXPECTED_FLOOR + n), LOG_EDGES)
+            row["over_in_flight_decays"] = {
+                "draws": args.in_flight_draws, "ms_per_event": averaged_ms,
+                "passing_without_any_expected_candidate": int(y[without_ideal & (averaged_bin == 0)].sum()),
+                "speedup_ideal_decision_and_expected": summary(binned_oracle(
+                    ideal * 100 + averaged_bin, y, ideal, splits=args.splits, seed=args.split_seed))}
         unexplained = np.flatnonzero(without_ideal & (expected_bin == 0))
         if args.runs:
             with np.errstate(over="ignore"):  # the ideal detector's turn-on below the pT threshold
@@ -159,6 +202,11 @@ def main(argv=None):
               f"(without an ideal candidate {row['passing_without_ideal_candidate']}, "
               f"without any expected {row['passing_without_any_expected_candidate']}); binned oracle speedup: "
               f"ideal decision {text(ideal_only)}, with expected candidates {text(with_expected)}")
+        if args.in_flight_draws:
+            over = row["over_in_flight_decays"]
+            print(f"{'':16s} expected over the in-flight decays ({over['draws']} draws, {averaged_ms:.2f} CPU ms/event): "
+                  f"without any expected {over['passing_without_any_expected_candidate']}; binned oracle speedup "
+                  f"{text(over['speedup_ideal_decision_and_expected'])}")
         if args.runs:
             print(f"{'':16s} passes per detector run of the {len(unexplained)} events without any expected candidate: "
                   + ", ".join(f"{name} {value:.1f}" for name, value in row["unexplained_passes_per_run"].items()))
@@ -166,6 +214,7 @@ def main(argv=None):
               "sample": args.sample or {"events": args.events, "seed": args.seed},
               "log_edges": LOG_EDGES, "prior_events": PRIOR_EVENTS, "splits": args.splits,
               "split_seed": args.split_seed, "runs": args.runs, "run_seed": args.run_seed,
+              "first": args.first, "in_flight_draws": args.in_flight_draws,
               "read_and_emulate_s": seconds, "rows": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")

@@ -19,7 +19,11 @@ candidate counts with the probability that the nominal detector reconstructs all
 and photons and identifies each track as that hypothesis. This covers the events that pass only
 through a misidentified track (a pion taken for a kaon or a muon), which an ideal
 reconstruction cannot see, and ranks the ideal candidates by how likely they survive
-(soft tracks, many daughters). Resolution effects are not in it.
+(soft tracks, many daughters). Resolution effects are not in it, and the in-flight decays
+(K_S0, hyperons) are those of the ideal reconstruction, drawn once.
+:func:`expected_candidates_over_decays` also takes the expectation over those decays (the flight
+length exactly, the modes and angles over several draws); measured in the skim-emulation guide,
+it adds little information for several times the cost, so the features do not use it.
 
 Nothing here uses the detector's randomness that makes the labels: the ideal reconstruction has
 no resolution, inefficiency or misidentification, the expected counts use the nominal
@@ -56,8 +60,9 @@ IDEAL_DETECTOR = replace(DetectorConfig(), track_efficiency=1.0, track_pt_turn_o
 
 #: Hypotheses the expected candidate counts give a track: those of the skims' particle lists.
 HYPOTHESES = ("e", "mu", "pi", "K")
-#: Smallest identification probability of a hypothesis given to a track.
-MIN_HYPOTHESIS_PROBABILITY = 0.01
+#: Smallest probability of a track with a hypothesis (identification probability times the
+#: probability that it comes from the interaction point) that enters the candidate lists.
+MIN_TRACK_PROBABILITY = 0.01
 #: Added to an expected candidate count before its logarithm (the feature's floor).
 EXPECTED_FLOOR = 1e-6
 #: Scale of the expected-candidate features: log10(EXPECTED_FLOOR + n) / EXPECTED_SCALE.
@@ -177,7 +182,10 @@ def expected_candidates(reco, beams, config=DetectorConfig()):
 
     Args:
         reco: :class:`~smartbkg.simulation.detector.Reconstruction` of the ideal detector
-            (every accepted track and photon, true identification).
+            (every accepted track and photon, true identification), optionally with the track
+            column ``ip_probability`` (``reconstruct(..., expected_flight=True)``), the
+            probability that an in-flight decay product comes from the interaction point, which
+            then weights its track (tracks below :data:`MIN_TRACK_PROBABILITY` are left out).
         beams: :class:`~smartbkg.simulation.beams.Beams`.
         config: the nominal :class:`~smartbkg.simulation.detector.DetectorConfig` whose track
             efficiency, identification matrices and photon efficiency weight the candidates.
@@ -185,15 +193,17 @@ def expected_candidates(reco, beams, config=DetectorConfig()):
     Returns:
         (n_events, len(CANDIDATE_FUNCTIONS)) float64: the sum over passing candidates (built
         with every hypothesis of every track, no track used twice) of the product of their
-        tracks' efficiency times identification probability and their photons' efficiency.
+        tracks' efficiency times identification probability (times ``ip_probability``) and
+        their photons' efficiency.
     """
     t = reco.tracks
     pt = np.hypot(t["px"], t["py"])
     p = np.hypot(pt, t["pz"])
     species = t["true_species"].astype(np.int64)
-    probability = identification_probabilities(p, species, config)
+    from_ip = t.get("ip_probability", np.ones(len(pt)))
+    probability = identification_probabilities(p, species, config) * from_ip[:, None]
     hypotheses = [SPECIES.index(h) for h in HYPOTHESES]
-    track, column = np.nonzero(probability[:, hypotheses] >= MIN_HYPOTHESIS_PROBABILITY)
+    track, column = np.nonzero(probability[:, hypotheses] >= MIN_TRACK_PROBABILITY)
     hypothesis = np.asarray(hypotheses)[column]
     tracks = {"px": t["px"][track], "py": t["py"][track], "pz": t["pz"][track],
               "e": np.hypot(p[track], SPECIES_MASS[hypothesis]), "charge": t["charge"][track],
@@ -211,3 +221,28 @@ def expected_candidates(reco, beams, config=DetectorConfig()):
         c = candidates(s)
         counts.append(np.bincount(c.event, weights=np.exp(c.log_weight), minlength=s.n))
     return np.stack(counts, axis=1).reshape(s.n, len(CANDIDATE_FUNCTIONS))
+
+
+def expected_candidates_over_decays(table, draws, beams=Beams()):
+    """Expected passing candidates of each exclusive skim, also over the in-flight decays.
+
+    :func:`expected_candidates` on ``draws`` ideal reconstructions with
+    ``expected_flight=True`` (seeds :data:`EMULATION_SEED` + 0, 1, ...), averaged: exact over
+    the flight lengths (two products of one decay count as independent), a Monte Carlo average
+    over the decay modes and angles.
+
+    Args:
+        table: :class:`~smartbkg.data.table.EventTable` as for :func:`skim_emulation`.
+        draws: number of draws of the in-flight decays (>= 1).
+        beams: :class:`~smartbkg.simulation.beams.Beams`.
+
+    Returns:
+        (n_events, len(CANDIDATE_FUNCTIONS)) float64.
+    """
+    final_state = final_state_table(table)
+    total = np.zeros((len(table), len(CANDIDATE_FUNCTIONS)))
+    for draw in range(draws):
+        with np.errstate(over="ignore"):  # exp of the (unused) turn-on below the pT threshold
+            reco = reconstruct(final_state, EMULATION_SEED + draw, IDEAL_DETECTOR, expected_flight=True)
+        total += expected_candidates(reco, beams)
+    return total / draws

@@ -16,10 +16,10 @@ networks the generator-level skim emulation (``data.event_features``, :mod:`smar
 ``--ablate`` takes information away from every event of all three splits before training, to
 measure what the network uses: ``pdg`` (every PDG token set to 0, "unknown"), ``kinematics``
 (the node features x set to 0), ``edges`` (every particle a root: no mother-daughter edges),
-``event_type`` (one event type for all). Each (skim, model, size) row
-holds the test AUC and calibrated speedup, and their ratios to the oracle of
-``benchmarks/results/oracle.json`` (a lower bound of the Bayes limit, so the fraction is an upper
-bound) and to the perfect-classifier limit (same floor, 1/max_weight). Every run's configuration
+``event_type`` (one event type for all). Each (skim, model, size) row holds the test AUC and
+calibrated speedup, the number of passing test events, and the ratios of the speedup to the
+oracle of ``benchmarks/results/oracle.json`` (a lower bound of the Bayes limit, so the fraction
+is an upper bound) and to the perfect-classifier limit (same floor, 1/max_weight). Every run's configuration
 is in the JSON (``configs``) and, with ``--config-dir``, a YAML file that ``smartbkg-train
 --config`` trains again. The JSON (default
 ``benchmarks/results/limits.json``) holds the command of every row, the machine and its load:
@@ -103,7 +103,7 @@ def rows_of(summary, model, options, event_features, ablate, train_events, oracl
             "skim": skim, "model": model, "options": options, "event_features": event_features,
             "ablate": ablate,
             "train_events": train_events,
-            "test_events": summary["events"]["test"],
+            "test_events": summary["events"]["test"], "test_passing": summary[f"passing/{skim}"],
             "auc": summary[f"auc/{skim}"], "speedup": speedup, "speedup_raw": summary[f"speedup_raw/{skim}"],
             "oracle_speedup": limit.get("speedup"), "oracle_auc": limit.get("auc"),
             "fraction_of_oracle": speedup / limit["speedup"] if "speedup" in limit else None,
@@ -176,12 +176,13 @@ def main(argv=None):
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"{'skim':18s} {'model':10s} {'train':>7s} {'AUC':>6s} {'speedup':>8s} {'oracle':>7s} "
+    print(f"{'skim':18s} {'model':10s} {'train':>7s} {'passing':>7s} {'AUC':>6s} {'speedup':>8s} {'oracle':>7s} "
           f"{'of oracle':>9s} {'of perfect':>10s}")
     for r in sorted(rows, key=lambda r: (r["skim"], r["model"], r["train_events"])):
         frac = "n/a" if r["fraction_of_oracle"] is None else f"{r['fraction_of_oracle']:.0%}"
         oracle_s = "n/a" if r["oracle_speedup"] is None else f"{r['oracle_speedup']:.2f}"
-        print(f"{r['skim']:18s} {r['model']:10s} {r['train_events']:7d} {r['auc']:6.3f} {r['speedup']:8.2f} "
+        print(f"{r['skim']:18s} {r['model']:10s} {r['train_events']:7d} {r['test_passing']:7.0f} {r['auc']:6.3f} "
+              f"{r['speedup']:8.2f} "
               f"{oracle_s:>7s} {frac:>9s} {r['fraction_of_perfect']:10.0%}")
     print(f"wrote {out}")
 

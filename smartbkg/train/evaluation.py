@@ -16,7 +16,9 @@ well-separating network has a finite significance that can be monitored), ``a_ef
 (effective events per passing event with the calibrated p), ``n_eff`` (expected Kish effective
 size of the passing events after sampling, (sum w)^2 / sum w^2/p over passing events: N_pass *
 a_eff for unit weights), ``kept_fraction`` (expected fraction of
-events sent to the slow stage, at the true retention eps). Averages over skims drop the skim part
+events sent to the slow stage, at the true retention eps), ``passing`` (the summed weight of the
+passing events: their number in an unweighted sample, which says how far the rare skims'
+figures can be trusted). Averages over skims drop the skim part
 of the name.
 """
 
@@ -135,6 +137,7 @@ def skim_metrics(pred, skims, retention, timings, max_weight, calibrations, *, s
             "a_eff": a_eff,
             "n_eff": _expected_kish(p_cal, yj * w),
             "kept_fraction": kept,
+            "passing": float((yj * w).sum()),
         }
         out.update({f"{prefix}/{name}/{skim}": float(v) for name, v in values.items()})
     for name in AVERAGED:

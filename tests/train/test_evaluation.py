@@ -32,6 +32,7 @@ def test_raw_probability_metrics_by_hand():
     assert m["val/a_eff/a"] == pytest.approx(a_eff)
     assert m["val/n_eff/a"] == pytest.approx(4 / (1 / p[0] + 1 / p[1]))
     assert m["val/kept_fraction/a"] == pytest.approx(eps * f_tp + (1 - eps) * f_fp)
+    assert m["val/passing/a"] == 2.0 and m["val/passing/b"] == 2.0
     assert m["val/speedup_perfect/a"] == pytest.approx(T3 / (eps * T1 + (1 - eps) * (0.01 * T1 + 0.99 * T2)))
     assert m["val/speedup_limit/a"] == pytest.approx(T3 / (eps * T1 + (1 - eps) * T2))
     assert m["val/significance/a"] == pytest.approx(math.sqrt(2 * (4 * math.log(2) - 2)))  # one bin, s = b = 2

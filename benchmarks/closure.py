@@ -77,7 +77,7 @@ def main(argv=None):
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "closure.json"))
     args = parser.parse_args(argv)
     run = Path(args.run) if args.run else trained_run(
-        Path(args.cache_dir), DEFAULT_RUN["model"], DEFAULT_RUN["options"], skims=args.run_skims.split(","),
+        Path(args.cache_dir), DEFAULT_RUN["model"], DEFAULT_RUN["options"], False, skims=args.run_skims.split(","),
         events=args.run_events, epochs=args.run_epochs)
     load_before = list(os.getloadavg())
     scratch = Path(tempfile.mkdtemp(prefix="smartbkg-closure-"))

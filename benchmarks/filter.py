@@ -15,8 +15,10 @@ process and wall time; with ``--threads 1`` the CPU time is per core), the wall 
 stage and the network's share of the CPU time; the pass of median CPU time and the best of
 ``--repeat`` passes.
 
-Models: ``gatgap32`` (Belle II GAT + GAP: 6 layers, 4 heads, 32 units) and ``transformer`` (the
-package defaults: 8 + 2 blocks, 8 heads, width 128). With ``--device cuda`` the network runs on
+Models: ``gatgap32`` (Belle II GAT + GAP: 6 layers, 4 heads, 32 units), ``transformer`` (the
+package defaults: 8 + 2 blocks, 8 heads, width 128) and ``deepsets_emulation`` (deepsets, 128
+units, 4 layers, with the generator-level skim emulation as event features, which the filter
+computes in its ``prepare`` stage: the filter chain of the filters measured against the oracle). With ``--device cuda`` the network runs on
 the GPU and events/s are recorded (the JSON goes to ``filter_gpu.json``). Timings on a shared
 machine are noisy; the JSON records the load average before and after.
 """
@@ -40,21 +42,25 @@ from smartbkg.train.config import RunConfig
 from smartbkg.train.loop import train
 from train import machine
 
-MODELS = {"gatgap32": ("gatgap", {"units": 32, "layers": 6, "heads": 4}), "transformer": ("transformer", {})}
+#: name -> (model, options, with the skim emulation as event features).
+MODELS = {"gatgap32": ("gatgap", {"units": 32, "layers": 6, "heads": 4}, False),
+          "transformer": ("transformer", {}, False),
+          "deepsets_emulation": ("deepsets", {"hidden": 128, "layers": 4}, True)}
 STAGES = ("read_s", "prepare_s", "network_s", "calibration_s", "decide_s", "write_s")
 
 
-def trained_run(cache, model, options, *, skims, events, epochs):
+def trained_run(cache, model, options, event_features, *, skims, events, epochs):
     """A run folder of ``model`` trained on ``events`` events of the embedded sample (seed 1) for
-    ``epochs`` epochs on ``skims`` (entropy loss), cached in ``cache`` and trained on first use."""
-    tag = zlib.crc32(json.dumps(options, sort_keys=True).encode())
+    ``epochs`` epochs on ``skims`` (entropy loss), with or without ``event_features``, cached in
+    ``cache`` and trained on first use."""
+    tag = zlib.crc32(json.dumps([options, event_features], sort_keys=True).encode())
     folder = cache / f"run-{model}-{'+'.join(skims)}-{events}ev-{epochs}ep-{tag:08x}"
     if not (folder / "calibration.json").is_file():
         shutil.rmtree(folder, ignore_errors=True)
         print(f"training a run folder for {model} ({events} events, {epochs} epoch(s), skims {skims})")
         train(RunConfig.from_dict({
             "data": {"generate_events": events, "generate_seed": 1, "cache_dir": str(cache / "train-data"),
-                     "skims": list(skims), "batch_size": 128},
+                     "skims": list(skims), "batch_size": 128, "event_features": event_features},
             "model": {"name": model, "options": options},
             "train": {"epochs": epochs, "quiet": True, "patience": None, "device": "cpu"},
             "out": str(folder),

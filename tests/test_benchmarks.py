@@ -141,9 +141,12 @@ def test_gpu_script_refuses_to_measure_the_cpu_as_a_gpu(tmp_path):
 def test_filter_benchmark(tmp_path):
     out = tmp_path / "filter.json"
     run_script("filter", "--events", 200, "--run-events", 200, "--repeat", 1, "--batch-size", 64,
-               "--cache-dir", tmp_path / "cache", "--out", out)
+               "--models", "gatgap32,transformer,deepsets_emulation", "--cache-dir", tmp_path / "cache", "--out", out)
     result = json.loads(out.read_text())
-    assert set(result["models"]) == {"gatgap32", "transformer"}
+    assert set(result["models"]) == {"gatgap32", "transformer", "deepsets_emulation"}
+    # the run with the skim emulation filters with it (the filter computes it while preparing)
+    [run] = (tmp_path / "cache").glob("run-deepsets-*")
+    assert "event_features: true" in (run / "config.yaml").read_text()
     for run in result["models"].values():
         median = run["median"]
         assert median["events"] == 200 and 0 < median["network_share"] <= 1.5

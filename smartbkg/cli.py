@@ -31,6 +31,11 @@ def filter_main(argv=None):
     sys.exit(_run("smartbkg.filter.cli", argv))
 
 
+def calibrate_main(argv=None):
+    """``smartbkg-calibrate``: refit a trained run's calibration on a larger labelled sample."""
+    sys.exit(_run("smartbkg.filter.recalibrate", argv))
+
+
 def generate_main(argv=None):
     """``smartbkg-generate``: the embedded Pythia 8 sample with detector response and skims."""
     sys.exit(_run("smartbkg.simulation.cli", argv))

@@ -204,8 +204,8 @@ def main(argv=None):
               f"ideal decision {text(ideal_only)}, with expected candidates {text(with_expected)}")
         if args.in_flight_draws:
             over = row["over_in_flight_decays"]
-            print(f"{'':16s} expected over the in-flight decays ({over['draws']} draws, {averaged_ms:.2f} CPU ms/event): "
-                  f"without any expected {over['passing_without_any_expected_candidate']}; binned oracle speedup "
+            print(f"{'':16s} expected over the in-flight decays ({over['draws']} draws, "
+                  f"{averaged_ms:.2f} CPU ms/event): without any expected {over['passing_without_any_expected_candidate']}; binned oracle speedup "
                   f"{text(over['speedup_ideal_decision_and_expected'])}")
         if args.runs:
             print(f"{'':16s} passes per detector run of the {len(unexplained)} events without any expected candidate: "

@@ -18,9 +18,10 @@ stage and the network's share of the CPU time; the pass of median CPU time and t
 Models: ``gatgap32`` (Belle II GAT + GAP: 6 layers, 4 heads, 32 units), ``transformer`` (the
 package defaults: 8 + 2 blocks, 8 heads, width 128) and ``deepsets_emulation`` (deepsets, 128
 units, 4 layers, with the generator-level skim emulation as event features, which the filter
-computes in its ``prepare`` stage: the filter chain of the filters measured against the oracle). With ``--device cuda`` the network runs on
-the GPU and events/s are recorded (the JSON goes to ``filter_gpu.json``). Timings on a shared
-machine are noisy; the JSON records the load average before and after.
+computes in its ``prepare`` stage: the filter chain of the filters measured against the
+oracle). With ``--device cuda`` the network runs on the GPU and events/s are recorded (the JSON
+goes to ``filter_gpu.json``). Timings on a shared machine are noisy; the JSON records the load
+average before and after.
 """
 
 import argparse

@@ -228,8 +228,9 @@ class _Visible:
     """Visible-particle candidates as flat columns: event index, key (particle address for the
     random numbers), pdg, four-momentum (k, 4), production vertex (k, 3) [cm], and the
     probability over the flight of the particle's parent that it is produced close enough to the
-    interaction point to make a track (:func:`ip_probability`; NaN for generator particles,
-    whose vertex decides)."""
+    interaction point to make a track (:func:`ip_probability`, filled in only for
+    :func:`reconstruct` with ``expected_flight``; NaN for generator particles, whose vertex
+    decides, and otherwise)."""
 
     event: np.ndarray
     key: np.ndarray
@@ -303,12 +304,12 @@ def ip_probability(origin, direction, decay_length, p, config):
         return np.where(hi > lo, np.exp(-lo / decay_length) - np.exp(-hi / decay_length), 0.0)
 
 
-def _decay(objects, decays, rng, stage, event_id, config, keep_trackable=False):
+def _decay(objects, decays, rng, stage, event_id, config, expected_flight=False):
     """Decay the objects listed in ``decays`` (two-body, after a flight drawn from c*tau).
 
-    The daughters get their :func:`ip_probability`. With ``keep_trackable`` the charged
-    trackable daughters of a decay beyond ``decay_radius_max`` are kept too (for
-    :func:`reconstruct` with ``expected_flight``, where their probability decides).
+    With ``expected_flight`` (see :func:`reconstruct`) the daughters get their
+    :func:`ip_probability`, and the charged trackable daughters of a decay beyond
+    ``decay_radius_max`` are kept too: their probability decides.
 
     Returns:
         (the objects that were not decayed, the daughters of decays within
@@ -344,12 +345,12 @@ def _decay(objects, decays, rng, stage, event_id, config, keep_trackable=False):
     daughter_pdg = np.concatenate([d1, d2])
     q = np.concatenate([q1, q2])
     probability = np.full(len(q), np.nan)
-    mean_length = np.tile(flight_scale, 2)
-    flew = mean_length > 0
-    probability[flew] = ip_probability(np.tile(parents.vertex, (2, 1))[flew], np.tile(direction, (2, 1))[flew],
-                                       mean_length[flew], q[flew, 1:], config)
     kept = np.concatenate([inside, inside])
-    if keep_trackable:
+    if expected_flight:
+        mean_length = np.tile(flight_scale, 2)
+        flew = mean_length > 0
+        probability[flew] = ip_probability(np.tile(parents.vertex, (2, 1))[flew], np.tile(direction, (2, 1))[flew],
+                                           mean_length[flew], q[flew, 1:], config)
         kept |= np.isin(np.abs(daughter_pdg), list(CHARGED))
     daughters = _Visible(
         np.tile(parents.event, 2), np.concatenate([4 * key + 1, 4 * key + 2]) + (1 << 32),
@@ -394,8 +395,8 @@ def _tracks(obj, config, rng, event_id, expected_flight=False):
     theta = _theta_deg(obj.p4)
     d0, z0 = _impact_parameters(obj.vertex, obj.p4[:, 1:])
     from_ip = (np.abs(d0) < config.track_d0_max) & (np.abs(z0) < config.track_z0_max)
-    flown = ~np.isnan(obj.ip_probability)
     if expected_flight:
+        flown = ~np.isnan(obj.ip_probability)
         from_ip = np.where(flown, obj.ip_probability > 0, from_ip)
     efficiency = track_efficiency(pt, config)
     found = ((theta > config.track_theta_min) & (theta < config.track_theta_max) & (pt > config.track_pt_min)

@@ -2,7 +2,7 @@
 
     python benchmarks/emulation_information.py [--sample FOLDER [--first N] | --events 1000000 --seed 3]
         [--workers 2] [--splits 10] [--split-seed 0] [--runs 2] [--run-seed 1]
-        [--in-flight-draws M] [--out FILE.json]
+        [--in-flight-draws M] [--radiative-draws D1,D2,...] [--out FILE.json]
 
 Reads a produced embedded sample (``smartbkg-generate`` / a training run's ``data`` cache) or
 generates one, computes :func:`smartbkg.data.skim_emulation.skim_emulation` and, for each
@@ -24,7 +24,14 @@ the passes per run of each are reported.
 With ``--in-flight-draws M`` the expected counts are also taken over the in-flight decays
 (:func:`smartbkg.data.skim_emulation.expected_candidates_over_decays`: the flight lengths exactly,
 the decay modes and angles averaged over M draws), binned the same way, and their cost is timed
-(CPU ms per event). The JSON (default
+(CPU ms per event).
+
+``--radiative-draws D1,D2,...`` measures the radiative skim's feature the same way:
+:func:`smartbkg.data.skim_emulation.radiative_probability` with each number of draws of the
+decays (its cost timed), binned in log10 (:data:`RADIATIVE_LOG_EDGES`), and also taken as q
+directly, without any fit (``as_q``: the oracle filter of that q scored on all labels); against
+the ideal decision alone and the ideal decision with the leading isolated barrel photon's E*
+(:data:`PHOTON_E_EDGES`), the features the networks had before. The JSON (default
 ``benchmarks/results/emulation_information.json``) holds the command, the sample and the rows.
 """
 
@@ -40,8 +47,9 @@ from pathlib import Path
 import numpy as np
 
 from smartbkg.data.readers import read_events
-from smartbkg.data.skim_emulation import (EXPECTED_FLOOR, EXPECTED_SCALE, FEATURES, IDEAL_DETECTOR,
-                                          expected_candidates_over_decays, skim_emulation)
+from smartbkg.data.skim_emulation import (ENERGY_SCALE, EXPECTED_FLOOR, EXPECTED_SCALE, FEATURES, IDEAL_DETECTOR,
+                                          expected_candidates_over_decays, final_state_table, radiative_probability,
+                                          skim_emulation)
 from smartbkg.oracle import detector_seeds, oracle_speedup
 from smartbkg.simulation import generate
 from smartbkg.simulation.beams import Beams
@@ -51,6 +59,10 @@ from smartbkg.simulation.skims import CANDIDATE_FUNCTIONS, SkimInput
 RESULTS = Path(__file__).parent / "results"
 #: Bin edges of log10(1e-6 + expected number of candidates): below the first, none is expected.
 LOG_EDGES = (-5.99, -4, -3, -2.5, -2, -1.5, -1, -0.5)
+#: Bin edges of log10(1e-6 + radiative probability).
+RADIATIVE_LOG_EDGES = (-5.99, -5, -4, -3, -2.5, -2, -1.5, -1, -0.7, -0.4, -0.2, -0.1)
+#: Bin edges of the leading isolated barrel photon's E* [GeV] (the radiative window starts at 1.8).
+PHOTON_E_EDGES = (1.6, 1.7, 1.75, 1.8, 1.85, 1.9, 2.0, 3.4)
 #: Pseudo-events at the parent group's pass rate added to each group (see binned_oracle).
 PRIOR_EVENTS = 20
 _NOMINAL = DetectorConfig()
@@ -142,6 +154,38 @@ def over_decays(table, draws, workers, chunk=10_000):
     return np.concatenate([r[0] for r in results]), 1e3 * sum(r[1] for r in results) / len(table)
 
 
+def timed_radiative(table, draws):
+    """(:func:`radiative_probability` of a table, the CPU seconds it took)."""
+    start = time.process_time()
+    probability = radiative_probability(final_state_table(table), Beams(), draws)
+    return probability, time.process_time() - start
+
+
+def radiative_rows(table, x, draws_list, splits, seed, chunk=10_000):
+    """What the radiative features are worth: binned oracle speedups of the old features and of
+    :func:`radiative_probability` with each number of draws (and that probability as q)."""
+    y = table.labels[:, table.skims.index("radiative")].astype(np.float64)
+    ideal = (x[:, FEATURES.index("pass_radiative")] > 0).astype(np.int64)
+    photon = np.digitize(ENERGY_SCALE * x[:, FEATURES.index("leading_isolated_photon_e")], PHOTON_E_EDGES)
+    everyone = np.zeros(len(y), dtype=np.int64)
+    out = {"passing": int(y.sum()),
+           "speedup_ideal_decision": summary(binned_oracle(ideal, y, everyone, splits=splits, seed=seed)),
+           "speedup_ideal_decision_and_photon_e": summary(binned_oracle(ideal * 100 + photon, y, ideal,
+                                                                        splits=splits, seed=seed)),
+           "probability": []}
+    for draws in draws_list:
+        parts = [timed_radiative(table.take(np.arange(a, min(a + chunk, len(table)))), draws)
+                 for a in range(0, len(table), chunk)]
+        probability = np.concatenate([p for p, _ in parts])
+        key = np.digitize(np.log10(EXPECTED_FLOOR + probability), RADIATIVE_LOG_EDGES)
+        out["probability"].append({
+            "draws": draws, "ms_per_event": 1e3 * sum(t for _, t in parts) / len(table),
+            "passing_at_zero": int(y[probability == 0].sum()), "expected_passes": float(probability.sum()),
+            "speedup_binned": summary(binned_oracle(key, y, everyone, splits=splits, seed=seed)),
+            "speedup_as_q": oracle_speedup(probability, y).speedup})
+    return out
+
+
 def text(result):
     return "n/a" if result["mean"] is None else f"{result['mean']:.2f} +- {result['std'] or 0:.2f}"
 
@@ -160,6 +204,8 @@ def main(argv=None):
     parser.add_argument("--run-seed", type=int, default=1, help="seed of those detector runs")
     parser.add_argument("--in-flight-draws", type=int, default=0,
                         help="also take the expected counts over the in-flight decays, with M draws (0: not)")
+    parser.add_argument("--radiative-draws", default="",
+                        help="comma-separated numbers of draws for the radiative probability (default: not measured)")
     parser.add_argument("--out", default=str(RESULTS / "emulation_information.json"))
     args = parser.parse_args(argv)
     start = time.perf_counter()
@@ -210,12 +256,24 @@ def main(argv=None):
         if args.runs:
             print(f"{'':16s} passes per detector run of the {len(unexplained)} events without any expected candidate: "
                   + ", ".join(f"{name} {value:.1f}" for name, value in row["unexplained_passes_per_run"].items()))
+    extra = {}
+    if args.radiative_draws:
+        radiative = radiative_rows(table, x, [int(d) for d in args.radiative_draws.split(",")], args.splits,
+                                   args.split_seed)
+        extra["radiative"] = radiative
+        print(f"radiative        passing {radiative['passing']:6d}; binned oracle speedup: ideal decision "
+              f"{text(radiative['speedup_ideal_decision'])}, with the isolated photon's E* "
+              f"{text(radiative['speedup_ideal_decision_and_photon_e'])}")
+        for row in radiative["probability"]:
+            print(f"{'':16s} radiative probability, {row['draws']} draws ({row['ms_per_event']:.2f} CPU ms/event): "
+                  f"binned {text(row['speedup_binned'])}, as q {row['speedup_as_q']:.2f}, "
+                  f"passes at probability 0: {row['passing_at_zero']}, expected passes {row['expected_passes']:.0f}")
     result = {"command": "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
               "sample": args.sample or {"events": args.events, "seed": args.seed},
               "log_edges": LOG_EDGES, "prior_events": PRIOR_EVENTS, "splits": args.splits,
               "split_seed": args.split_seed, "runs": args.runs, "run_seed": args.run_seed,
               "first": args.first, "in_flight_draws": args.in_flight_draws,
-              "read_and_emulate_s": seconds, "rows": rows}
+              "read_and_emulate_s": seconds, "rows": rows, **extra}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {args.out}")

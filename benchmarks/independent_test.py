@@ -2,7 +2,7 @@
 of the oracle and of the perfect limit, per run and skim.
 
     python benchmarks/independent_test.py RUN_DIR [RUN_DIR ...] [--events 1000000] [--seed 20261208]
-        [--workers 2] [--chunk 200000] [--bootstrap 100] [--oracle benchmarks/results/oracle.json]
+        [--sample FOLDER] [--workers 2] [--chunk 200000] [--bootstrap 100] [--oracle benchmarks/results/oracle.json]
         [--timing-events 20000] [--threads N] [--out FILE.json]
 
 The test split of a training run is small for the rare skims (0.06 % of events pass hadronic_b:
@@ -18,7 +18,9 @@ fraction is an upper bound) and to the perfect limit. Events whose preprocessing
 particle get p = 1, as in the filter. For runs with event features the skim emulation is part of
 the filter's cost: it is timed on ``--timing-events`` events and added to the network time t_nn
 in ``speedup_with_emulation_time`` (the plain ``speedup`` uses the run's t_nn alone, as the
-training does).
+training does). ``--sample`` reads the test events from a produced sample instead of generating
+them on every call (``smartbkg-generate --events 1000000 --seed 20261208 --output FOLDER`` makes
+the same events).
 
 The run's calibration is fitted on its validation split, which holds few passing events of a
 rare skim. ``speedup_recalibrated`` says what the network's ranking reaches with a calibration
@@ -42,6 +44,7 @@ import numpy as np
 import torch
 
 from smartbkg import metrics as M
+from smartbkg.data.readers import read_events
 from smartbkg.data.skim_emulation import skim_emulation
 from smartbkg.filter import Filter
 from smartbkg.sampling import Calibration
@@ -91,6 +94,7 @@ def main(argv=None):
     parser.add_argument("runs", nargs="+")
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=20261208, help="production seed of the test sample")
+    parser.add_argument("--sample", help="read the test events from this produced sample (default: generate them)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--chunk", type=int, default=200_000, help="events per filter call")
     parser.add_argument("--bootstrap", type=int, default=100)
@@ -105,7 +109,7 @@ def main(argv=None):
     oracle_results = json.loads(Path(args.oracle).read_text())
     oracle = oracle_results["skims"]
     load_before = list(os.getloadavg())
-    table = generate(args.events, seed=args.seed, workers=args.workers)
+    table = read_events(args.sample) if args.sample else generate(args.events, seed=args.seed, workers=args.workers)
     rows, configs, emulation_ms = [], {}, None
     for run_dir in args.runs:
         run = load_run(run_dir)

@@ -296,8 +296,15 @@ def test_binned_oracle_of_the_labels_themselves_is_the_perfect_classifier():
 def test_emulation_information_benchmark(tmp_path):
     out = tmp_path / "information.json"
     stdout = run_script("emulation_information", "--events", 3000, "--seed", 5, "--first", 2500, "--workers", 1,
-                        "--splits", 2, "--in-flight-draws", 2, "--out", out)
+                        "--splits", 2, "--in-flight-draws", 2, "--radiative-draws", "2,8", "--out", out)
     result = json.loads(out.read_text())
+    radiative = result["radiative"]
+    assert radiative["passing"] > 10 and [r["draws"] for r in radiative["probability"]] == [2, 8]
+    for r in radiative["probability"]:
+        # the probabilities add up to about the passes of the sample (one detector run)
+        assert r["expected_passes"] == pytest.approx(radiative["passing"], rel=0.4)
+        assert positive(r["speedup_as_q"]) and positive(r["speedup_binned"]["mean"]) and positive(r["ms_per_event"])
+        assert r["speedup_as_q"] > radiative["speedup_ideal_decision"]["mean"]
     assert [r["skim"] for r in result["rows"]] == ["hadronic_b", "semileptonic_b", "charm_dstar"]
     for r in result["rows"]:
         over = r["over_in_flight_decays"]

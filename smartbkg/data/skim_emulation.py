@@ -25,11 +25,17 @@ reconstruction cannot see, and ranks the ideal candidates by how likely they sur
 length exactly, the modes and angles over several draws); measured in the skim-emulation guide,
 it adds little information for several times the cost, so the features do not use it.
 
+The ``radiative`` skim gets the probability that the nominal detector passes it
+(:func:`radiative_probability`): its randomness is mostly in the decays the detector model
+performs (how a hard pi0 shares its energy between its photons, whether a K_S0 gives pi0s), which
+it averages over :data:`RADIATIVE_DRAWS` draws, with the photon efficiency and energy resolution
+and the track efficiencies as probabilities.
+
 Nothing here uses the detector's randomness that makes the labels: the ideal reconstruction has
 no resolution, inefficiency or misidentification, the expected counts use the nominal
-efficiencies and identification probabilities as numbers (never random draws), and the in-flight
-decays (K_S0, hyperons) are drawn with their own seed (:data:`EMULATION_SEED`), independent of
-any production seed.
+efficiencies and identification probabilities as numbers (never random draws), and the decays
+the detector model performs (K_S0 and hyperons in flight, pi0 -> gamma gamma) are drawn with
+their own seed (:data:`EMULATION_SEED`), independent of any production seed.
 The features are a deterministic function of the generator record (and of the event
 identifier, through those decays), so a filter can compute them for every generated event
 before any simulation, as the network's input. They need the full generator record in the
@@ -43,11 +49,14 @@ hypotheses (20000 embedded events).
 from dataclasses import replace
 
 import numpy as np
+from scipy.special import ndtr
 
-from ..simulation.beams import Beams
-from ..simulation.detector import (SPECIES, SPECIES_MASS, DetectorConfig, Reconstruction, final_state_mask,
-                                   identification_probabilities, reconstruct, track_efficiency)
-from ..simulation.skims import CANDIDATE_FUNCTIONS, SKIM_FUNCTIONS, SKIMS, SkimInput, thrust_hemispheres
+from ..simulation.beams import Beams, transform
+from ..simulation.candidates import Candidates, combine
+from ..simulation.detector import (SPECIES, SPECIES_MASS, DetectorConfig, Reconstruction, ecl_resolution,
+                                   final_state_mask, identification_probabilities, reconstruct, track_efficiency)
+from ..simulation.skims import (CANDIDATE_FUNCTIONS, PI0_MASS_WINDOW, RADIATIVE_MIN_TRACKS, RADIATIVE_PHOTON_E,
+                                SKIM_FUNCTIONS, SKIMS, SkimInput, thrust_hemispheres)
 from .preprocess import PreprocessConfig
 
 #: Seed of the in-flight decays of the emulation (a stream of its own).
@@ -67,6 +76,14 @@ MIN_TRACK_PROBABILITY = 0.01
 EXPECTED_FLOOR = 1e-6
 #: Scale of the expected-candidate features: log10(EXPECTED_FLOOR + n) / EXPECTED_SCALE.
 EXPECTED_SCALE = 6.0
+#: Draws of the pi0 and in-flight decays over which :func:`radiative_probability` averages.
+RADIATIVE_DRAWS = 128
+#: Particles (abs PDG id) that are or decay into photons in the detector model: photon, pi0,
+#: K_S0, Lambda, Sigma+, Xi-, Xi0, Omega-.
+PHOTON_SOURCES = (22, 111, 310, 3122, 3222, 3312, 3322, 3334)
+#: Smallest CM energy [GeV] of a photon source that can give the radiative skim's photon: the
+#: window's lower edge less five standard deviations of the ECL resolution there.
+RADIATIVE_SOURCE_MIN_E = 1.65
 
 #: Feature names, in column order; each is divided by a scale (energies and momenta in the CM
 #: frame over the beam energy E*_beam = 5.29 GeV, the visible energy over sqrt(s), the hemisphere
@@ -89,10 +106,14 @@ FEATURES = (
     "leading_isolated_photon_e",  # the same among photons that form no pi0 candidate
     # log10(EXPECTED_FLOOR + expected number of passing candidates), see expected_candidates
     *(f"expected_{skim}" for skim in CANDIDATE_FUNCTIONS),
+    # log10(EXPECTED_FLOOR + probability that the nominal detector passes radiative), see
+    # radiative_probability
+    "probability_radiative",
 )
-_E_BEAM = 5.29
-_SCALES = np.array([1.0] * len(SKIMS) + [10.0, 10.0, 10.0, 10.0, 2 * _E_BEAM, 1.0, 10.0, 2.0] + [_E_BEAM] * 2
-                   + [10.0] * 2 + [_E_BEAM] * 2 + [EXPECTED_SCALE] * len(CANDIDATE_FUNCTIONS))
+#: Scale of the energy and momentum features [GeV]: E*_beam.
+ENERGY_SCALE = 5.29
+_SCALES = np.array([1.0] * len(SKIMS) + [10.0, 10.0, 10.0, 10.0, 2 * ENERGY_SCALE, 1.0, 10.0, 2.0] + [ENERGY_SCALE] * 2
+                   + [10.0] * 2 + [ENERGY_SCALE] * 2 + [EXPECTED_SCALE] * (len(CANDIDATE_FUNCTIONS) + 1))
 #: Events handled at once (bounds the memory of the candidate combinatorics).
 CHUNK_EVENTS = 10_000
 #: Largest number of ideal tracks for which the thrust is computed (the tau topology).
@@ -138,8 +159,9 @@ def final_state_table(table, vertex_cut=PreprocessConfig().vertex_cut):
 
 def _features(table, beams):
     """(n_events, len(FEATURES)) unscaled features of a table."""
+    final_state = final_state_table(table)
     with np.errstate(over="ignore"):  # exp of the (unused) turn-on below the pT threshold
-        reco = reconstruct(final_state_table(table), EMULATION_SEED, IDEAL_DETECTOR)
+        reco = reconstruct(final_state, EMULATION_SEED, IDEAL_DETECTOR)
     s = SkimInput(reco, beams)
     n = s.n
     track_p = np.linalg.norm(s.track_p4[:, 1:], axis=1)
@@ -173,6 +195,7 @@ def _features(table, beams):
         largest(s.photon_event, e_photon, barrel),
         largest(s.photon_event, e_photon, barrel & ~s.photon_in_pi0),
         *np.log10(EXPECTED_FLOOR + expected_candidates(reco, beams)).T,
+        np.log10(EXPECTED_FLOOR + radiative_probability(final_state, beams)),
     ]
     return np.stack([np.asarray(c, dtype=np.float64) for c in columns], axis=1)
 
@@ -246,3 +269,88 @@ def expected_candidates_over_decays(table, draws, beams=Beams()):
             reco = reconstruct(final_state, EMULATION_SEED + draw, IDEAL_DETECTOR, expected_flight=True)
         total += expected_candidates(reco, beams)
     return total / draws
+
+
+def radiative_probability(final_state, beams, draws=RADIATIVE_DRAWS, config=DetectorConfig()):
+    """Probability that the nominal detector's event passes the ``radiative`` skim.
+
+    The skim's randomness given the record is mostly in the decays the detector model performs:
+    which way a hard pi0 shares its energy between its photons (a hard photon whose partner is
+    soft, outside the ECL or smeared out of the pi0 mass window escapes the veto), and whether a
+    hard K_S0 or hyperon gives pi0s. These are averaged over ``draws`` ideal reconstructions
+    (seeds :data:`EMULATION_SEED` + 0, 1, ...), only for the events with a photon source
+    (:data:`PHOTON_SOURCES`) above :data:`RADIATIVE_SOURCE_MIN_E` (the others cannot pass: 0).
+    Per draw the detector enters as probabilities: a barrel photon of E* passes with efficiency
+    times P(window lower < E* s < window upper), s = 1 + sigma(E) z (:func:`ecl_resolution`),
+    times the product over the other photons j of 1 - efficiency * P(the pair's mass m s_ij falls
+    in :data:`PI0_MASS_WINDOW`), with s_ij ~ N(1, sqrt(sigma_i^2 + sigma_j^2) / 2); the event
+    passes if any photon does (photons independent) and at least :data:`RADIATIVE_MIN_TRACKS`
+    tracks are found (:func:`probability_at_least` of the tracks' efficiencies). Neglected: the
+    correlation of a photon's smearing between its window and its pairs, photons smeared across
+    the ECL thresholds.
+
+    Args:
+        final_state: :func:`final_state_table` of the events (lab frame, GeV).
+        beams: :class:`~smartbkg.simulation.beams.Beams`.
+        draws: number of draws of the decays (>= 1).
+        config: the nominal :class:`~smartbkg.simulation.detector.DetectorConfig`.
+
+    Returns:
+        (n_events,) float64 in [0, 1].
+    """
+    p = final_state.particles
+    energy = transform(beams.lab_to_cm(), p["energy"], p["px"], p["py"], p["pz"])[0]
+    source = np.isin(np.abs(p["pdg"]), PHOTON_SOURCES) & (energy > RADIATIVE_SOURCE_MIN_E)
+    events = np.unique(final_state.event_index()[source])
+    out = np.zeros(len(final_state))
+    if len(events):
+        sources = final_state.take(events)
+        out[events] = np.mean([_radiative_draw(sources, EMULATION_SEED + draw, beams, config)
+                               for draw in range(draws)], axis=0)
+    return out
+
+
+def _radiative_draw(final_state, seed, beams, config):
+    """(n_events,) :func:`radiative_probability` for one draw of the decays."""
+    with np.errstate(over="ignore"):  # exp of the (unused) turn-on below the pT threshold
+        reco = reconstruct(final_state, seed, IDEAL_DETECTOR)
+    s = SkimInput(reco, beams)
+    e_star, sigma = s.photon_p4[:, 0], ecl_resolution(reco.photons["e"], config)
+    low, high = RADIATIVE_PHOTON_E
+    window = ndtr((high / e_star - 1) / sigma) - ndtr((low / e_star - 1) / sigma)
+    hard = np.flatnonzero(s.photon_in_barrel & (window > 0))
+    passes = config.photon_efficiency * window[hard]
+    pairs, first, second = combine(Candidates.singles(s.photon_event, s.photon_p4, kind="photon", rows=hard),
+                                   s.photons, s.n, return_index=True)
+    mass = pairs.mass
+    width = 0.5 * np.hypot(sigma[hard[first]], sigma[s.photons.photons[second, 0]]) * np.maximum(mass, 1e-12)
+    in_window = ndtr((PI0_MASS_WINDOW[1] - mass) / width) - ndtr((PI0_MASS_WINDOW[0] - mass) / width)
+    np.multiply.at(passes, first, 1.0 - config.photon_efficiency * in_window)
+    none = np.ones(s.n)
+    np.multiply.at(none, s.photon_event[hard], 1.0 - passes)
+    pt = np.hypot(reco.tracks["px"], reco.tracks["py"])
+    tracks = probability_at_least(s.track_event, track_efficiency(pt, config), s.n, RADIATIVE_MIN_TRACKS)
+    return (1.0 - none) * tracks
+
+
+def probability_at_least(event, probability, n_events, k):
+    """Probability of at least k successes per event among independent trials (Poisson binomial).
+
+    Args:
+        event: (n,) event of every trial, sorted.
+        probability: (n,) success probability of every trial.
+        n_events: number of events.
+        k: successes needed (>= 1).
+
+    Returns:
+        (n_events,) float64.
+    """
+    rank = np.arange(len(event)) - np.searchsorted(event, event)
+    below = np.zeros((n_events, k))  # P(c successes so far), c = 0 ... k - 1
+    below[:, 0] = 1.0
+    for r in range(int(rank.max(initial=-1)) + 1):
+        at = rank == r
+        e, q = event[at], probability[at][:, None]
+        state = below[e]
+        below[e] = state * (1.0 - q) + np.pad(state[:, :-1], ((0, 0), (1, 0))) * q
+    return np.clip(1.0 - below.sum(axis=1), 0.0, 1.0)

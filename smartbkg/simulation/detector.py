@@ -418,6 +418,12 @@ def _tracks(obj, config, rng, event_id, expected_flight=False):
     return columns, obj.event[f]
 
 
+def ecl_resolution(e, config):
+    """(n,) relative photon energy resolution sigma(E)/E of the ECL at true energies ``e`` [GeV]."""
+    e = np.maximum(e, 1e-9)
+    return np.sqrt((config.ecl_a / e) ** 2 + (config.ecl_b / e**0.25) ** 2 + config.ecl_c**2)
+
+
 def _photons(obj, config, rng, event_id):
     """ECL acceptance, thresholds, efficiency and energy smearing of photons."""
     eid, key = event_id[obj.event], obj.key
@@ -426,9 +432,7 @@ def _photons(obj, config, rng, event_id):
     threshold = np.where(theta < config.forward_endcap_max, config.photon_threshold_forward,
                          np.where(theta > config.backward_endcap_min, config.photon_threshold_backward,
                                   config.photon_threshold_barrel))
-    safe_e = np.maximum(e, 1e-9)
-    sigma = np.sqrt((config.ecl_a / safe_e) ** 2 + (config.ecl_b / safe_e**0.25) ** 2 + config.ecl_c**2)
-    scale = np.maximum(1.0 + sigma * rng.normal("photon/energy", eid, key), 0.0)
+    scale = np.maximum(1.0 + ecl_resolution(e, config) * rng.normal("photon/energy", eid, key), 0.0)
     measured = e * scale
     found = ((theta > config.photon_theta_min) & (theta < config.photon_theta_max) & (measured > threshold)
              & (rng.uniform("photon/efficiency", eid, key) < config.photon_efficiency))

@@ -47,6 +47,10 @@ SKIMS = ("hadronic_b", "semileptonic_b", "leptonic_untagged", "radiative", "char
 
 #: Masses [GeV] (PDG 2024).
 M_D0, M_DPLUS, M_B, M_RHO = 1.86484, 1.86966, 5.2797, 0.775
+#: pi0 -> gamma gamma candidates: lower and upper edge of the mass window [GeV].
+PI0_MASS_WINDOW = (0.120, 0.145)
+#: radiative: the photon's E* window [GeV] and the smallest number of tracks.
+RADIATIVE_PHOTON_E, RADIATIVE_MIN_TRACKS = (1.8, 3.4), 3
 _E, _MU, _PI, _K = (SPECIES.index(s) for s in ("e", "mu", "pi", "K"))
 
 
@@ -107,7 +111,7 @@ class SkimInput:
         """pi0 -> gamma gamma, 0.120 < M < 0.145 GeV."""
         pairs = combine(self.photons, self.photons, self.n, same=True)
         m = pairs.mass
-        return pairs.take((m > 0.120) & (m < 0.145))
+        return pairs.take((m > PI0_MASS_WINDOW[0]) & (m < PI0_MASS_WINDOW[1]))
 
     @cached_property
     def photon_in_barrel(self):
@@ -223,8 +227,8 @@ def leptonic_untagged(s):
 def radiative(s):
     """(n_events,) bool: a barrel photon 1.8 < E* < 3.4 GeV not in a pi0 candidate, >= 3 tracks."""
     e = s.photon_p4[:, 0]
-    hard = (e > 1.8) & (e < 3.4) & s.photon_in_barrel
-    return s.photons.any_per_event(s.n, hard & ~s.photon_in_pi0) & (s.n_tracks >= 3)
+    hard = (e > RADIATIVE_PHOTON_E[0]) & (e < RADIATIVE_PHOTON_E[1]) & s.photon_in_barrel
+    return s.photons.any_per_event(s.n, hard & ~s.photon_in_pi0) & (s.n_tracks >= RADIATIVE_MIN_TRACKS)
 
 
 def charm_dstar_candidates(s):

@@ -13,11 +13,13 @@ from smartbkg.data.graphs import GraphStore
 from smartbkg.data.preprocess import preprocess
 from smartbkg.data.skim_emulation import (EMULATION_SEED, FEATURES, HYPOTHESES, IDEAL_DETECTOR, MIN_TRACK_PROBABILITY,
                                           expected_candidates, expected_candidates_over_decays, final_state_table,
-                                          skim_emulation)
+                                          probability_at_least, radiative_probability, skim_emulation)
 from smartbkg.simulation import generate
 from smartbkg.simulation.detector import (PID_HIGH, PID_LOW, SPECIES, SPECIES_MASS, DetectorConfig, Reconstruction,
                                           final_state_mask, reconstruct, track_efficiency)
-from smartbkg.simulation.skims import CANDIDATE_FUNCTIONS, SKIMS, SkimInput
+from smartbkg.simulation.beams import transform
+from smartbkg.simulation.skims import CANDIDATE_FUNCTIONS, SKIM_FUNCTIONS, SKIMS, SkimInput, apply_skims
+from tests.simulation.test_detector import direction, table_of
 from tests.simulation.test_skims import BEAMS, b_to_d_pi, b_to_d_rho, reco, semileptonic
 
 
@@ -199,3 +201,60 @@ def test_expected_candidate_features(sample):
         assert np.all(feature >= -1 - 1e-6) and np.all(feature < 1)
         assert np.all(feature[x[:, column(f"pass_{skim}")] > 0] > -1 + 1e-3)
         assert np.mean(feature > -1 + 1e-3) > np.mean(x[:, column(f"pass_{skim}")] > 0)  # misidentified ones
+
+
+def test_probability_at_least_is_the_poisson_binomial():
+    rng = np.random.default_rng(1)
+    event, probability = np.sort(rng.integers(0, 5, 12)), rng.uniform(0, 1, 12)
+    got = probability_at_least(event, probability, 6, 3)
+    for e in range(6):
+        p = probability[event == e]
+        exact = sum(np.prod(np.where(bits, p, 1 - p)) for bits in itertools.product([0, 1], repeat=len(p))
+                    if sum(bits) >= 3)
+        assert got[e] == pytest.approx(exact, abs=1e-12)
+    assert got[5] == 0.0 and np.all(probability_at_least(event, np.ones(12), 6, 1)[np.unique(event)] == 1.0)
+
+
+def photon_events(e_star, partner=None, pi0=False, copies=3000):
+    """``copies`` events: three prompt pions and a barrel photon (or pi0) of CM energy ``e_star``
+    [GeV], with an optional second photon ``partner`` = (lab energy [GeV], opening angle [rad])."""
+    axis = direction(80.0)
+    unit_e_star = transform(BEAMS.lab_to_cm(), np.ones(1), *axis[:, None])[0][0]
+    pions = [(211, 1.0 * direction(theta, phi), (0, 0, 0)) for theta, phi in ((50, 1.0), (100, 2.5), (120, -2.0))]
+    hard = [(111 if pi0 else 22, e_star / unit_e_star * axis, (0, 0, 0))]
+    if partner is not None:
+        energy, angle = partner
+        hard.append((22, energy * direction(80.0 + np.degrees(angle)), (0, 0, 0)))
+    return table_of(pions + hard, copies)
+
+
+@pytest.mark.parametrize("e_star, partner, pi0", [
+    (2.5, None, False),             # a clean hard photon: efficiencies only
+    (1.81, None, False),            # at the window's lower edge: the resolution decides
+    (2.5, (0.3, 0.1488), False),    # with a partner at the pi0 mass (pair mass 0.132 GeV): vetoed
+    (2.5, (0.3, 0.1614), False),    # the pair near the window's upper edge (0.143 GeV)
+    (2.5, (0.3, 0.1380), False),    # the pair near the window's lower edge (0.1225 GeV)
+    (2.9, None, True),              # a hard pi0: the decay angle decides
+])
+def test_radiative_probability_is_what_the_detector_makes(e_star, partner, pi0):
+    """Averaged over many copies of one event (each with its own draws of the decays), the
+    radiative probability is the nominal detector's pass fraction, within the statistics."""
+    table = photon_events(e_star, partner, pi0)
+    probability = radiative_probability(final_state_table(table), BEAMS).mean()
+    passed = SKIM_FUNCTIONS["radiative"](SkimInput(reconstruct(table, seed=11), BEAMS)).mean()
+    sigma = np.sqrt(passed * (1 - passed) / len(table))
+    assert abs(probability - passed) < 4 * sigma + 0.01, (probability, passed)
+
+
+def test_radiative_probability_over_a_sample(sample):
+    """Over the embedded sample the probabilities sum to the number of passes the nominal
+    detector makes on average (16 runs), and the feature is at its floor where none can pass."""
+    final_state = final_state_table(sample)
+    probability = radiative_probability(final_state, BEAMS)
+    j = SKIMS.index("radiative")
+    passes = np.array([apply_skims(reconstruct(final_state, 100 + run), BEAMS)[:, j] for run in range(16)])
+    assert passes.sum(axis=1).mean() > 20
+    assert probability.sum() == pytest.approx(passes.sum(axis=1).mean(), rel=0.1)
+    assert passes[:, probability == 0].sum() <= 1
+    x = skim_emulation(sample)[:, column("probability_radiative")]
+    np.testing.assert_allclose(x, np.log10(1e-6 + probability) / 6, rtol=1e-5, atol=1e-6)

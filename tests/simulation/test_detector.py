@@ -9,7 +9,7 @@ from smartbkg.data.table import EventTable
 from smartbkg.simulation.detector import (PID_HIGH, PID_LOW, SPECIES, SPECIES_MASS, DetectorConfig,
                                           final_state_mask, ip_probability, reconstruct, two_body_decay)
 
-MASS = {211: 0.13957, 321: 0.493677, 13: 0.10566, 11: 0.000511, 22: 0.0, 12: 0.0, 130: 0.497611,
+MASS = {211: 0.13957, 321: 0.493677, 13: 0.10566, 11: 0.000511, 22: 0.0, 111: 0.134977, 12: 0.0, 130: 0.497611,
         2112: 0.939565, 310: 0.497611, 3122: 1.115683, 3222: 1.18937, 3112: 1.197449, 3312: 1.32171, 3322: 1.31486,
         3334: 1.67245}
 #: Everything that reaches the detector is seen: full solid angle, no thresholds, no IP requirement.

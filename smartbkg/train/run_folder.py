@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from ..data.skim_emulation import FEATURES as EMULATION_FEATURES
 from ..data.vocab import VOCAB_SIZE
 from ..errors import ConfigError
 from ..sampling import Calibration
@@ -69,7 +70,8 @@ def load_run(run_dir):
 
     Raises:
         smartbkg.errors.ConfigError: no such folder, no ``calibration.json`` (a run that did not
-            finish) or an unreadable one, a network trained with another PDG vocabulary, a
+            finish) or an unreadable one, a network trained with another PDG vocabulary or
+            another number of skim-emulation features, a
             calibration of other skims than the network's, a checkpoint that does not fit its
             ``model_info``.
         smartbkg.errors.DataError: a missing or unreadable checkpoint.
@@ -87,6 +89,10 @@ def load_run(run_dir):
         raise ConfigError(f"run folder {run_dir}: the network was trained with a PDG vocabulary of "
                           f"{info['vocab_size']} tokens, this smartbkg has {VOCAB_SIZE}; use the smartbkg "
                           "version the run was trained with")
+    if info.get("num_event_features", 0) not in (0, len(EMULATION_FEATURES)):
+        raise ConfigError(f"run folder {run_dir}: the network was trained with {info['num_event_features']} "
+                          f"skim-emulation features, this smartbkg computes {len(EMULATION_FEATURES)}; use the "
+                          "smartbkg version the run was trained with, or train it again")
     calibrations = _read_calibrations(calibration_path)
     if sorted(calibrations) != sorted(info["skims"]):
         raise ConfigError(f"{calibration_path} calibrates skims {sorted(calibrations)}, the network predicts "

@@ -10,7 +10,7 @@ import torch
 from smartbkg.data import read_events
 from smartbkg.data.graphs import GraphStore
 from smartbkg.data.preprocess import preprocess
-from smartbkg.data.skim_emulation import skim_emulation
+from smartbkg.data.skim_emulation import FEATURES, skim_emulation
 from smartbkg.data.table import EventTable
 from smartbkg.errors import ConfigError, DataError
 from smartbkg.filter import Filter
@@ -94,6 +94,13 @@ def test_run_folder_checks(run_dir, tmp_path, events):
     state["model_info"]["vocab_size"] = 500
     save_checkpoint(state, run / "checkpoints" / "best.pt")
     with pytest.raises(ConfigError, match="PDG vocabulary of 500 tokens, this smartbkg has"):
+        Filter.from_run(run)
+    # a network of an older skim emulation (another number of features)
+    state = load_checkpoint(run_dir / "checkpoints" / "best.pt")
+    state["model_info"]["num_event_features"] = len(FEATURES) - 1
+    save_checkpoint(state, run / "checkpoints" / "best.pt")
+    with pytest.raises(ConfigError, match=f"trained with {len(FEATURES) - 1} skim-emulation features, this "
+                                          f"smartbkg computes {len(FEATURES)}"):
         Filter.from_run(run)
     # a calibration of other skims
     shutil.copy(run_dir / "checkpoints" / "best.pt", run / "checkpoints" / "best.pt")

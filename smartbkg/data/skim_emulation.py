@@ -59,7 +59,7 @@ from ..simulation.skims import (CANDIDATE_FUNCTIONS, PI0_MASS_WINDOW, RADIATIVE_
                                 SKIM_FUNCTIONS, SKIMS, SkimInput, thrust_hemispheres)
 from .preprocess import PreprocessConfig
 
-#: Seed of the in-flight decays of the emulation (a stream of its own).
+#: Seed of the decays the emulation draws (in flight, and pi0 -> gamma gamma; a stream of its own).
 EMULATION_SEED = 0x5EED_E3A7
 _IDENTITY = tuple(map(tuple, np.eye(len(SPECIES))))
 #: The fast detector with its acceptance but no resolution, inefficiency or misidentification.

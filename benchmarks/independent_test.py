@@ -46,7 +46,7 @@ import torch
 from smartbkg import metrics as M
 from smartbkg.data.readers import read_events
 from smartbkg.data.skim_emulation import skim_emulation
-from smartbkg.filter import Filter
+from smartbkg.filter.filter import Filter, keep_probability
 from smartbkg.sampling import Calibration
 from smartbkg.simulation import generate
 from smartbkg.train.evaluation import CALIBRATION_FORMS
@@ -76,8 +76,7 @@ def recalibrated_speedup(logits, y, seed, max_weight, timings):
         fitted = fit & scored
         calibration = Calibration.fit(logits[fitted], y[fitted], form=CALIBRATION_FORMS, max_weight=max_weight,
                                       **timings)
-        p = np.ones(len(y))
-        p[scored] = calibration.apply(logits[scored])
+        p = keep_probability(calibration, logits)
         values.append(M.speedup(p[score], y[score], max_weight=max_weight, **timings))
     return float(np.mean(values))
 

@@ -48,6 +48,15 @@ class TorchBackend:
         return self.model(batch.to(self.device)).float().cpu().numpy()
 
 
+def keep_probability(calibration, logits):
+    """(n,) sampling probabilities of one skim's (n,) logits with ``calibration``; NaN logits
+    (events without a graph) get p = 1: the filter keeps what it cannot score."""
+    p = np.ones(len(logits))
+    scored = ~np.isnan(logits)
+    p[scored] = calibration.apply(logits[scored])
+    return p
+
+
 class Filter:
     """Sampling probabilities and keep decisions of a trained, calibrated network.
 
@@ -195,10 +204,8 @@ class Filter:
         """(n, S) sampling probabilities of (n, S) logits; NaN rows (no graph) get p = 1."""
         start = time.perf_counter()
         logits = np.asarray(logits, dtype=np.float64)
-        p = np.ones(logits.shape)
-        scored = ~np.isnan(logits).any(axis=1)
-        for j, skim in enumerate(self.skims):
-            p[scored, j] = self.calibrations[skim].apply(logits[scored, j])
+        p = np.stack([keep_probability(self.calibrations[skim], logits[:, j]) for j, skim in enumerate(self.skims)],
+                     axis=1)
         self.timing["calibration"] += time.perf_counter() - start
         return p
 

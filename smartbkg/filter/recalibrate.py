@@ -29,7 +29,7 @@ from ..errors import ConfigError
 from ..sampling import Calibration
 from ..train.evaluation import CALIBRATION_FORMS
 from ..train.run_folder import CALIBRATION_FILE, CHECKPOINT, load_run
-from .filter import Filter
+from .filter import Filter, keep_probability
 
 #: What the new run folder takes from the source run.
 COPIED = (CHECKPOINT, Path("config.yaml"))
@@ -79,8 +79,7 @@ def recalibrate(run_dir, data, out, *, chunk_events=100_000):
         calibrations[skim] = fitted
         speedup = {}
         for name, calibration in (("before", run.calibrations[skim]), ("after", fitted)):
-            p = np.ones(len(table))  # events without a graph are kept, as by the filter
-            p[scored] = calibration.apply(logits[scored, j])
+            p = keep_probability(calibration, logits[:, j])
             speedup[name] = M.speedup(p, y, weight=weight, max_weight=t.max_weight, **run.timings)
         report[skim] = {"passing": float(np.sum(y * weight)), "speedup_before": speedup["before"],
                         "speedup_after": speedup["after"], "form": fitted.form}

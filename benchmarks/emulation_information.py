@@ -2,7 +2,8 @@
 
     python benchmarks/emulation_information.py [--sample FOLDER [--first N] | --events 1000000 --seed 3]
         [--workers 2] [--splits 10] [--split-seed 0] [--runs 2] [--run-seed 1]
-        [--in-flight-draws M] [--radiative-draws D1,D2,...] [--out FILE.json]
+        [--in-flight-draws M] [--radiative-draws D1,D2,...]
+        [--smeared-draws D1,D2,... [--smeared-skims S1,S2,...]] [--out FILE.json]
 
 Reads a produced embedded sample (``smartbkg-generate`` / a training run's ``data`` cache) or
 generates one, computes :func:`smartbkg.data.skim_emulation.skim_emulation` and, for each
@@ -31,7 +32,14 @@ the decay modes and angles averaged over M draws), binned the same way, and thei
 decays (its cost timed), binned in log10 (:data:`RADIATIVE_LOG_EDGES`), and also taken as q
 directly, without any fit (``as_q``: the oracle filter of that q scored on all labels); against
 the ideal decision alone and the ideal decision with the leading isolated barrel photon's E*
-(:data:`PHOTON_E_EDGES`), the features the networks had before. The JSON (default
+(:data:`PHOTON_E_EDGES`), the features the networks had before.
+
+``--smeared-draws D1,D2,...`` measures
+:func:`smartbkg.data.skim_emulation.expected_candidates_smeared` the same way for the skims of
+``--smeared-skims`` (default those the features use): with each number of draws (its cost timed),
+the events binned on log10 of the smeared count alone (:data:`LOG_EDGES`), and 1 - exp(-n) taken
+as q (the chance of at least one candidate if they came independently), against the ideal
+decision with the expected count of one draw. The JSON (default
 ``benchmarks/results/emulation_information.json``) holds the command, the sample and the rows.
 """
 
@@ -48,8 +56,8 @@ import numpy as np
 
 from smartbkg.data.readers import read_events
 from smartbkg.data.skim_emulation import (ENERGY_SCALE, EXPECTED_FLOOR, EXPECTED_SCALE, FEATURES, IDEAL_DETECTOR,
-                                          expected_candidates_over_decays, final_state_table, radiative_probability,
-                                          skim_emulation)
+                                          SMEARED_SKIMS, expected_candidates_over_decays, expected_candidates_smeared,
+                                          final_state_table, radiative_probability, skim_emulation)
 from smartbkg.oracle import detector_seeds, oracle_speedup
 from smartbkg.simulation import generate
 from smartbkg.simulation.beams import Beams
@@ -186,6 +194,47 @@ def radiative_rows(table, x, draws_list, splits, seed, chunk=10_000):
     return out
 
 
+def timed_smeared(table, draws, skims):
+    """(:func:`expected_candidates_smeared` of a table, the CPU seconds it took)."""
+    start = time.process_time()
+    counts = expected_candidates_smeared(final_state_table(table), Beams(), draws, skims)
+    return counts, time.process_time() - start
+
+
+def smeared_rows(table, x, draws_list, skims, splits, seed, workers, chunk=10_000):
+    """What the expected counts over the resolution and the decays are worth, for each skim: binned
+    oracle speedups with each number of draws (and 1 - exp(-n) as q), against the ideal decision
+    with the expected count of one draw."""
+    parts = [table.take(np.arange(a, min(a + chunk, len(table)))) for a in range(0, len(table), chunk)]
+    everyone = np.zeros(len(table), dtype=np.int64)
+    rows = {}
+    for skim in skims:
+        y = table.labels[:, table.skims.index(skim)].astype(np.float64)
+        ideal = (x[:, FEATURES.index(f"pass_{skim}")] > 0).astype(np.int64)
+        expected_bin = np.digitize(EXPECTED_SCALE * x[:, FEATURES.index(f"expected_{skim}")], LOG_EDGES)
+        rows[skim] = {"passing": int(y.sum()), "speedup_ideal_decision_and_expected": summary(
+            binned_oracle(ideal * 100 + expected_bin, y, ideal, splits=splits, seed=seed)), "smeared": []}
+    for draws in draws_list:
+        work = partial(timed_smeared, draws=draws, skims=skims)
+        if workers > 1:
+            with Pool(workers) as pool:
+                results = pool.map(work, parts)
+        else:
+            results = [work(part) for part in parts]
+        counts = np.concatenate([c for c, _ in results])
+        ms = 1e3 * sum(t for _, t in results) / len(table)
+        for k, skim in enumerate(skims):
+            y = table.labels[:, table.skims.index(skim)].astype(np.float64)
+            n = counts[:, k]
+            key = np.digitize(np.log10(EXPECTED_FLOOR + n), LOG_EDGES)
+            rows[skim]["smeared"].append({
+                "draws": draws, "ms_per_event_all_skims": ms, "events_with_a_count": int(np.sum(n > 0)),
+                "passing_at_zero": int(y[n == 0].sum()), "expected_candidates": float(n.sum()),
+                "speedup_binned": summary(binned_oracle(key, y, everyone, splits=splits, seed=seed)),
+                "speedup_as_q": oracle_speedup(1.0 - np.exp(-n), y).speedup})
+    return rows
+
+
 def text(result):
     return "n/a" if result["mean"] is None else f"{result['mean']:.2f} +- {result['std'] or 0:.2f}"
 
@@ -206,8 +255,16 @@ def main(argv=None):
                         help="also take the expected counts over the in-flight decays, with M draws (0: not)")
     parser.add_argument("--radiative-draws", default="",
                         help="comma-separated numbers of draws for the radiative probability (default: not measured)")
+    parser.add_argument("--smeared-draws", default="",
+                        help="comma-separated numbers of draws for the smeared expected counts (default: not measured)")
+    parser.add_argument("--smeared-skims", default=",".join(SMEARED_SKIMS),
+                        help="comma-separated exclusive skims for --smeared-draws")
     parser.add_argument("--out", default=str(RESULTS / "emulation_information.json"))
     args = parser.parse_args(argv)
+    smeared_skims = args.smeared_skims.split(",")
+    unknown = sorted(set(smeared_skims) - set(CANDIDATE_FUNCTIONS))
+    if unknown:
+        parser.error(f"--smeared-skims: {', '.join(unknown)} not among {', '.join(CANDIDATE_FUNCTIONS)}")
     start = time.perf_counter()
     table = read_events(args.sample) if args.sample else generate(args.events, seed=args.seed, workers=args.workers)
     if args.first:
@@ -268,6 +325,17 @@ def main(argv=None):
             print(f"{'':16s} radiative probability, {row['draws']} draws ({row['ms_per_event']:.2f} CPU ms/event): "
                   f"binned {text(row['speedup_binned'])}, as q {row['speedup_as_q']:.2f}, "
                   f"passes at probability 0: {row['passing_at_zero']}, expected passes {row['expected_passes']:.0f}")
+    if args.smeared_draws:
+        smeared = smeared_rows(table, x, [int(d) for d in args.smeared_draws.split(",")], smeared_skims, args.splits,
+                               args.split_seed, args.workers)
+        extra["smeared"] = smeared
+        for skim, row in smeared.items():
+            print(f"{skim:16s} passing {row['passing']:6d}; binned oracle speedup: ideal decision and expected "
+                  f"count {text(row['speedup_ideal_decision_and_expected'])}")
+            for r in row["smeared"]:
+                print(f"{'':16s} smeared count, {r['draws']} draws ({r['ms_per_event_all_skims']:.2f} CPU ms/event "
+                      f"for {len(smeared)} skims, {r['events_with_a_count']} events with a count): binned "
+                      f"{text(r['speedup_binned'])}, as q {r['speedup_as_q']:.2f}, passes at 0: {r['passing_at_zero']}")
     result = {"command": "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
               "sample": args.sample or {"events": args.events, "seed": args.seed},
               "log_edges": LOG_EDGES, "prior_events": PRIOR_EVENTS, "splits": args.splits,

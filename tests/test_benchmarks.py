@@ -293,11 +293,26 @@ def test_binned_oracle_of_the_labels_themselves_is_the_perfect_classifier():
     assert binned_oracle(np.zeros(2, int), np.array([1.0, 0]), np.zeros(2, int), splits=1) == [None, None]
 
 
+def test_emulation_information_refuses_a_skim_without_candidates():
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "emulation_information.py"), "--smeared-draws", "2",
+                           "--smeared-skims", "radiative"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "radiative not among" in done.stderr
+
+
 def test_emulation_information_benchmark(tmp_path):
     out = tmp_path / "information.json"
     stdout = run_script("emulation_information", "--events", 3000, "--seed", 5, "--first", 2500, "--workers", 1,
-                        "--splits", 2, "--in-flight-draws", 2, "--radiative-draws", "2,8", "--out", out)
+                        "--splits", 2, "--in-flight-draws", 2, "--radiative-draws", "2,8", "--smeared-draws", 2,
+                        "--smeared-skims", "hadronic_b,semileptonic_b", "--out", out)
     result = json.loads(out.read_text())
+    for skim, row in result["smeared"].items():
+        (r,) = row["smeared"]
+        assert skim in ("hadronic_b", "semileptonic_b") and r["draws"] == 2 and positive(r["ms_per_event_all_skims"])
+        assert 0 <= r["passing_at_zero"] <= row["passing"] and r["events_with_a_count"] < 2500
+    semileptonic = result["smeared"]["semileptonic_b"]
+    assert semileptonic["passing"] > 5 and semileptonic["smeared"][0]["passing_at_zero"] < semileptonic["passing"]
+    assert semileptonic["smeared"][0]["expected_candidates"] > 0.5 * semileptonic["passing"]
+    assert positive(semileptonic["smeared"][0]["speedup_as_q"])
     radiative = result["radiative"]
     assert radiative["passing"] > 10 and [r["draws"] for r in radiative["probability"]] == [2, 8]
     for r in radiative["probability"]:

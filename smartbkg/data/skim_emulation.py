@@ -55,8 +55,8 @@ from ..simulation.beams import Beams, transform
 from ..simulation.candidates import Candidates, combine
 from ..simulation.detector import (SPECIES, SPECIES_MASS, DetectorConfig, Reconstruction, ecl_resolution,
                                    final_state_mask, identification_probabilities, reconstruct, track_efficiency)
-from ..simulation.skims import (CANDIDATE_FUNCTIONS, PI0_MASS_WINDOW, RADIATIVE_MIN_TRACKS, RADIATIVE_PHOTON_E,
-                                SKIM_FUNCTIONS, SKIMS, SkimInput, thrust_hemispheres)
+from ..simulation.skims import (CANDIDATE_FUNCTIONS, RADIATIVE_MIN_TRACKS, RADIATIVE_PHOTON_E, SKIM_FUNCTIONS, SKIMS,
+                                WINDOWS, SkimInput, Windows, thrust_hemispheres)
 from .preprocess import PreprocessConfig
 
 #: Seed of the decays the emulation draws (in flight, and pi0 -> gamma gamma; a stream of its own).
@@ -67,6 +67,17 @@ IDEAL_DETECTOR = replace(DetectorConfig(), track_efficiency=1.0, track_pt_turn_o
                          pt_resolution_b=0.0, pid_low=_IDENTITY, pid_high=_IDENTITY, photon_efficiency=1.0,
                          ecl_a=0.0, ecl_b=0.0, ecl_c=0.0)
 
+_NOMINAL = DetectorConfig()
+#: The ideal detector with the nominal momentum and energy resolution.
+SMEARING_DETECTOR = replace(IDEAL_DETECTOR, pt_resolution_a=_NOMINAL.pt_resolution_a,
+                            pt_resolution_b=_NOMINAL.pt_resolution_b, ecl_a=_NOMINAL.ecl_a, ecl_b=_NOMINAL.ecl_b,
+                            ecl_c=_NOMINAL.ecl_c)
+#: Windows wider than the skims' by about four standard deviations of the resolution of a
+#: typical candidate: those the smearing can bring inside.
+LOOSE_WINDOWS = Windows(pi0=(0.100, 0.165), d0_kpi=0.045, d0_kpipi0=0.075, d0_kpipipi=0.045, dplus=0.045,
+                        dstar=(0.139, 0.152), rho=0.20, mbc=5.25, delta_e=0.20)
+#: Draws of :func:`expected_candidates_smeared`, and the skims it is computed for.
+SMEARED_DRAWS, SMEARED_SKIMS = 16, ("hadronic_b", "charm_dstar")
 #: Hypotheses the expected candidate counts give a track: those of the skims' particle lists.
 HYPOTHESES = ("e", "mu", "pi", "K")
 #: Smallest probability of a track with a hypothesis (identification probability times the
@@ -106,6 +117,8 @@ FEATURES = (
     "leading_isolated_photon_e",  # the same among photons that form no pi0 candidate
     # log10(EXPECTED_FLOOR + expected number of passing candidates), see expected_candidates
     *(f"expected_{skim}" for skim in CANDIDATE_FUNCTIONS),
+    # the same, also over the resolution and the in-flight decays, see expected_candidates_smeared
+    *(f"smeared_{skim}" for skim in SMEARED_SKIMS),
     # log10(EXPECTED_FLOOR + probability that the nominal detector passes radiative), see
     # radiative_probability
     "probability_radiative",
@@ -113,7 +126,7 @@ FEATURES = (
 #: Scale of the energy and momentum features [GeV]: E*_beam.
 ENERGY_SCALE = 5.29
 _SCALES = np.array([1.0] * len(SKIMS) + [10.0, 10.0, 10.0, 10.0, 2 * ENERGY_SCALE, 1.0, 10.0, 2.0] + [ENERGY_SCALE] * 2
-                   + [10.0] * 2 + [ENERGY_SCALE] * 2 + [EXPECTED_SCALE] * (len(CANDIDATE_FUNCTIONS) + 1))
+                   + [10.0] * 2 + [ENERGY_SCALE] * 2 + [EXPECTED_SCALE] * (len(CANDIDATE_FUNCTIONS) + len(SMEARED_SKIMS) + 1))
 #: Events handled at once (bounds the memory of the candidate combinatorics).
 CHUNK_EVENTS = 10_000
 #: Largest number of ideal tracks for which the thrust is computed (the tau topology).
@@ -195,12 +208,13 @@ def _features(table, beams):
         largest(s.photon_event, e_photon, barrel),
         largest(s.photon_event, e_photon, barrel & ~s.photon_in_pi0),
         *np.log10(EXPECTED_FLOOR + expected_candidates(reco, beams)).T,
+        *np.log10(EXPECTED_FLOOR + expected_candidates_smeared(final_state, beams)).T,
         np.log10(EXPECTED_FLOOR + radiative_probability(final_state, beams)),
     ]
     return np.stack([np.asarray(c, dtype=np.float64) for c in columns], axis=1)
 
 
-def expected_candidates(reco, beams, config=DetectorConfig()):
+def expected_candidates(reco, beams, config=DetectorConfig(), windows=WINDOWS, skims=tuple(CANDIDATE_FUNCTIONS)):
     """Expected number of passing candidates of each exclusive skim on the nominal detector.
 
     Args:
@@ -212,9 +226,11 @@ def expected_candidates(reco, beams, config=DetectorConfig()):
         beams: :class:`~smartbkg.simulation.beams.Beams`.
         config: the nominal :class:`~smartbkg.simulation.detector.DetectorConfig` whose track
             efficiency, identification matrices and photon efficiency weight the candidates.
+        windows: :class:`~smartbkg.simulation.skims.Windows` of the candidates (default the skims').
+        skims: the exclusive skims (keys of ``CANDIDATE_FUNCTIONS``), in column order.
 
     Returns:
-        (n_events, len(CANDIDATE_FUNCTIONS)) float64: the sum over passing candidates (built
+        (n_events, len(skims)) float64: the sum over passing candidates (built
         with every hypothesis of every track, no track used twice) of the product of their
         tracks' efficiency times identification probability (times ``ip_probability``) and
         their photons' efficiency.
@@ -235,15 +251,17 @@ def expected_candidates(reco, beams, config=DetectorConfig()):
     photon_event = np.repeat(np.arange(reco.n_events), reco.n_photons)
     expanded = Reconstruction.from_objects(reco.n_events, tracks, track_event, reco.photons, photon_event)
     track = expanded.tracks["track"]
-    with np.errstate(divide="ignore"):  # a track at the pT threshold has efficiency 0
-        log_weight = np.log(track_efficiency(pt[track], config) * probability[track, expanded.tracks["pid"]])
+    efficiency = np.maximum(track_efficiency(pt[track], config), 0.0)  # 0 at (or, smeared, below) the threshold
+    with np.errstate(divide="ignore"):
+        log_weight = np.log(efficiency * probability[track, expanded.tracks["pid"]])
     photon_log_weight = np.full(len(reco.photons["e"]), np.log(config.photon_efficiency))
-    s = SkimInput(expanded, beams, track_id=track, track_log_weight=log_weight, photon_log_weight=photon_log_weight)
+    s = SkimInput(expanded, beams, track_id=track, track_log_weight=log_weight, photon_log_weight=photon_log_weight,
+                  windows=windows)
     counts = []
-    for candidates in CANDIDATE_FUNCTIONS.values():
-        c = candidates(s)
+    for skim in skims:
+        c = CANDIDATE_FUNCTIONS[skim](s)
         counts.append(np.bincount(c.event, weights=np.exp(c.log_weight), minlength=s.n))
-    return np.stack(counts, axis=1).reshape(s.n, len(CANDIDATE_FUNCTIONS))
+    return np.stack(counts, axis=1).reshape(s.n, len(skims))
 
 
 def expected_candidates_over_decays(table, draws, beams=Beams()):
@@ -271,6 +289,42 @@ def expected_candidates_over_decays(table, draws, beams=Beams()):
     return total / draws
 
 
+def expected_candidates_smeared(final_state, beams, draws=SMEARED_DRAWS, skims=SMEARED_SKIMS):
+    """Expected passing candidates of exclusive skims, also over the resolution and the decays.
+
+    The events with a candidate in :data:`LOOSE_WINDOWS` (:func:`expected_candidates` of the
+    ideal reconstruction with ``expected_flight=True``) get the mean of :func:`expected_candidates`
+    over ``draws`` reconstructions by :data:`SMEARING_DETECTOR` (seeds :data:`EMULATION_SEED` +
+    0, 1, ...; ``expected_flight=True``): a Monte Carlo average over the momentum and energy
+    resolution and the in-flight decay modes and angles, exact over the flight lengths. So a
+    candidate near a window's edge counts with the chance that it stays inside, and one just
+    outside with the chance that the smearing brings it in. The others get 0 (their candidates
+    would need shifts of about four standard deviations, or another decay mode of a K_S0 or
+    hyperon than the ideal reconstruction's).
+
+    Args:
+        final_state: :func:`final_state_table` of the events (lab frame, GeV).
+        beams: :class:`~smartbkg.simulation.beams.Beams`.
+        draws: number of draws (>= 1).
+        skims: the exclusive skims, in column order.
+
+    Returns:
+        (n_events, len(skims)) float64.
+    """
+    with np.errstate(over="ignore"):  # exp of the (unused) turn-on below the pT threshold
+        ideal = reconstruct(final_state, EMULATION_SEED, IDEAL_DETECTOR, expected_flight=True)
+        near = expected_candidates(ideal, beams, windows=LOOSE_WINDOWS, skims=skims) > 0
+        events = np.flatnonzero(near.any(axis=1))
+        out = np.zeros((len(final_state), len(skims)))
+        if len(events):
+            subset = final_state.take(events)
+            total = sum(expected_candidates(reconstruct(subset, EMULATION_SEED + draw, SMEARING_DETECTOR,
+                                                        expected_flight=True), beams, skims=skims)
+                        for draw in range(draws))
+            out[events] = total / draws * near[events]
+    return out
+
+
 def radiative_probability(final_state, beams, draws=RADIATIVE_DRAWS, config=DetectorConfig()):
     """Probability that the nominal detector's event passes the ``radiative`` skim.
 
@@ -283,7 +337,7 @@ def radiative_probability(final_state, beams, draws=RADIATIVE_DRAWS, config=Dete
     Per draw the detector enters as probabilities: a barrel photon of E* passes with efficiency
     times P(window lower < E* s < window upper), s = 1 + sigma(E) z (:func:`ecl_resolution`),
     times the product over the other photons j of 1 - efficiency * P(the pair's mass m s_ij falls
-    in :data:`PI0_MASS_WINDOW`), with s_ij ~ N(1, sqrt(sigma_i^2 + sigma_j^2) / 2); the event
+    in the pi0 window of :data:`~smartbkg.simulation.skims.WINDOWS`), with s_ij ~ N(1, sqrt(sigma_i^2 + sigma_j^2) / 2); the event
     passes if any photon does (photons independent) and at least :data:`RADIATIVE_MIN_TRACKS`
     tracks are found (:func:`probability_at_least` of the tracks' efficiencies). Neglected: the
     correlation of a photon's smearing between its window and its pairs, photons smeared across
@@ -324,7 +378,7 @@ def _radiative_draw(final_state, seed, beams, config):
                                    s.photons, s.n, return_index=True)
     mass = pairs.mass
     width = 0.5 * np.hypot(sigma[hard[first]], sigma[s.photons.photons[second, 0]]) * np.maximum(mass, 1e-12)
-    in_window = ndtr((PI0_MASS_WINDOW[1] - mass) / width) - ndtr((PI0_MASS_WINDOW[0] - mass) / width)
+    in_window = ndtr((WINDOWS.pi0[1] - mass) / width) - ndtr((WINDOWS.pi0[0] - mass) / width)
     np.multiply.at(passes, first, 1.0 - config.photon_efficiency * in_window)
     none = np.ones(s.n)
     np.multiply.at(none, s.photon_event[hard], 1.0 - passes)

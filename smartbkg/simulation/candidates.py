@@ -110,7 +110,7 @@ def _overlap(x, y):
     return ((x[:, :, None] == y[:, None, :]) & (x[:, :, None] >= 0)).any(axis=(1, 2))
 
 
-def combine(a, b, n_events, same=False, return_index=False):
+def combine(a, b, n_events, same=False, return_index=False, window=None):
     """All combinations of a candidate of ``a`` with one of ``b`` in the same event, no shared objects.
 
     Args:
@@ -118,16 +118,21 @@ def combine(a, b, n_events, same=False, return_index=False):
         n_events: number of events.
         same: ``a`` and ``b`` are the same list: keep each unordered pair once.
         return_index: also return the rows of ``a`` and ``b`` each combination comes from.
+        window: optional (value (len(b),), low (len(a),), high (len(a),)): only the pairs with
+            low < value of b < high, found by a sorted search without forming the others (for
+            a cut that would keep few of all pairs).
 
     Returns:
         :class:`Candidates` (event-sorted) with the tracks and photons of both, summed
         four-momenta, charges, tags and log weights (and, with ``return_index``, two (k,) int64 arrays).
     """
-    b_offsets = event_offsets(b.event, n_events)
-    b_counts = np.diff(b_offsets)
-    reps = b_counts[a.event]
-    ia = np.repeat(np.arange(len(a), dtype=np.int64), reps)
-    ib = ragged_arange(b_offsets[a.event], reps)
+    if window is None:
+        b_offsets = event_offsets(b.event, n_events)
+        reps = np.diff(b_offsets)[a.event]
+        ia = np.repeat(np.arange(len(a), dtype=np.int64), reps)
+        ib = ragged_arange(b_offsets[a.event], reps)
+    else:
+        ia, ib = _pairs_in_window(a.event, b.event, *window)
     keep = ~(_overlap(a.tracks[ia], b.tracks[ib]) | _overlap(a.photons[ia], b.photons[ib]))
     if same:
         keep &= ib > ia
@@ -142,6 +147,25 @@ def combine(a, b, n_events, same=False, return_index=False):
         log_weight=a.log_weight[ia] + b.log_weight[ib],
     )
     return (out, ia, ib) if return_index else out
+
+
+def _pairs_in_window(event_a, event_b, value, low, high):
+    """Rows (ia, ib) of the pairs of one event with low[ia] < value[ib] < high[ia], ia ascending.
+
+    The b rows are sorted on the key event * span + value (span larger than the range of the
+    values, so that the events never mix) and each a row's range found by binary search.
+    """
+    if not len(event_a) or not len(event_b):
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    order = np.lexsort((value, event_b))
+    shift = value.min()
+    span = value.max() - shift + 1.0
+    key = event_b[order] * span + (value[order] - shift)
+    start = np.searchsorted(key, event_a * span + np.clip(low - shift, -0.5, span - 0.5), side="right")
+    stop = np.searchsorted(key, event_a * span + np.clip(high - shift, -0.5, span - 0.5), side="left")
+    counts = np.maximum(stop - start, 0)
+    ia = np.repeat(np.arange(len(event_a), dtype=np.int64), counts)
+    return ia, order[ragged_arange(start, counts)]
 
 
 def _pad(index, width):

@@ -34,6 +34,7 @@ The skims (name: definition; Belle II skim it stands for):
     thrust hemisphere at least one track and an invariant mass below 1.8 GeV ("TauGeneric").
 """
 
+from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
@@ -47,8 +48,34 @@ SKIMS = ("hadronic_b", "semileptonic_b", "leptonic_untagged", "radiative", "char
 
 #: Masses [GeV] (PDG 2024).
 M_D0, M_DPLUS, M_B, M_RHO = 1.86484, 1.86966, 5.2797, 0.775
-#: pi0 -> gamma gamma candidates: lower and upper edge of the mass window [GeV].
-PI0_MASS_WINDOW = (0.120, 0.145)
+
+
+@dataclass(frozen=True)
+class Windows:
+    """The mass windows of the particle lists and the Mbc, DeltaE cuts of ``hadronic_b`` [GeV].
+
+    Attributes:
+        pi0: lower and upper edge of M(gamma gamma).
+        d0_kpi, d0_kpipi0, d0_kpipipi, dplus: half-widths abs(M - m_D) of the D modes.
+        dstar: lower and upper edge of M(D*) - M(D0).
+        rho: half-width abs(M - 0.775).
+        mbc: smallest Mbc of a B.
+        delta_e: largest abs(DeltaE) of a B.
+    """
+
+    pi0: tuple = (0.120, 0.145)
+    d0_kpi: float = 0.025
+    d0_kpipi0: float = 0.040
+    d0_kpipipi: float = 0.025
+    dplus: float = 0.025
+    dstar: tuple = (0.1425, 0.1485)
+    rho: float = 0.15
+    mbc: float = 5.27
+    delta_e: float = 0.1
+
+
+#: The skims' windows.
+WINDOWS = Windows()
 #: radiative: the photon's E* window [GeV] and the smallest number of tracks.
 RADIATIVE_PHOTON_E, RADIATIVE_MIN_TRACKS = (1.8, 3.4), 3
 _E, _MU, _PI, _K = (SPECIES.index(s) for s in ("e", "mu", "pi", "K"))
@@ -64,9 +91,11 @@ class SkimInput:
             position): rows with one id are hypotheses of one track and never combine.
         track_log_weight, photon_log_weight: (n_tracks,), (n_photons,) log weights the candidates
             multiply (default 0), for expected candidate counts.
+        windows: :class:`Windows` of the particle lists and of ``hadronic_b`` (default
+            :data:`WINDOWS`, the skims'; wider ones find the candidates near the edges).
     """
 
-    def __init__(self, reco, beams, track_id=None, track_log_weight=None, photon_log_weight=None):
+    def __init__(self, reco, beams, track_id=None, track_log_weight=None, photon_log_weight=None, windows=WINDOWS):
         self.n = reco.n_events
         self.e_beam = 0.5 * beams.e_cm
         to_cm = beams.lab_to_cm()
@@ -80,6 +109,7 @@ class SkimInput:
         self.charge = t["charge"].astype(np.int64)
         self.n_tracks = np.asarray(reco.n_tracks)
         self.track_id, self.track_log_weight, self.photon_log_weight = track_id, track_log_weight, photon_log_weight
+        self.windows = windows
 
     def _tracks(self, species):
         rows = np.flatnonzero(np.isin(self.pid, species))
@@ -110,8 +140,8 @@ class SkimInput:
     def pi0(self):
         """pi0 -> gamma gamma, 0.120 < M < 0.145 GeV."""
         pairs = combine(self.photons, self.photons, self.n, same=True)
-        m = pairs.mass
-        return pairs.take((m > PI0_MASS_WINDOW[0]) & (m < PI0_MASS_WINDOW[1]))
+        low, high = self.windows.pi0
+        return pairs.take((pairs.mass > low) & (pairs.mass < high))
 
     @cached_property
     def photon_in_barrel(self):
@@ -133,7 +163,7 @@ class SkimInput:
 
     @cached_property
     def d0_kpi(self):
-        return self.k_pi.take(np.abs(self.k_pi.mass - M_D0) < 0.025)
+        return self.k_pi.take(np.abs(self.k_pi.mass - M_D0) < self.windows.d0_kpi)
 
     @cached_property
     def d0(self):
@@ -142,33 +172,39 @@ class SkimInput:
         kpipi0 = combine(loose, self.pi0, self.n)
         pipi = combine(self.pions, self.pions, self.n, same=True)
         kpipipi = combine(loose, pipi.take(pipi.charge == 0), self.n)
-        return concat([self.d0_kpi, kpipi0.take(np.abs(kpipi0.mass - M_D0) < 0.040),
-                       kpipipi.take(np.abs(kpipipi.mass - M_D0) < 0.025)])
+        return concat([self.d0_kpi, kpipi0.take(np.abs(kpipi0.mass - M_D0) < self.windows.d0_kpipi0),
+                       kpipipi.take(np.abs(kpipipi.mass - M_D0) < self.windows.d0_kpipipi)])
 
     @cached_property
     def dplus(self):
         """D+ -> K- pi+ pi+ (total charge opposite to the kaon's)."""
         kpipi = combine(combine(self.kaons, self.pions, self.n), self.pions, self.n)
-        return kpipi.take((kpipi.charge == -kpipi.tag) & (np.abs(kpipi.mass - M_DPLUS) < 0.025))
+        return kpipi.take((kpipi.charge == -kpipi.tag) & (np.abs(kpipi.mass - M_DPLUS) < self.windows.dplus))
 
     def dstar(self, d0):
         """D*+ -> D0 pi+ from a D0 list (pion charge opposite to the kaon's)."""
         dst, i_d, _ = combine(d0, self.pions, self.n, return_index=True)
         dm = dst.mass - d0.mass[i_d]
-        return dst.take((dst.charge == -dst.tag) & (dm > 0.1425) & (dm < 0.1485))
+        low, high = self.windows.dstar
+        return dst.take((dst.charge == -dst.tag) & (dm > low) & (dm < high))
 
     @cached_property
     def rho(self):
         """rho+ -> pi+ pi0, abs(M - 0.775) < 0.15 GeV."""
         rho = combine(self.pions, self.pi0, self.n)
-        return rho.take(np.abs(rho.mass - M_RHO) < 0.15)
+        return rho.take(np.abs(rho.mass - M_RHO) < self.windows.rho)
 
     @cached_property
     def b_hadronic(self):
-        """B -> D(*) pi / D(*) rho candidates (bachelor charge = kaon charge), any Mbc, DeltaE."""
+        """B -> D(*) pi / D(*) rho candidates (bachelor charge = kaon charge) with abs(DeltaE)
+        below the window's (up to 1e-9 GeV of rounding), any Mbc."""
         d = concat([self.d0, self.dplus, self.dstar(self.d0)])
         bachelor = concat([self.pions, self.rho])
-        b, i_d, i_h = combine(d, bachelor, self.n, return_index=True)
+        # the DeltaE window as a window in the bachelor's energy, so that only those pairs are formed
+        missing = self.e_beam - d.p4[:, 0]
+        tolerance = self.windows.delta_e + 1e-9
+        b, i_d, i_h = combine(d, bachelor, self.n, return_index=True,
+                              window=(bachelor.p4[:, 0], missing - tolerance, missing + tolerance))
         return b.take(bachelor.charge[i_h] == d.tag[i_d])
 
     def mbc_delta_e(self, cands):
@@ -194,7 +230,7 @@ class SkimInput:
 def hadronic_b_candidates(s):
     """The B -> D(*) pi / D(*) rho candidates with Mbc > 5.27 and abs(DeltaE) < 0.1 (:class:`Candidates`)."""
     mbc, de = s.mbc_delta_e(s.b_hadronic)
-    return s.b_hadronic.take((mbc > 5.27) & (np.abs(de) < 0.1))
+    return s.b_hadronic.take((mbc > s.windows.mbc) & (np.abs(de) < s.windows.delta_e))
 
 
 def hadronic_b(s):

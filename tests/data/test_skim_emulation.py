@@ -11,16 +11,17 @@ from torch_geometric.data import Batch
 
 from smartbkg.data.graphs import GraphStore
 from smartbkg.data.preprocess import preprocess
-from smartbkg.data.skim_emulation import (EMULATION_SEED, FEATURES, HYPOTHESES, IDEAL_DETECTOR, MIN_TRACK_PROBABILITY,
-                                          expected_candidates, expected_candidates_over_decays, final_state_table,
-                                          probability_at_least, radiative_probability, skim_emulation)
+from smartbkg.data.skim_emulation import (EMULATION_SEED, FEATURES, HYPOTHESES, IDEAL_DETECTOR, LOOSE_WINDOWS,
+                                          MIN_TRACK_PROBABILITY, SMEARED_SKIMS, expected_candidates, expected_candidates_over_decays,
+                                          expected_candidates_smeared, final_state_table, probability_at_least,
+                                          radiative_probability, skim_emulation)
 from smartbkg.simulation import generate
 from smartbkg.simulation.detector import (PID_HIGH, PID_LOW, SPECIES, SPECIES_MASS, DetectorConfig, Reconstruction,
                                           final_state_mask, reconstruct, track_efficiency)
 from smartbkg.simulation.beams import transform
-from smartbkg.simulation.skims import CANDIDATE_FUNCTIONS, SKIM_FUNCTIONS, SKIMS, SkimInput, apply_skims
+from smartbkg.simulation.skims import CANDIDATE_FUNCTIONS, M_D0, SKIM_FUNCTIONS, SKIMS, WINDOWS, SkimInput, apply_skims
 from tests.simulation.test_detector import direction, table_of
-from tests.simulation.test_skims import BEAMS, b_to_d_pi, b_to_d_rho, reco, semileptonic
+from tests.simulation.test_skims import BEAMS, M, b_meson, b_to_d_pi, b_to_d_rho, decay, reco, semileptonic
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +40,7 @@ def test_shape_scale_and_finite(sample):
     assert np.isfinite(x).all()
     flags = x[:, [column(f"pass_{s}") for s in SKIMS]]
     assert set(np.unique(flags)) <= {0.0, 1.0}
-    assert 0 < x.mean() and x.max() < 10  # scaled to order one
+    assert 0.05 < np.abs(x).mean() and np.abs(x).max() < 10  # scaled to order one
     # counts over 10 are exact multiples of 0.1; the expected tracks never exceed the tracks
     n_tracks = x[:, column("n_tracks")] * 10
     np.testing.assert_allclose(n_tracks, np.round(n_tracks), atol=1e-4)
@@ -192,6 +193,33 @@ def test_expected_candidates_over_decays_are_what_the_detector_makes_on_average(
     np.testing.assert_array_less(np.abs(expected - made.mean(axis=0)), 4 * sigma + 0.03 * expected)
 
 
+def b_to_d_pi_records(d_mass, copies=3000):
+    """``copies`` generator records of B+ -> D0bar pi+, D0bar -> K+ pi-, with the D of mass ``d_mass``."""
+    d, bachelor = decay(b_meson(), d_mass, M["pi"], 0.3, 1.0)
+    k, pi = decay(d, M["K"], M["pi"], -0.5, 2.0)
+    lab = BEAMS.cm_to_lab()
+    return table_of([(pdg, (lab @ p4)[1:], (0, 0, 0)) for pdg, p4 in ((321, k), (-211, pi), (211, bachelor))], copies)
+
+
+@pytest.mark.parametrize("shift", [0.0, 0.022, 0.029, 0.060])
+def test_expected_candidates_smeared_are_what_the_detector_makes(shift):
+    """Many copies of B -> D pi with the D mass at, near, just outside and far outside the window
+    (25 MeV): the smeared expected count is the nominal detector's mean number of candidates, and
+    it is 0 beyond the loose windows."""
+    table = b_to_d_pi_records(M_D0 + shift)
+    expected = expected_candidates_smeared(final_state_table(table), BEAMS, draws=4)[:, 0]
+    made = CANDIDATE_FUNCTIONS["hadronic_b"](SkimInput(reconstruct(table, seed=11), BEAMS)).count_per_event(len(table))
+    sigma = np.sqrt(made.var() / len(table))
+    assert abs(expected.mean() - made.mean()) < 4 * sigma + 0.01, (expected.mean(), made.mean())
+    ideal = expected_candidates(reco([b_to_d_pi()]), BEAMS)[0, 0]  # at the window's centre
+    if shift < WINDOWS.d0_kpi:
+        assert made.mean() > 0.1 * ideal
+    elif shift < LOOSE_WINDOWS.d0_kpi:
+        assert 0 < expected.mean() < 0.3 * ideal
+    else:
+        assert np.all(expected == 0)
+
+
 def test_expected_candidate_features(sample):
     """Every ideal candidate counts (with its survival probability, at most 1 per candidate); the
     feature sits at its floor, log10(1e-6) / 6 = -1, exactly where no hypothesis makes one."""
@@ -201,6 +229,13 @@ def test_expected_candidate_features(sample):
         assert np.all(feature >= -1 - 1e-6) and np.all(feature < 1)
         assert np.all(feature[x[:, column(f"pass_{skim}")] > 0] > -1 + 1e-3)
         assert np.mean(feature > -1 + 1e-3) > np.mean(x[:, column(f"pass_{skim}")] > 0)  # misidentified ones
+    for skim in SMEARED_SKIMS:
+        smeared, expected = x[:, column(f"smeared_{skim}")], x[:, column(f"expected_{skim}")]
+        assert np.all(smeared >= -1 - 1e-6) and np.all(smeared < 1)
+        # nearly every event with an expected candidate has a smeared one (the loose windows hold
+        # the nominal ones), and more events have one (candidates just outside the windows)
+        assert np.mean(smeared[expected > -1 + 1e-3] > -1 + 1e-3) > 0.95
+        assert np.sum(smeared > -1 + 1e-3) > np.sum(expected > -1 + 1e-3) > 0
 
 
 def test_probability_at_least_is_the_poisson_binomial():

@@ -41,6 +41,23 @@ def test_combine_matches_brute_force():
     assert all(len(set(t)) == 4 for t in quads.tracks.tolist())
 
 
+def test_combine_within_a_window_is_the_cut_on_all_pairs():
+    """The sorted search keeps exactly the pairs that the cut low < value < high keeps of all
+    pairs, in event order, also with empty events, values at the bounds and bounds beyond the range."""
+    rng = np.random.default_rng(3)
+    a, b = random_singles(rng, 60), random_singles(rng, 60, "photon")
+    value = np.round(b.p4[:, 0], 1)  # ties with the bounds
+    low = np.round(rng.uniform(-1, 4, len(a)), 1)
+    high = low + rng.choice([0.0, 0.3, 1.0, 10.0], len(a))
+    every, ia, ib = combine(a, b, 60, return_index=True)
+    cut = every.take((low[ia] < value[ib]) & (value[ib] < high[ia]))
+    within, ja, jb = combine(a, b, 60, return_index=True, window=(value, low, high))
+    assert as_set(within) == as_set(cut) and len(within) == len(cut) > 20
+    assert np.all((low[ja] < value[jb]) & (value[jb] < high[ja])) and (np.diff(within.event) >= 0).all()
+    empty = a.take(np.zeros(len(a), dtype=bool))
+    assert len(combine(empty, b, 60, window=(value, low[:0], high[:0]))) == 0
+
+
 def test_concat_pads_and_keeps_event_order():
     rng = np.random.default_rng(1)
     singles = random_singles(rng, 10)

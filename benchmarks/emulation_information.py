@@ -56,7 +56,7 @@ import numpy as np
 
 from smartbkg.data.readers import read_events
 from smartbkg.data.skim_emulation import (ENERGY_SCALE, EXPECTED_FLOOR, EXPECTED_SCALE, FEATURES, IDEAL_DETECTOR,
-                                          SMEARED_SKIMS, expected_candidates_over_decays, expected_candidates_smeared,
+                                          SMEARED_SKIMS, SMEARING_DETECTOR, expected_candidates_over_decays, expected_candidates_smeared,
                                           final_state_table, radiative_probability, skim_emulation)
 from smartbkg.oracle import detector_seeds, oracle_speedup
 from smartbkg.simulation import generate
@@ -77,9 +77,7 @@ _NOMINAL = DetectorConfig()
 #: Detectors that tell the sources of the unexplained passes apart.
 VARIANTS = {
     "nominal": _NOMINAL,
-    "resolution only": replace(IDEAL_DETECTOR, pt_resolution_a=_NOMINAL.pt_resolution_a,
-                               pt_resolution_b=_NOMINAL.pt_resolution_b, ecl_a=_NOMINAL.ecl_a,
-                               ecl_b=_NOMINAL.ecl_b, ecl_c=_NOMINAL.ecl_c),
+    "resolution only": SMEARING_DETECTOR,
     "identification only": replace(IDEAL_DETECTOR, pid_low=_NOMINAL.pid_low, pid_high=_NOMINAL.pid_high),
     "ideal, other in-flight decays": IDEAL_DETECTOR,
 }

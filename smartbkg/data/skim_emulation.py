@@ -24,6 +24,10 @@ reconstruction cannot see, and ranks the ideal candidates by how likely they sur
 :func:`expected_candidates_over_decays` also takes the expectation over those decays (the flight
 length exactly, the modes and angles over several draws); measured in the skim-emulation guide,
 it adds little information for several times the cost, so the features do not use it.
+For ``hadronic_b`` and ``charm_dstar`` (:data:`SMEARED_SKIMS`) the features also hold
+:func:`expected_candidates_smeared`, the same count averaged over the momentum and energy
+resolution and the in-flight decays: their narrow windows (the pi0 mass, the D*-D0 mass
+difference, Mbc and DeltaE) make a candidate near an edge pass or fail with the smearing.
 
 The ``radiative`` skim gets the probability that the nominal detector passes it
 (:func:`radiative_probability`): its randomness is mostly in the decays the detector model
@@ -42,8 +46,9 @@ before any simulation, as the network's input. They need the full generator reco
 lab frame (the Belle II preprocessing keeps every visible final-state particle) and assume the
 Belle II beams and acceptance.
 
-Cost: about 0.65 ms per event on one CPU core (20000 embedded events): 0.28 ms the radiative
-probability, most of the rest the candidate combinatorics with all hypotheses.
+Cost: about 1.1 ms per event on one CPU core (20000 embedded events): 0.28 ms the radiative
+probability, about 0.45 ms the smeared counts (most of it finding the events with a candidate in
+the loose windows), most of the rest the candidate combinatorics with all hypotheses.
 """
 
 from dataclasses import replace

@@ -37,6 +37,7 @@ from pathlib import Path
 import torch
 
 from generate import clocks
+from smartbkg.data.skim_emulation import FEATURES as EMULATION_FEATURES
 from smartbkg.filter import Filter, apply_filter
 from smartbkg.simulation import produce
 from smartbkg.train.config import RunConfig
@@ -54,7 +55,8 @@ def trained_run(cache, model, options, event_features, *, skims, events, epochs)
     """A run folder of ``model`` trained on ``events`` events of the embedded sample (seed 1) for
     ``epochs`` epochs on ``skims`` (entropy loss), with or without ``event_features``, cached in
     ``cache`` and trained on first use."""
-    tag = zlib.crc32(json.dumps([options, event_features], sort_keys=True).encode())
+    # the number of emulation features in the tag: a run of another emulation would be refused
+    tag = zlib.crc32(json.dumps([options, event_features and len(EMULATION_FEATURES)], sort_keys=True).encode())
     folder = cache / f"run-{model}-{'+'.join(skims)}-{events}ev-{epochs}ep-{tag:08x}"
     if not (folder / "calibration.json").is_file():
         shutil.rmtree(folder, ignore_errors=True)

@@ -140,34 +140,43 @@ def passes_per_run(table, skim, runs, seed):
     return out
 
 
-def timed_over_decays(table, draws):
-    """(:func:`expected_candidates_over_decays` of a table, the CPU seconds it took)."""
+def timed(work, table):
+    """(``work(table)``, the CPU seconds it took)."""
     start = time.process_time()
-    counts = expected_candidates_over_decays(table, draws)
-    return counts, time.process_time() - start
+    result = work(table)
+    return result, time.process_time() - start
 
 
-def over_decays(table, draws, workers, chunk=10_000):
-    """:func:`expected_candidates_over_decays` of every event, in chunks on ``workers`` processes,
-    and its CPU time per event [ms] (summed over the processes)."""
+def chunked(work, table, workers, chunk=10_000):
+    """``work`` (a picklable function of a table) over the table in chunks of ``chunk`` events on
+    ``workers`` processes: (the results concatenated, its CPU time per event [ms], summed over the
+    processes)."""
     parts = [table.take(np.arange(start, min(start + chunk, len(table)))) for start in range(0, len(table), chunk)]
-    work = partial(timed_over_decays, draws=draws)
+    each = partial(timed, work)
     if workers > 1:
         with Pool(workers) as pool:
-            results = pool.map(work, parts)
+            results = pool.map(each, parts)
     else:
-        results = [work(part) for part in parts]
+        results = [each(part) for part in parts]
     return np.concatenate([r[0] for r in results]), 1e3 * sum(r[1] for r in results) / len(table)
 
 
-def timed_radiative(table, draws):
-    """(:func:`radiative_probability` of a table, the CPU seconds it took)."""
-    start = time.process_time()
-    probability = radiative_probability(final_state_table(table), Beams(), draws)
-    return probability, time.process_time() - start
+def over_decays(table, draws, workers):
+    """:func:`expected_candidates_over_decays` of every event and its CPU time per event [ms]."""
+    return chunked(partial(expected_candidates_over_decays, draws=draws), table, workers)
 
 
-def radiative_rows(table, x, draws_list, splits, seed, chunk=10_000):
+def radiative(table, draws):
+    """:func:`radiative_probability` of a table's events."""
+    return radiative_probability(final_state_table(table), Beams(), draws)
+
+
+def smeared(table, draws, skims):
+    """:func:`expected_candidates_smeared` of a table's events."""
+    return expected_candidates_smeared(final_state_table(table), Beams(), draws, skims)
+
+
+def radiative_rows(table, x, draws_list, splits, seed):
     """What the radiative features are worth: binned oracle speedups of the old features and of
     :func:`radiative_probability` with each number of draws (and that probability as q)."""
     y = table.labels[:, table.skims.index("radiative")].astype(np.float64)
@@ -180,30 +189,20 @@ def radiative_rows(table, x, draws_list, splits, seed, chunk=10_000):
                                                                         splits=splits, seed=seed)),
            "probability": []}
     for draws in draws_list:
-        parts = [timed_radiative(table.take(np.arange(a, min(a + chunk, len(table)))), draws)
-                 for a in range(0, len(table), chunk)]
-        probability = np.concatenate([p for p, _ in parts])
+        probability, ms = chunked(partial(radiative, draws=draws), table, workers=1)
         key = np.digitize(np.log10(EXPECTED_FLOOR + probability), RADIATIVE_LOG_EDGES)
         out["probability"].append({
-            "draws": draws, "ms_per_event": 1e3 * sum(t for _, t in parts) / len(table),
+            "draws": draws, "ms_per_event": ms,
             "passing_at_zero": int(y[probability == 0].sum()), "expected_passes": float(probability.sum()),
             "speedup_binned": summary(binned_oracle(key, y, everyone, splits=splits, seed=seed)),
             "speedup_as_q": oracle_speedup(probability, y).speedup})
     return out
 
 
-def timed_smeared(table, draws, skims):
-    """(:func:`expected_candidates_smeared` of a table, the CPU seconds it took)."""
-    start = time.process_time()
-    counts = expected_candidates_smeared(final_state_table(table), Beams(), draws, skims)
-    return counts, time.process_time() - start
-
-
-def smeared_rows(table, x, draws_list, skims, splits, seed, workers, chunk=10_000):
+def smeared_rows(table, x, draws_list, skims, splits, seed, workers):
     """What the expected counts over the resolution and the decays are worth, for each skim: binned
     oracle speedups with each number of draws (and 1 - exp(-n) as q), against the ideal decision
     with the expected count of one draw."""
-    parts = [table.take(np.arange(a, min(a + chunk, len(table)))) for a in range(0, len(table), chunk)]
     everyone = np.zeros(len(table), dtype=np.int64)
     rows = {}
     for skim in skims:
@@ -213,14 +212,7 @@ def smeared_rows(table, x, draws_list, skims, splits, seed, workers, chunk=10_00
         rows[skim] = {"passing": int(y.sum()), "speedup_ideal_decision_and_expected": summary(
             binned_oracle(ideal * 100 + expected_bin, y, ideal, splits=splits, seed=seed)), "smeared": []}
     for draws in draws_list:
-        work = partial(timed_smeared, draws=draws, skims=skims)
-        if workers > 1:
-            with Pool(workers) as pool:
-                results = pool.map(work, parts)
-        else:
-            results = [work(part) for part in parts]
-        counts = np.concatenate([c for c, _ in results])
-        ms = 1e3 * sum(t for _, t in results) / len(table)
+        counts, ms = chunked(partial(smeared, draws=draws, skims=skims), table, workers)
         for k, skim in enumerate(skims):
             y = table.labels[:, table.skims.index(skim)].astype(np.float64)
             n = counts[:, k]

@@ -285,12 +285,17 @@ def expected_candidates_over_decays(table, draws, beams=Beams()):
     Returns:
         (n_events, len(CANDIDATE_FUNCTIONS)) float64.
     """
-    final_state = final_state_table(table)
-    total = np.zeros((len(table), len(CANDIDATE_FUNCTIONS)))
+    return _mean_over_draws(final_state_table(table), draws, IDEAL_DETECTOR, beams, tuple(CANDIDATE_FUNCTIONS))
+
+
+def _mean_over_draws(final_state, draws, detector, beams, skims):
+    """(n_events, len(skims)) mean of :func:`expected_candidates` over ``draws`` reconstructions
+    by ``detector`` with ``expected_flight=True`` (seeds :data:`EMULATION_SEED` + 0, 1, ...)."""
+    total = np.zeros((len(final_state), len(skims)))
     for draw in range(draws):
         with np.errstate(over="ignore"):  # exp of the (unused) turn-on below the pT threshold
-            reco = reconstruct(final_state, EMULATION_SEED + draw, IDEAL_DETECTOR, expected_flight=True)
-        total += expected_candidates(reco, beams)
+            reco = reconstruct(final_state, EMULATION_SEED + draw, detector, expected_flight=True)
+        total += expected_candidates(reco, beams, skims=skims)
     return total / draws
 
 
@@ -318,15 +323,11 @@ def expected_candidates_smeared(final_state, beams, draws=SMEARED_DRAWS, skims=S
     """
     with np.errstate(over="ignore"):  # exp of the (unused) turn-on below the pT threshold
         ideal = reconstruct(final_state, EMULATION_SEED, IDEAL_DETECTOR, expected_flight=True)
-        near = expected_candidates(ideal, beams, windows=LOOSE_WINDOWS, skims=skims) > 0
-        events = np.flatnonzero(near.any(axis=1))
-        out = np.zeros((len(final_state), len(skims)))
-        if len(events):
-            subset = final_state.take(events)
-            total = sum(expected_candidates(reconstruct(subset, EMULATION_SEED + draw, SMEARING_DETECTOR,
-                                                        expected_flight=True), beams, skims=skims)
-                        for draw in range(draws))
-            out[events] = total / draws * near[events]
+    near = expected_candidates(ideal, beams, windows=LOOSE_WINDOWS, skims=skims) > 0
+    events = np.flatnonzero(near.any(axis=1))
+    out = np.zeros((len(final_state), len(skims)))
+    if len(events):
+        out[events] = _mean_over_draws(final_state.take(events), draws, SMEARING_DETECTOR, beams, skims) * near[events]
     return out
 
 

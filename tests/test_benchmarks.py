@@ -10,6 +10,7 @@ import importlib.util
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,8 @@ import torch
 
 import numpy as np
 
+from smartbkg.data import read_events
+from smartbkg.filter import Filter
 from smartbkg.metrics import perfect_speedup
 from smartbkg.models import build_model
 from smartbkg.models.layers import count_parameters, default_vocab_size
@@ -249,6 +252,15 @@ def test_calibration_forms_and_independent_test_on_a_kept_limits_run(tmp_path):
     # the skim emulation is timed and charged to the filter: the same probabilities cost more
     assert row["emulation_ms_per_event"] > 0 and row["speedup_with_emulation_time"] < row["speedup"]
     assert positive(row["speedup_recalibrated"])
+    # runs that prepare alike share each chunk's preparation (the skim emulation runs once)
+    shutil.copytree(run, tmp_path / "copy")
+    filters = {"run": Filter.from_run(run), "copy": Filter.from_run(tmp_path / "copy")}
+    [sample] = (tmp_path / "cache").iterdir()
+    table = read_events(sample)[:700]
+    logits = load_script("independent_test").score_chunks(filters, table, 300)
+    assert filters["run"].timing["prepare"] > 0 and filters["copy"].timing["prepare"] == 0
+    np.testing.assert_array_equal(logits["copy"], logits["run"])
+    np.testing.assert_allclose(logits["run"], Filter.from_run(run).logits(table), rtol=1e-5, atol=1e-5)
 
 
 def test_recalibrated_speedup_fits_on_one_half_and_scores_the_other():

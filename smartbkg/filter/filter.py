@@ -180,16 +180,27 @@ class Filter:
         """(n, S) logits of the filter's skims.
 
         Args:
-            source: a raw :class:`EventTable` (events empty after preprocessing get NaN) or a PyG
-                ``Batch`` of preprocessed graphs (e.g. from ``GraphStore.batch``; its event type
-                codes must be in the network's order).
+            source: a raw :class:`EventTable` (events empty after preprocessing get NaN), the
+                ``(store, scored)`` pair that :meth:`prepare` returned for one (to score events
+                prepared once with several filters of the same preprocessing, event types and
+                event features, see :meth:`prepares_like`), or a PyG ``Batch`` of preprocessed
+                graphs (e.g. from ``GraphStore.batch``; its event type codes must be in the
+                network's order).
         """
         if isinstance(source, EventTable):
-            store, scored = self.prepare(source)
-            out = np.full((len(source), len(self.skims)), np.nan, dtype=np.float32)
+            source = self.prepare(source)
+        if isinstance(source, tuple):
+            store, scored = source
+            out = np.full((len(scored), len(self.skims)), np.nan, dtype=np.float32)
             out[scored] = self.logits_of_store(store)
             return out
         return self._network(source)
+
+    def prepares_like(self, other):
+        """Whether :meth:`prepare` of ``other`` gives this filter's graphs (same preprocessing,
+        event types and event features)."""
+        return (self.preprocess, self.event_types, self.event_features) == \
+            (other.preprocess, other.event_types, other.event_features)
 
     def _network(self, batch):
         """(B, S) logits of the filter's skims for a ``Batch``, timed."""

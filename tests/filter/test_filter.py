@@ -58,6 +58,15 @@ def test_a_run_with_event_features_computes_them_for_the_network(features_run_di
     np.testing.assert_allclose(flt.logits(events), expected, rtol=1e-5, atol=1e-5)
 
 
+def test_events_prepared_once_serve_every_filter_that_prepares_alike(run_dir, features_run_dir, events):
+    flt, same, features = Filter.from_run(run_dir), Filter.from_run(run_dir, skims=["leptonic_untagged"]), \
+        Filter.from_run(features_run_dir)
+    assert flt.prepares_like(same) and not flt.prepares_like(features)
+    prepared = flt.prepare(events)
+    np.testing.assert_array_equal(flt.logits(prepared), flt.logits(events))
+    np.testing.assert_array_equal(same.logits(prepared)[:, 0], flt.logits(events)[:, 1])
+
+
 def test_decide_is_seeded_and_iterates_tables(run_dir, events):
     flt = Filter.from_run(run_dir)
     a, b = flt.decide(events, 4), flt.decide(events, 4)

@@ -173,7 +173,7 @@ def radiative(table, draws):
 
 def smeared(table, draws, skims):
     """:func:`expected_candidates_smeared` of a table's events."""
-    return expected_candidates_smeared(final_state_table(table), Beams(), draws, skims)
+    return expected_candidates_smeared(final_state_table(table), Beams(), dict.fromkeys(skims, draws))
 
 
 def radiative_rows(table, x, draws_list, splits, seed):

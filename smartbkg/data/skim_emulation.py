@@ -46,9 +46,10 @@ before any simulation, as the network's input. They need the full generator reco
 lab frame (the Belle II preprocessing keeps every visible final-state particle) and assume the
 Belle II beams and acceptance.
 
-Cost: about 1.1 ms per event on one CPU core (20000 embedded events): 0.28 ms the radiative
-probability, about 0.45 ms the smeared counts (most of it finding the events with a candidate in
-the loose windows), most of the rest the candidate combinatorics with all hypotheses.
+Cost: about 1.7 ms per event on one CPU core (20000 embedded events): 0.28 ms the radiative
+probability, about 1 ms the smeared counts (0.36 ms of it finding the events with a candidate in
+the loose windows, most of the rest hadronic_b's 64 draws), most of the rest the candidate
+combinatorics with all hypotheses.
 """
 
 from dataclasses import replace
@@ -81,8 +82,10 @@ SMEARING_DETECTOR = replace(IDEAL_DETECTOR, pt_resolution_a=_NOMINAL.pt_resoluti
 #: typical candidate: those the smearing can bring inside.
 LOOSE_WINDOWS = Windows(pi0=(0.100, 0.165), d0_kpi=0.045, d0_kpipi0=0.075, d0_kpipipi=0.045, dplus=0.045,
                         dstar=(0.139, 0.152), rho=0.20, mbc=5.25, delta_e=0.20)
-#: Draws of :func:`expected_candidates_smeared`, and the skims it is computed for.
-SMEARED_DRAWS, SMEARED_SKIMS = 16, ("hadronic_b", "charm_dstar")
+#: Draws of :func:`expected_candidates_smeared` for each skim it is computed for: hadronic_b's
+#: count converges slowly (its near misses pass in few draws; skim-emulation guide).
+SMEARED_DRAWS = {"hadronic_b": 64, "charm_dstar": 16}
+SMEARED_SKIMS = tuple(SMEARED_DRAWS)
 #: Hypotheses the expected candidate counts give a track: those of the skims' particle lists.
 HYPOTHESES = ("e", "mu", "pi", "K")
 #: Smallest probability of a track with a hypothesis (identification probability times the
@@ -299,35 +302,37 @@ def _mean_over_draws(final_state, draws, detector, beams, skims):
     return total / draws
 
 
-def expected_candidates_smeared(final_state, beams, draws=SMEARED_DRAWS, skims=SMEARED_SKIMS):
+def expected_candidates_smeared(final_state, beams, draws=SMEARED_DRAWS):
     """Expected passing candidates of exclusive skims, also over the resolution and the decays.
 
-    The events with a candidate in :data:`LOOSE_WINDOWS` (:func:`expected_candidates` of the
-    ideal reconstruction with ``expected_flight=True``) get the mean of :func:`expected_candidates`
-    over ``draws`` reconstructions by :data:`SMEARING_DETECTOR` (seeds :data:`EMULATION_SEED` +
-    0, 1, ...; ``expected_flight=True``): a Monte Carlo average over the momentum and energy
-    resolution and the in-flight decay modes and angles, exact over the flight lengths. So a
-    candidate near a window's edge counts with the chance that it stays inside, and one just
-    outside with the chance that the smearing brings it in. The others get 0 (their candidates
-    would need shifts of about four standard deviations, or another decay mode of a K_S0 or
-    hyperon than the ideal reconstruction's).
+    The events with a candidate of a skim in :data:`LOOSE_WINDOWS` (:func:`expected_candidates`
+    of the ideal reconstruction with ``expected_flight=True``) get the skim's mean of
+    :func:`expected_candidates` over its number of reconstructions by :data:`SMEARING_DETECTOR`
+    (seeds :data:`EMULATION_SEED` + 0, 1, ...; ``expected_flight=True``): a Monte Carlo average
+    over the momentum and energy resolution and the in-flight decay modes and angles, exact over
+    the flight lengths. So a candidate near a window's edge counts with the chance that it stays
+    inside, and one just outside with the chance that the smearing brings it in. The others get 0
+    (their candidates would need shifts of about four standard deviations, or another decay mode
+    of a K_S0 or hyperon than the ideal reconstruction's).
 
     Args:
         final_state: :func:`final_state_table` of the events (lab frame, GeV).
         beams: :class:`~smartbkg.simulation.beams.Beams`.
-        draws: number of draws (>= 1).
-        skims: the exclusive skims, in column order.
+        draws: {exclusive skim: number of draws (>= 1)}, the skims in column order.
 
     Returns:
-        (n_events, len(skims)) float64.
+        (n_events, len(draws)) float64.
     """
+    skims = tuple(draws)
     with np.errstate(over="ignore"):  # exp of the (unused) turn-on below the pT threshold
         ideal = reconstruct(final_state, EMULATION_SEED, IDEAL_DETECTOR, expected_flight=True)
     near = expected_candidates(ideal, beams, windows=LOOSE_WINDOWS, skims=skims) > 0
-    events = np.flatnonzero(near.any(axis=1))
     out = np.zeros((len(final_state), len(skims)))
-    if len(events):
-        out[events] = _mean_over_draws(final_state.take(events), draws, SMEARING_DETECTOR, beams, skims) * near[events]
+    for j, skim in enumerate(skims):
+        events = np.flatnonzero(near[:, j])
+        if len(events):
+            out[events, j] = _mean_over_draws(final_state.take(events), draws[skim], SMEARING_DETECTOR, beams,
+                                              (skim,))[:, 0]
     return out
 
 

@@ -207,7 +207,7 @@ def test_expected_candidates_smeared_are_what_the_detector_makes(shift):
     (25 MeV): the smeared expected count is the nominal detector's mean number of candidates, and
     it is 0 beyond the loose windows."""
     table = b_to_d_pi_records(M_D0 + shift)
-    expected = expected_candidates_smeared(final_state_table(table), BEAMS, draws=4)[:, 0]
+    expected = expected_candidates_smeared(final_state_table(table), BEAMS, {"hadronic_b": 4})[:, 0]
     made = CANDIDATE_FUNCTIONS["hadronic_b"](SkimInput(reconstruct(table, seed=11), BEAMS)).count_per_event(len(table))
     sigma = np.sqrt(made.var() / len(table))
     assert abs(expected.mean() - made.mean()) < 4 * sigma + 0.01, (expected.mean(), made.mean())

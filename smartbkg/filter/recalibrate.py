@@ -19,12 +19,14 @@ independent sample).
 import argparse
 import json
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
 from .. import metrics as M
-from ..data.readers import read_events
+from ..data import ReadReport
+from ..data.readers import iter_events
 from ..errors import ConfigError
 from ..sampling import Calibration
 from ..train.evaluation import CALIBRATION_FORMS
@@ -39,15 +41,19 @@ REPORT_FILE = "recalibration.json"
 def recalibrate(run_dir, data, out, *, chunk_events=100_000):
     """Refit the calibration of ``run_dir`` on the labelled events of ``data`` into ``out``.
 
+    The events are read and scored chunk by chunk; only their logits, labels and weights are
+    kept (a few bytes per event), so the sample may be larger than the memory.
+
     Args:
         run_dir: a finished ``smartbkg-train`` run folder.
         data: a file or folder of labelled events of any supported format (the run's skims among
             their labels), an unfiltered sample of the production the filter is for.
         out: the new run folder (must not exist, or be empty).
-        chunk_events: events per network call.
+        chunk_events: events per chunk read and scored.
 
     Returns:
-        the report written to ``out/recalibration.json``: {"run", "data", "events",
+        the report written to ``out/recalibration.json``: {"run", "data", "events", "read" (the
+        :class:`~smartbkg.data.ReadReport` of the sample: events read, kept, skipped by reason),
         "skims": {skim: {"passing", "speedup_before", "speedup_after", "form"}}}.
 
     Raises:
@@ -58,18 +64,22 @@ def recalibrate(run_dir, data, out, *, chunk_events=100_000):
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ConfigError(f"--out {out} exists and is not an empty folder")
     run = load_run(run_dir)
-    table = read_events(data)
-    missing = [s for s in run.skims if s not in table.skims]
-    if missing:
-        raise ConfigError(f"{data} has no labels for skim(s) {missing} of the run (it has {list(table.skims)})")
     flt = Filter.of_run(run)
-    logits = np.concatenate([flt.logits(table[a:a + chunk_events]) for a in range(0, len(table), chunk_events)])
+    read = ReadReport()
+    logits, labels, weights = [], [], []
+    for _, table in iter_events(data, chunk_events=chunk_events, report=read):
+        missing = [s for s in flt.skims if s not in table.skims]
+        if missing:
+            raise ConfigError(f"{data} has no labels for skim(s) {missing} of the run (it has {list(table.skims)})")
+        logits.append(flt.logits(table))
+        labels.append(table.labels[:, [table.skims.index(s) for s in flt.skims]].astype(np.float64))
+        weights.append(np.ones(len(table)) if table.weight is None else table.weight.astype(np.float64))
+    logits, labels, weight = np.concatenate(logits), np.concatenate(labels), np.concatenate(weights)
     scored = ~np.isnan(logits).any(axis=1)
-    weight = np.ones(len(table)) if table.weight is None else table.weight.astype(np.float64)
     t = run.config.train
     calibrations, report = {}, {}
     for j, skim in enumerate(flt.skims):
-        y = table.labels[:, table.skims.index(skim)].astype(np.float64)
+        y = labels[:, j]
         if not np.any(y[scored] * weight[scored] > 0):
             raise ConfigError(f"{data} has no passing event of {skim}: it cannot calibrate it")
         eps = float(np.sum(y * weight) / np.sum(weight))
@@ -88,7 +98,7 @@ def recalibrate(run_dir, data, out, *, chunk_events=100_000):
         (out / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(Path(run_dir) / name, out / name)
     (out / CALIBRATION_FILE).write_text(json.dumps({s: c.to_dict() for s, c in calibrations.items()}, indent=1) + "\n")
-    result = {"run": str(run_dir), "data": str(data), "events": len(table), "skims": report}
+    result = {"run": str(run_dir), "data": str(data), "events": len(labels), "read": read.to_dict(), "skims": report}
     (out / REPORT_FILE).write_text(json.dumps(result, indent=1) + "\n")
     return result
 
@@ -107,6 +117,8 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     result = recalibrate(args.run_dir, args.data, args.out)
+    if result["read"]["skipped"]:
+        print(ReadReport(skipped=Counter(result["read"]["skipped"])).skip_summary(result["read"]["read"]))
     print(f"refitted on {result['events']} events of {args.data}; speedup on them (optimistic for the new fit):")
     for skim, r in result["skims"].items():
         print(f"  {skim:18s} passing {r['passing']:9.0f}  before {r['speedup_before']:7.2f}  after "

@@ -59,6 +59,17 @@ def test_new_run_has_the_network_and_a_calibration_fitted_on_the_sample(run_dir,
     assert (run_dir / "calibration.json").read_text() != (out / "calibration.json").read_text()
 
 
+def test_bad_events_of_the_sample_are_counted_and_reported(run_dir, fresh_sample, tmp_path, capsys):
+    table = read_events(fresh_sample)
+    px = table.particles["px"].copy()
+    px[table.offsets[[3, 10]]] = np.nan  # two events with a NaN momentum
+    write_parquet(table.replace(particles={**table.particles, "px": px}), tmp_path / "bad.parquet")
+    assert calibrate_cli(run_dir, "--data", tmp_path / "bad.parquet", "--out", tmp_path / "out") == 0
+    assert "skipped 2 of 3000 events" in capsys.readouterr().out
+    report = json.loads((tmp_path / "out" / REPORT_FILE).read_text())
+    assert report["events"] == 2998 and report["read"]["read"] == 3000 and sum(report["read"]["skipped"].values()) == 2
+
+
 def test_bad_requests_are_one_line_errors(run_dir, fresh_sample, tmp_path, capsys):
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x").write_text("")

@@ -46,7 +46,7 @@ before any simulation, as the network's input. They need the full generator reco
 lab frame (the Belle II preprocessing keeps every visible final-state particle) and assume the
 Belle II beams and acceptance.
 
-Cost: about 1.7 ms per event on one CPU core (20000 embedded events): 0.28 ms the radiative
+Cost: about 1.5 ms per event on one CPU core (20000 embedded events): 0.28 ms the radiative
 probability, about 1 ms the smeared counts (0.36 ms of it finding the events with a candidate in
 the loose windows, most of the rest hadronic_b's 64 draws), most of the rest the candidate
 combinatorics with all hypotheses.

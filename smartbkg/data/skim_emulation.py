@@ -85,6 +85,7 @@ LOOSE_WINDOWS = Windows(pi0=(0.100, 0.165), d0_kpi=0.045, d0_kpipi0=0.075, d0_kp
 #: Draws of :func:`expected_candidates_smeared` for each skim it is computed for: hadronic_b's
 #: count converges slowly (its near misses pass in few draws; skim-emulation guide).
 SMEARED_DRAWS = {"hadronic_b": 64, "charm_dstar": 16}
+#: The skims of :func:`expected_candidates_smeared` in the features, in column order.
 SMEARED_SKIMS = tuple(SMEARED_DRAWS)
 #: Hypotheses the expected candidate counts give a track: those of the skims' particle lists.
 HYPOTHESES = ("e", "mu", "pi", "K")
